@@ -1,0 +1,1 @@
+//! nii-atr: automated threat recognition for dual-energy X-ray scans of cargo.
