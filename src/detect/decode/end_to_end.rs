@@ -1,0 +1,115 @@
+//! NMS-free end-to-end heads (YOLOv10, YOLO26, RT-DETR exports): `[N, K, 6]` rows
+//! `x1, y1, x2, y2, score, class`. The model already suppressed duplicates.
+
+use super::{BoxParams, DecodeError, DecodeStats, check_batch, view3};
+use crate::detect::geometry::{BoxXyxy, Detection};
+use ndarray::ArrayViewD;
+
+pub const NAME: &str = "end_to_end";
+
+pub fn decode(
+    out: ArrayViewD<'_, f32>,
+    output: &str,
+    batch: usize,
+    params: &BoxParams,
+    stats: &mut DecodeStats,
+) -> Result<Vec<Vec<Detection>>, DecodeError> {
+    let expected = "[N, K, 6] (x1, y1, x2, y2, score, class)";
+    let out = view3(out, output, NAME, expected)?;
+    let (n, k, cols) = out.dim();
+    if cols != 6 {
+        return Err(DecodeError::Shape {
+            output: output.into(),
+            decoder: NAME,
+            expected: expected.into(),
+            found: vec![n, k, cols],
+        });
+    }
+    check_batch(output, n, batch)?;
+    let nc = params.num_classes();
+    let mut images = Vec::with_capacity(n);
+    for img in out.outer_iter() {
+        let mut dets = Vec::new();
+        for row in img.outer_iter() {
+            if row.iter().any(|v| !v.is_finite()) {
+                stats.non_finite += 1;
+                continue;
+            }
+            let (score, class) = (row[4], row[5]);
+            // Padding rows of fixed-K exports carry score 0: they are not candidates.
+            if score <= 0.0 {
+                continue;
+            }
+            if class < 0.0 || class.fract() != 0.0 || class as usize >= nc || row[2] < row[0] || row[3] < row[1] {
+                stats.malformed += 1;
+                continue;
+            }
+            let c = class as usize;
+            if score < params.class_thresholds[c] {
+                continue;
+            }
+            stats.candidates += 1;
+            dets.push(Detection { bbox: BoxXyxy::new(row[0], row[1], row[2], row[3]), score, class_id: c as u32 });
+        }
+        // Exports usually sort by score already; do not rely on it for the cap.
+        dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+        dets.truncate(params.max_detections);
+        images.push(dets);
+    }
+    Ok(images)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{assert_close, params};
+    use super::*;
+    use ndarray::{Array3, ArrayD, IxDyn};
+
+    fn one_image(rows: &[[f32; 6]]) -> ArrayD<f32> {
+        let mut a = Array3::<f32>::zeros((1, rows.len(), 6));
+        for (i, r) in rows.iter().enumerate() {
+            for c in 0..6 {
+                a[[0, i, c]] = r[c];
+            }
+        }
+        a.into_dyn()
+    }
+
+    #[test]
+    fn keeps_rows_above_threshold_without_nms() {
+        let out = one_image(&[
+            [0.0, 0.0, 10.0, 10.0, 0.6, 1.0],
+            [1.0, 0.0, 11.0, 10.0, 0.9, 1.0], // overlapping but the model said keep
+            [0.0, 0.0, 10.0, 10.0, 0.1, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0], // padding
+        ]);
+        let mut stats = DecodeStats::default();
+        let got = decode(out.view(), "output0", 1, &params(2, 0.25), &mut stats).unwrap();
+        assert_close(&got[0], &[(1.0, 0.0, 11.0, 10.0, 0.9, 1), (0.0, 0.0, 10.0, 10.0, 0.6, 1)]);
+        assert_eq!(stats, DecodeStats { non_finite: 0, malformed: 0, candidates: 2 });
+    }
+
+    #[test]
+    fn bad_rows_are_counted() {
+        let out = one_image(&[
+            [0.0, 0.0, 10.0, 10.0, f32::NAN, 1.0],
+            [0.0, 0.0, 10.0, 10.0, 0.9, 7.0], // class out of range
+            [0.0, 0.0, 10.0, 10.0, 0.9, 0.5], // fractional class
+            [10.0, 0.0, 0.0, 10.0, 0.9, 0.0], // inverted box
+        ]);
+        let mut stats = DecodeStats::default();
+        let got = decode(out.view(), "o", 1, &params(2, 0.25), &mut stats).unwrap();
+        assert!(got[0].is_empty());
+        assert_eq!(stats.non_finite, 1);
+        assert_eq!(stats.malformed, 3);
+    }
+
+    #[test]
+    fn malformed_shapes() {
+        let mut stats = DecodeStats::default();
+        let five = ArrayD::<f32>::zeros(IxDyn(&[1, 10, 5]));
+        assert!(matches!(decode(five.view(), "o", 1, &params(2, 0.25), &mut stats), Err(DecodeError::Shape { .. })));
+        let empty = ArrayD::<f32>::zeros(IxDyn(&[1, 0, 6]));
+        assert_eq!(decode(empty.view(), "o", 1, &params(2, 0.25), &mut stats).unwrap(), vec![vec![]]);
+    }
+}

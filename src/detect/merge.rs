@@ -1,0 +1,462 @@
+//! Cross-tile merging: NMS, NMM and greedy NMM with SAHI's semantics, plus stitching of
+//! boxes that an interior tile edge cut in two.
+//!
+//! Convention: two boxes *match* when `overlap > threshold` (torchvision's NMS rule; SAHI
+//! uses `>=`, which differs only at exact equality). Scores sort descending with NaN last
+//! and ties broken by input order, so results never depend on the sort's stability.
+
+use super::geometry::{BoxXyxy, Detection, MatchMetric};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+
+/// What to do with a group of matching boxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeMethod {
+    /// Keep the best box of each group, drop the rest.
+    Nms,
+    /// Non-maximum merging: matches of a box already merged join its keeper too (SAHI `NMM`).
+    Nmm,
+    /// Greedy NMM: each keeper takes its own still-unclaimed matches (SAHI `GREEDYNMM`).
+    #[default]
+    GreedyNmm,
+}
+
+/// Which box a merged group reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergedBox {
+    /// The smallest box holding every member (SAHI's choice).
+    #[default]
+    Union,
+    /// The highest-scoring member's box.
+    HighestScore,
+    /// Coordinates averaged with the scores as weights.
+    ScoreWeighted,
+}
+
+/// Merge parameters (`[merge]` in the pipeline config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MergeConfig {
+    pub method: MergeMethod,
+    pub metric: MatchMetric,
+    /// Overlap above which two boxes are the same object.
+    pub threshold: f32,
+    /// Merge boxes of different classes too (the merged class is the best member's).
+    pub class_agnostic: bool,
+    pub merged_box: MergedBox,
+    /// Join boxes cut by an interior tile edge with their continuation in the neighbour tile.
+    pub stitch_cut_boxes: bool,
+}
+
+impl Default for MergeConfig {
+    fn default() -> Self {
+        // SAHI's defaults for sliced prediction.
+        Self {
+            method: MergeMethod::GreedyNmm,
+            metric: MatchMetric::Ios,
+            threshold: 0.5,
+            class_agnostic: false,
+            merged_box: MergedBox::Union,
+            stitch_cut_boxes: true,
+        }
+    }
+}
+
+/// Descending by score, NaN last, ties by index.
+fn by_score_desc(scores: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (sa, sb) = (scores[a], scores[b]);
+        match (sa.is_nan(), sb.is_nan()) {
+            (true, true) => a.cmp(&b),
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => sb.total_cmp(&sa).then(a.cmp(&b)),
+        }
+    });
+    order
+}
+
+/// Greedy non-maximum suppression; returns kept indices, best first.
+///
+/// `same_group(i, j)` says whether two boxes compete (same class, or always when class
+/// agnostic); `overlap` is any overlap measure (IoU, IoS).
+pub fn nms_indices(
+    boxes: &[BoxXyxy],
+    scores: &[f32],
+    threshold: f32,
+    same_group: impl Fn(usize, usize) -> bool,
+    overlap: impl Fn(&BoxXyxy, &BoxXyxy) -> f32,
+) -> Vec<usize> {
+    debug_assert_eq!(boxes.len(), scores.len());
+    let mut keep: Vec<usize> = Vec::new();
+    for i in by_score_desc(scores) {
+        if scores[i].is_nan() {
+            // Sorted last, so every later one is NaN too: none can be trusted.
+            break;
+        }
+        if keep.iter().all(|&k| !same_group(i, k) || overlap(&boxes[k], &boxes[i]) <= threshold) {
+            keep.push(i);
+        }
+    }
+    keep
+}
+
+/// Groups of indices that merge into one detection; each group's first index is its keeper
+/// (the best-scoring member). Detections with a NaN score are left out.
+pub fn merge_groups(dets: &[Detection], cfg: &MergeConfig) -> Vec<Vec<usize>> {
+    let boxes: Vec<BoxXyxy> = dets.iter().map(|d| d.bbox).collect();
+    let scores: Vec<f32> = dets.iter().map(|d| d.score).collect();
+    let same = |i: usize, j: usize| cfg.class_agnostic || dets[i].class_id == dets[j].class_id;
+    let matches = |i: usize, j: usize| same(i, j) && cfg.metric.overlap(&boxes[i], &boxes[j]) > cfg.threshold;
+    let order: Vec<usize> = by_score_desc(&scores).into_iter().filter(|&i| !scores[i].is_nan()).collect();
+    match cfg.method {
+        MergeMethod::Nms => {
+            let overlap = |a: &BoxXyxy, b: &BoxXyxy| cfg.metric.overlap(a, b);
+            nms_indices(&boxes, &scores, cfg.threshold, same, overlap).into_iter().map(|i| vec![i]).collect()
+        }
+        MergeMethod::GreedyNmm => {
+            let mut claimed = vec![false; dets.len()];
+            let mut groups = Vec::new();
+            for (pos, &i) in order.iter().enumerate() {
+                if claimed[i] {
+                    continue;
+                }
+                claimed[i] = true;
+                let mut group = vec![i];
+                for &j in &order[pos + 1..] {
+                    if !claimed[j] && matches(i, j) {
+                        claimed[j] = true;
+                        group.push(j);
+                    }
+                }
+                groups.push(group);
+            }
+            groups
+        }
+        MergeMethod::Nmm => {
+            // SAHI's `nmm`: a box already merged into a keeper hands its own matches to
+            // that keeper, so chains of overlapping boxes end up as one object.
+            let mut keeper_of: Vec<Option<usize>> = vec![None; dets.len()];
+            let mut members: Vec<Option<Vec<usize>>> = vec![None; dets.len()];
+            for &i in &order {
+                let matched: Vec<usize> = order.iter().copied().filter(|&j| j != i && matches(i, j)).collect();
+                let keeper = match keeper_of[i] {
+                    None => {
+                        members[i] = Some(Vec::new());
+                        i
+                    }
+                    Some(k) => k,
+                };
+                for j in matched {
+                    if keeper_of[j].is_none() && members[j].is_none() {
+                        keeper_of[j] = Some(keeper);
+                        members[keeper].get_or_insert_with(Vec::new).push(j);
+                    }
+                }
+            }
+            order.iter().filter_map(|&i| members[i].take().map(|m| std::iter::once(i).chain(m).collect())).collect()
+        }
+    }
+}
+
+/// One detection for a group: the keeper's class, the best score, the configured box.
+pub fn merge_group(dets: &[Detection], group: &[usize], merged_box: MergedBox) -> Detection {
+    let keeper = dets[group[0]];
+    let bbox = match merged_box {
+        MergedBox::HighestScore => keeper.bbox,
+        MergedBox::Union => group.iter().fold(keeper.bbox, |acc, &i| acc.union_box(&dets[i].bbox)),
+        MergedBox::ScoreWeighted => {
+            let total: f32 = group.iter().map(|&i| dets[i].score.max(0.0)).sum();
+            if total > 0.0 {
+                let mut b = BoxXyxy::new(0.0, 0.0, 0.0, 0.0);
+                for &i in group {
+                    let (w, d) = (dets[i].score.max(0.0) / total, dets[i].bbox);
+                    b = BoxXyxy::new(b.x1 + w * d.x1, b.y1 + w * d.y1, b.x2 + w * d.x2, b.y2 + w * d.y2);
+                }
+                b
+            } else {
+                keeper.bbox
+            }
+        }
+    };
+    Detection { bbox, score: keeper.score, class_id: keeper.class_id }
+}
+
+/// Merges detections gathered from overlapping tiles (already in scan coordinates).
+pub fn merge(dets: &[Detection], cfg: &MergeConfig) -> Vec<Detection> {
+    merge_groups(dets, cfg).iter().map(|g| merge_group(dets, g, cfg.merged_box)).collect()
+}
+
+/// Sides of a detection that lie on an interior tile edge, where the object may go on
+/// into the neighbouring tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CutEdges {
+    pub left: bool,
+    pub top: bool,
+    pub right: bool,
+    pub bottom: bool,
+}
+
+impl CutEdges {
+    /// `bbox` in tile pixels; `interior` marks which tile sides (left, top, right, bottom)
+    /// border another tile rather than the scan's edge; `margin` is how close counts as on it.
+    pub fn of(bbox: &BoxXyxy, tile_width: f32, tile_height: f32, interior: [bool; 4], margin: f32) -> Self {
+        Self {
+            left: interior[0] && bbox.x1 <= margin,
+            top: interior[1] && bbox.y1 <= margin,
+            right: interior[2] && bbox.x2 >= tile_width - margin,
+            bottom: interior[3] && bbox.y2 >= tile_height - margin,
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        self.left || self.top || self.right || self.bottom
+    }
+}
+
+/// Overlap of two intervals over the shorter one.
+fn span_overlap(a0: f32, a1: f32, b0: f32, b1: f32) -> f32 {
+    let inter = (a1.min(b1) - a0.max(b0)).max(0.0);
+    let shorter = (a1 - a0).min(b1 - b0);
+    if shorter > 0.0 { inter / shorter } else { 0.0 }
+}
+
+/// Joins pieces of one object that tile edges cut apart: a box cut on its right side and
+/// one cut on its left side that meet (their x ranges touch or overlap) and share most of
+/// their height (`threshold` of the shorter span) become one box; likewise top/bottom.
+/// Pieces join transitively, so an object spanning several tiles gives one box. The
+/// joined detection keeps the best score and the best piece's class.
+pub fn stitch_cut_boxes(dets: &[Detection], cuts: &[CutEdges], threshold: f32, class_agnostic: bool) -> Vec<Detection> {
+    debug_assert_eq!(dets.len(), cuts.len());
+    let n = dets.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let cut_idx: Vec<usize> = (0..n).filter(|&i| cuts[i].any()).collect();
+    for (p, &i) in cut_idx.iter().enumerate() {
+        for &j in &cut_idx[p + 1..] {
+            let (a, b) = (&dets[i], &dets[j]);
+            if !class_agnostic && a.class_id != b.class_id {
+                continue;
+            }
+            let (ba, bb) = (a.bbox, b.bbox);
+            let horizontal = |l: &BoxXyxy, r: &BoxXyxy, lc: &CutEdges, rc: &CutEdges| {
+                lc.right && rc.left && r.x1 <= l.x2 && r.x1 >= l.x1 && span_overlap(l.y1, l.y2, r.y1, r.y2) > threshold
+            };
+            let vertical = |t: &BoxXyxy, u: &BoxXyxy, tc: &CutEdges, uc: &CutEdges| {
+                tc.bottom && uc.top && u.y1 <= t.y2 && u.y1 >= t.y1 && span_overlap(t.x1, t.x2, u.x1, u.x2) > threshold
+            };
+            let joined = horizontal(&ba, &bb, &cuts[i], &cuts[j])
+                || horizontal(&bb, &ba, &cuts[j], &cuts[i])
+                || vertical(&ba, &bb, &cuts[i], &cuts[j])
+                || vertical(&bb, &ba, &cuts[j], &cuts[i]);
+            if joined {
+                let (ri, rj) = (root(&mut parent, i), root(&mut parent, j));
+                parent[ri.max(rj)] = ri.min(rj);
+            }
+        }
+    }
+    let mut out: Vec<Option<Detection>> = vec![None; n];
+    for i in 0..n {
+        let r = root(&mut parent, i);
+        let d = dets[i];
+        out[r] = Some(match out[r] {
+            None => d,
+            Some(acc) => {
+                let best = if d.score > acc.score { d } else { acc };
+                Detection { bbox: acc.bbox.union_box(&d.bbox), score: best.score, class_id: best.class_id }
+            }
+        });
+    }
+    out.into_iter().flatten().collect()
+}
+
+/// Stitching (when configured) then merging: the whole cross-tile step.
+pub fn merge_tiles(dets: &[Detection], cuts: &[CutEdges], cfg: &MergeConfig) -> Vec<Detection> {
+    if cfg.stitch_cut_boxes && cuts.len() == dets.len() {
+        let stitched = stitch_cut_boxes(dets, cuts, cfg.threshold, cfg.class_agnostic);
+        merge(&stitched, cfg)
+    } else {
+        merge(dets, cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn det(x1: f32, y1: f32, x2: f32, y2: f32, score: f32, class_id: u32) -> Detection {
+        Detection { bbox: BoxXyxy::new(x1, y1, x2, y2), score, class_id }
+    }
+
+    /// Textbook NMS: repeatedly take the best remaining box, drop all it overlaps.
+    fn naive_nms(dets: &[Detection], thr: f32, agnostic: bool) -> Vec<usize> {
+        let mut remaining: Vec<usize> = (0..dets.len()).filter(|&i| !dets[i].score.is_nan()).collect();
+        let mut keep = Vec::new();
+        while !remaining.is_empty() {
+            let mut best = remaining[0];
+            for &i in &remaining {
+                if dets[i].score > dets[best].score || (dets[i].score == dets[best].score && i < best) {
+                    best = i;
+                }
+            }
+            keep.push(best);
+            remaining.retain(|&i| {
+                i != best
+                    && !((agnostic || dets[i].class_id == dets[best].class_id)
+                        && dets[i].bbox.iou(&dets[best].bbox) > thr)
+            });
+        }
+        keep
+    }
+
+    fn arb_det() -> impl Strategy<Value = Detection> {
+        (0.0f32..200.0, 0.0f32..200.0, 1.0f32..80.0, 1.0f32..80.0, 0.0f32..1.0, 0u32..3)
+            .prop_map(|(x, y, w, h, s, c)| det(x, y, x + w, y + h, (s * 64.0).round() / 64.0, c))
+    }
+
+    proptest! {
+        #[test]
+        fn nms_matches_the_naive_reference(dets in prop::collection::vec(arb_det(), 0..60), thr in 0.1f32..0.9, agnostic: bool) {
+            let cfg = MergeConfig { method: MergeMethod::Nms, metric: MatchMetric::Iou, threshold: thr, class_agnostic: agnostic, ..Default::default() };
+            let got: Vec<usize> = merge_groups(&dets, &cfg).into_iter().map(|g| g[0]).collect();
+            prop_assert_eq!(got, naive_nms(&dets, thr, agnostic));
+        }
+
+        #[test]
+        fn greedy_nmm_partitions_and_keepers_match_nms(dets in prop::collection::vec(arb_det(), 0..60), thr in 0.1f32..0.9) {
+            let cfg = MergeConfig { method: MergeMethod::GreedyNmm, metric: MatchMetric::Iou, threshold: thr, ..Default::default() };
+            let groups = merge_groups(&dets, &cfg);
+            let mut seen = vec![0usize; dets.len()];
+            for g in &groups {
+                for &i in g { seen[i] += 1; }
+                // Every member matches its keeper and is not better than it.
+                for &i in &g[1..] {
+                    prop_assert!(dets[i].bbox.iou(&dets[g[0]].bbox) > thr);
+                    prop_assert_eq!(dets[i].class_id, dets[g[0]].class_id);
+                    prop_assert!(dets[i].score <= dets[g[0]].score);
+                }
+            }
+            prop_assert!(seen.iter().all(|&s| s == 1), "every box in exactly one group");
+            // Greedy NMM's keepers are exactly NMS's survivors.
+            let keepers: Vec<usize> = groups.iter().map(|g| g[0]).collect();
+            prop_assert_eq!(keepers, naive_nms(&dets, thr, false));
+        }
+
+        #[test]
+        fn nmm_partitions_and_union_holds_members(dets in prop::collection::vec(arb_det(), 0..40), thr in 0.1f32..0.9) {
+            let cfg = MergeConfig { method: MergeMethod::Nmm, metric: MatchMetric::Ios, threshold: thr, ..Default::default() };
+            let groups = merge_groups(&dets, &cfg);
+            let mut seen = vec![0usize; dets.len()];
+            for g in &groups {
+                for &i in g { seen[i] += 1; }
+                let merged = merge_group(&dets, g, MergedBox::Union);
+                for &i in g {
+                    let b = dets[i].bbox;
+                    prop_assert!(merged.bbox.x1 <= b.x1 && merged.bbox.y1 <= b.y1 && merged.bbox.x2 >= b.x2 && merged.bbox.y2 >= b.y2);
+                    prop_assert!(dets[i].score <= merged.score);
+                }
+            }
+            prop_assert!(seen.iter().all(|&s| s == 1));
+            // No two keepers of the same class still match each other's boxes directly... unless
+            // reached only through chains; but a keeper never matches another keeper.
+            for a in 0..groups.len() {
+                for b in a + 1..groups.len() {
+                    let (ka, kb) = (groups[a][0], groups[b][0]);
+                    if dets[ka].class_id == dets[kb].class_id {
+                        prop_assert!(dets[ka].bbox.ios(&dets[kb].bbox) <= thr);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nan_scores_never_survive_and_never_panic() {
+        let dets = [det(0.0, 0.0, 10.0, 10.0, f32::NAN, 0), det(0.0, 0.0, 10.0, 10.0, 0.5, 0)];
+        for method in [MergeMethod::Nms, MergeMethod::Nmm, MergeMethod::GreedyNmm] {
+            let out = merge(&dets, &MergeConfig { method, ..Default::default() });
+            assert_eq!(out, vec![dets[1]], "{method:?}");
+        }
+    }
+
+    #[test]
+    fn empty_input_gives_empty_output() {
+        assert!(merge(&[], &MergeConfig::default()).is_empty());
+        assert!(stitch_cut_boxes(&[], &[], 0.5, false).is_empty());
+    }
+
+    #[test]
+    fn nmm_chains_where_greedy_nmm_does_not() {
+        // A (best) overlaps B, B overlaps C, A does not overlap C.
+        let dets =
+            [det(0.0, 0.0, 10.0, 10.0, 0.9, 0), det(6.0, 0.0, 16.0, 10.0, 0.8, 0), det(12.0, 0.0, 22.0, 10.0, 0.7, 0)];
+        let base = MergeConfig { metric: MatchMetric::Iou, threshold: 0.1, ..Default::default() };
+        let greedy = merge_groups(&dets, &MergeConfig { method: MergeMethod::GreedyNmm, ..base.clone() });
+        assert_eq!(greedy, vec![vec![0, 1], vec![2]]);
+        let nmm = merge_groups(&dets, &MergeConfig { method: MergeMethod::Nmm, ..base });
+        assert_eq!(nmm, vec![vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn merged_box_choices() {
+        let dets = [det(0.0, 0.0, 10.0, 10.0, 0.75, 2), det(2.0, 0.0, 12.0, 10.0, 0.25, 2)];
+        let g = [0, 1];
+        assert_eq!(merge_group(&dets, &g, MergedBox::Union).bbox, BoxXyxy::new(0.0, 0.0, 12.0, 10.0));
+        assert_eq!(merge_group(&dets, &g, MergedBox::HighestScore).bbox, dets[0].bbox);
+        let w = merge_group(&dets, &g, MergedBox::ScoreWeighted);
+        assert!((w.bbox.x1 - 0.5).abs() < 1e-6 && (w.bbox.x2 - 10.5).abs() < 1e-6, "{w:?}");
+        assert_eq!(w.score, 0.75);
+        assert_eq!(w.class_id, 2);
+    }
+
+    #[test]
+    fn class_aware_keeps_different_classes_apart() {
+        let dets = [det(0.0, 0.0, 10.0, 10.0, 0.9, 0), det(0.0, 0.0, 10.0, 10.0, 0.8, 1)];
+        assert_eq!(merge(&dets, &MergeConfig::default()).len(), 2);
+        let agnostic = merge(&dets, &MergeConfig { class_agnostic: true, ..Default::default() });
+        assert_eq!(agnostic.len(), 1);
+        assert_eq!(agnostic[0].class_id, 0);
+    }
+
+    #[test]
+    fn an_object_cut_by_two_tile_edges_gives_one_box() {
+        // Tiles 0..64, 48..112, 96..160 (overlap 16). Object at x 20..140, y 10..30.
+        let tiles = [
+            (0.0f32, [false, false, true, false]),
+            (48.0, [true, false, true, false]),
+            (96.0, [true, false, false, false]),
+        ];
+        let (ox1, ox2) = (20.0f32, 140.0f32);
+        let mut dets = Vec::new();
+        let mut cuts = Vec::new();
+        for (i, (tx, interior)) in tiles.iter().enumerate() {
+            let local = BoxXyxy::new((ox1 - tx).max(0.0), 10.0, (ox2 - tx).min(64.0), 30.0);
+            cuts.push(CutEdges::of(&local, 64.0, 64.0, *interior, 1.0));
+            dets.push(Detection { bbox: local.translate(*tx, 0.0), score: 0.6 + i as f32 * 0.1, class_id: 0 });
+        }
+        // Plain IoU/IoS merging leaves pieces: the middle and right pieces share only 16 px.
+        let plain = MergeConfig { stitch_cut_boxes: false, ..Default::default() };
+        assert!(merge_tiles(&dets, &cuts, &plain).len() > 1);
+        let out = merge_tiles(&dets, &cuts, &MergeConfig::default());
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].bbox, BoxXyxy::new(20.0, 10.0, 140.0, 30.0));
+        assert!((out[0].score - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn pieces_at_different_heights_are_not_stitched() {
+        let cuts = [CutEdges { right: true, ..Default::default() }, CutEdges { left: true, ..Default::default() }];
+        let dets = [det(10.0, 0.0, 64.0, 20.0, 0.9, 0), det(48.0, 40.0, 90.0, 60.0, 0.9, 0)];
+        assert_eq!(stitch_cut_boxes(&dets, &cuts, 0.5, false).len(), 2);
+    }
+}
