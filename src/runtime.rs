@@ -209,6 +209,11 @@ pub fn loaded() -> Option<&'static RuntimeInfo> {
     LOADED.get()
 }
 
+/// The process-wide ONNX Runtime environment sessions are built in; `None` before [`init`].
+pub fn environment() -> Option<&'static ort::environment::Environment> {
+    ENVIRONMENT.get()
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,

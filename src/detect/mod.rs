@@ -6,6 +6,7 @@
 pub mod decode;
 pub mod geometry;
 pub mod merge;
+pub mod spec;
 
 pub use geometry::{BoxXyxy, Detection, MatchMetric};
 pub use merge::{CutEdges, MergeConfig, MergeMethod, MergedBox};
