@@ -265,9 +265,8 @@ pub fn stitch_cut_boxes(dets: &[Detection], cuts: &[CutEdges], threshold: f32, c
         }
     }
     let mut out: Vec<Option<Detection>> = vec![None; n];
-    for i in 0..n {
+    for (i, &d) in dets.iter().enumerate() {
         let r = root(&mut parent, i);
-        let d = dets[i];
         out[r] = Some(match out[r] {
             None => d,
             Some(acc) => {
