@@ -1,3 +1,5 @@
 //! nii-atr: automated threat recognition for dual-energy X-ray scans of cargo.
 
+pub mod preprocess;
 pub mod runtime;
+pub mod scan;
