@@ -15,8 +15,11 @@
 //! layout = "nchw"
 //! width = 640
 //! height = 640
-//! channels = ["attenuation_high", "attenuation_low", "r_value"]
-//! normalisation = [{ mean = 0.0, std = 1.0 }]   # one entry for all channels, or one per channel
+//! channels = [                   # the scan core's channel recipe, in model order
+//!   { channel = "attenuation_high", mean = 0.0, std = 4.0 },
+//!   { channel = "attenuation_low", mean = 0.0, std = 4.0 },
+//!   { channel = "r_value" },        # mean 0, std 1 by default
+//! ]
 //!
 //! [decoder]
 //! kind = "yolov8"                  # yolov8 | yolov5 | end_to_end | anomalib | classification
@@ -35,6 +38,7 @@
 //! spec against the model's real inputs and outputs before any scan runs.
 
 use super::decode::classify::Activation;
+use crate::preprocess::tiles::{ChannelRecipe, ChannelSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,40 +63,6 @@ pub enum Layout {
     Nhwc,
 }
 
-/// One input channel, in the scan core's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChannelKind {
-    /// `-ln T` of the high-energy plane.
-    AttenuationHigh,
-    /// `-ln T` of the low-energy plane.
-    AttenuationLow,
-    /// Low/high attenuation ratio (material signature).
-    RValue,
-    /// Effective atomic number estimate.
-    Zeff,
-    /// Grey view (high-energy transmission as an image).
-    Grey,
-    /// Red, green, blue of the officer's pseudo-colour view.
-    PseudoColourR,
-    PseudoColourG,
-    PseudoColourB,
-}
-
-/// `(x - mean) / std` per channel.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Normalisation {
-    pub mean: f32,
-    pub std: f32,
-}
-
-impl Default for Normalisation {
-    fn default() -> Self {
-        Self { mean: 0.0, std: 1.0 }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
@@ -101,20 +71,14 @@ pub struct InputSpec {
     pub layout: Layout,
     pub width: usize,
     pub height: usize,
-    pub channels: Vec<ChannelKind>,
-    /// Empty: identity; one entry: every channel; otherwise one per channel.
-    #[serde(default)]
-    pub normalisation: Vec<Normalisation>,
+    /// The scan core's channel recipe: channels in model order, each with its
+    /// normalisation `(x - mean) / std`.
+    pub channels: Vec<ChannelSpec>,
 }
 
 impl InputSpec {
-    /// The normalisation of channel `c`.
-    pub fn normalisation_of(&self, c: usize) -> Normalisation {
-        match self.normalisation.len() {
-            0 => Normalisation::default(),
-            1 => self.normalisation[0],
-            _ => self.normalisation[c],
-        }
+    pub fn recipe(&self) -> ChannelRecipe {
+        ChannelRecipe { channels: self.channels.clone() }
     }
 }
 
@@ -320,15 +284,8 @@ impl ModelSpec {
         if i.width == 0 || i.height == 0 || i.width > MAX_SIDE || i.height > MAX_SIDE {
             return Err(format!("input size {}x{} outside 1..={MAX_SIDE}", i.width, i.height));
         }
-        if !(i.normalisation.len() <= 1 || i.normalisation.len() == i.channels.len()) {
-            return Err(format!(
-                "input.normalisation has {} entries for {} channels (give 0, 1 or one per channel)",
-                i.normalisation.len(),
-                i.channels.len()
-            ));
-        }
-        if let Some(n) = i.normalisation.iter().find(|n| !(n.std.is_finite() && n.std != 0.0 && n.mean.is_finite())) {
-            return Err(format!("normalisation {n:?} needs a finite mean and a finite non-zero std"));
+        if let Some(c) = i.channels.iter().find(|c| !(c.std.is_finite() && c.std != 0.0 && c.mean.is_finite())) {
+            return Err(format!("channel {:?} needs a finite mean and a finite non-zero std", c.channel));
         }
         let thr_ok = |t: f32| (0.0..=1.0).contains(&t);
         if !thr_ok(self.score_threshold) || self.classes.iter().any(|c| c.score_threshold.is_some_and(|t| !thr_ok(t))) {
@@ -445,19 +402,13 @@ pub fn infer_spec(model: &Path, info: &ModelInfo) -> Result<ModelSpec, SpecError
         _ => return Err(fail(format!("input `{}` has dynamic size and no `imgsz` metadata", input.name))),
     };
     // Three channels are fed as the officer's pseudo-colour view, as RGB-trained detectors expect.
-    let channel_kinds = match channels {
-        1 => vec![ChannelKind::Grey],
-        3 => vec![ChannelKind::PseudoColourR, ChannelKind::PseudoColourG, ChannelKind::PseudoColourB],
+    let recipe = match channels {
+        1 => ChannelRecipe::grey(),
+        3 => ChannelRecipe::pseudo_rgb(),
         c => return Err(fail(format!("input `{}` has {c} channels; only 1 or 3 can be guessed", input.name))),
     };
-    let input_spec = InputSpec {
-        name: input.name.clone(),
-        layout: Layout::Nchw,
-        width,
-        height,
-        channels: channel_kinds,
-        normalisation: Vec::new(),
-    };
+    let input_spec =
+        InputSpec { name: input.name.clone(), layout: Layout::Nchw, width, height, channels: recipe.channels };
 
     let out_named = |n: &str| info.outputs.iter().find(|o| o.name == n);
     let (task, decoder, nc) = if let Some(map) = out_named("anomaly_map") {
@@ -715,7 +666,7 @@ mod tests {
             name = "images"
             width = 64
             height = 64
-            channels = ["attenuation_high", "attenuation_low", "r_value"]
+            channels = [{ channel = "attenuation_high", std = 4.0 }, { channel = "attenuation_low", std = 4.0 }, { channel = "r_value" }]
             [decoder]
             kind = "yolov8"
             [[classes]]
@@ -752,7 +703,7 @@ mod tests {
         s.task = Task::Classify;
         assert!(s.check().is_err());
         let mut s = toy_spec();
-        s.input.normalisation = vec![Normalisation { mean: 0.0, std: 0.0 }];
+        s.input.channels[1].std = 0.0;
         assert!(s.check().is_err());
         let mut s = toy_spec();
         s.input.width = 1 << 20;
