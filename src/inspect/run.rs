@@ -1,0 +1,356 @@
+//! The tiled inference driver: one scan through every configured model.
+//!
+//! Per model: cut the grid (tile = model input size), drop all-air tiles with a
+//! summed-area test, fill input tensors on a producer thread (rayon inside) while the
+//! previous batch runs, decode, map boxes back to the scan, stitch and merge.
+
+use super::InspectError;
+use super::anomaly::{AnomalyCanvas, regions};
+use super::config::PipelineConfig;
+use super::findings::{
+    BoxMm, Finding, FindingKind, Inspection, MaterialEvidence, ModelRun, REPORT_SCHEMA_VERSION, StageTimings, decide,
+};
+use crate::detect::decode::DecodeStats;
+use crate::detect::merge::merge_tiles;
+use crate::detect::spec::{DecoderSpec, Layout, ThreatCategory};
+use crate::detect::{BoxXyxy, CutEdges, Decoded, Detection, Detector, RunTimes};
+use crate::preprocess::calibration::{AttenuationImage, calibrate};
+use crate::preprocess::materials::{self, MaterialMap, MaterialProfile};
+use crate::preprocess::render::{Palette, render_material};
+use crate::preprocess::tiles::{TileGrid, TileRect, TileSource};
+use crate::scan::{Limits, Scan, ScannerRef};
+use image::RgbImage;
+use ndarray::{Array2, Array4};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The calibrated planes and views of a scan, kept for the outputs (overlay, evidence).
+pub struct ScanViews {
+    pub attenuation: AttenuationImage,
+    pub materials: MaterialMap,
+    pub pseudo_colour: RgbImage,
+}
+
+struct LoadedModel {
+    detector: Detector,
+    batch_size: usize,
+}
+
+/// Loaded models plus the config: built once, then used for any number of scans.
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    models: Vec<LoadedModel>,
+}
+
+/// Summed-area table of non-air pixels, so the air test of a tile costs four lookups.
+struct ContentIntegral {
+    table: Array2<u32>,
+}
+
+impl ContentIntegral {
+    fn new(att: &Array2<f32>, air_attenuation: f32) -> Self {
+        let (rows, cols) = att.dim();
+        let mut table = Array2::<u32>::zeros((rows + 1, cols + 1));
+        for y in 0..rows {
+            let mut row_sum = 0u32;
+            for x in 0..cols {
+                row_sum += u32::from(att[[y, x]] > air_attenuation);
+                table[[y + 1, x + 1]] = table[[y, x + 1]] + row_sum;
+            }
+        }
+        Self { table }
+    }
+
+    fn count(&self, r: &TileRect) -> u32 {
+        let t = &self.table;
+        let (x0, y0, x1, y1) = (r.x, r.y, r.x + r.width, r.y + r.height);
+        t[[y1, x1]] + t[[y0, x0]] - t[[y0, x1]] - t[[y1, x0]]
+    }
+}
+
+/// The scan's material profile: inline in the descriptor, a named file under
+/// `datasets/profiles/`, else the built-in fallback for the source kind.
+fn scanner_profile(scan: &Scan) -> Result<MaterialProfile, InspectError> {
+    let kind = scan.descriptor.source.kind;
+    match &scan.descriptor.scanner {
+        Some(ScannerRef::Inline(v)) => {
+            let p: MaterialProfile = serde_json::from_value(v.clone())
+                .map_err(|e| InspectError::Profile { scan: scan.display_name(), reason: e.to_string() })?;
+            p.validate().map_err(|e| InspectError::Profile { scan: scan.display_name(), reason: e.to_string() })?;
+            Ok(p)
+        }
+        Some(ScannerRef::Named(name)) => {
+            let path = Path::new("datasets/profiles").join(format!("{name}.json"));
+            if path.is_file() {
+                MaterialProfile::load(&path)
+                    .map_err(|e| InspectError::Profile { scan: scan.display_name(), reason: e.to_string() })
+            } else {
+                tracing::warn!(profile = %name, "scanner profile not found; using the built-in fallback");
+                Ok(materials::fallback_profile(kind))
+            }
+        }
+        None => Ok(materials::fallback_profile(kind)),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl Pipeline {
+    /// Loads every enabled model; any bad model or spec fails here, before a scan is read.
+    pub fn load(cfg: PipelineConfig) -> Result<Self, InspectError> {
+        let mut models = Vec::new();
+        for entry in cfg.models.iter().filter(|m| m.enabled) {
+            let path = cfg.resolve(&entry.path);
+            let spec = entry.spec.as_ref().map(|s| cfg.resolve(s));
+            let detector = Detector::load(&path, spec.as_deref(), &cfg.session)?;
+            models.push(LoadedModel { detector, batch_size: entry.batch_size });
+        }
+        Ok(Self { cfg, models })
+    }
+
+    pub fn from_path(config: &Path) -> Result<Self, InspectError> {
+        Self::load(PipelineConfig::load(config)?)
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.cfg
+    }
+
+    pub fn detectors(&self) -> impl Iterator<Item = &Detector> {
+        self.models.iter().map(|m| &m.detector)
+    }
+
+    /// Reads a scan file and inspects it.
+    pub fn inspect_path(&self, path: &Path, limits: &Limits) -> Result<(Inspection, ScanViews), InspectError> {
+        let scan = crate::scan::read_scan(path, limits)?;
+        let (mut inspection, views) = self.inspect(&scan)?;
+        inspection.scan_path = Some(path.display().to_string());
+        Ok((inspection, views))
+    }
+
+    /// Runs every model over one scan.
+    pub fn inspect(&self, scan: &Scan) -> Result<(Inspection, ScanViews), InspectError> {
+        let start = Instant::now();
+        let mut timings = StageTimings::default();
+        let t = Instant::now();
+        let attenuation = calibrate(scan, &self.cfg.calibration)?;
+        timings.calibrate_ms = ms(t.elapsed());
+        let t = Instant::now();
+        let materials = materials::classify(&attenuation, &scanner_profile(scan)?);
+        timings.materials_ms = ms(t.elapsed());
+        let t = Instant::now();
+        let pseudo_colour = render_material(&attenuation, &materials, &Palette::default());
+        timings.render_ms = ms(t.elapsed());
+        let views = ScanViews { attenuation, materials, pseudo_colour };
+
+        let mut findings = Vec::new();
+        let mut runs = Vec::new();
+        for model in &self.models {
+            let (f, r) = self.run_model(scan, &views, model, &mut timings)?;
+            findings.extend(f);
+            runs.push(r);
+        }
+        findings.sort_by(|a: &Finding, b: &Finding| b.score.total_cmp(&a.score));
+        let (risk_score, decision, reasons) = decide(&findings, &runs, &self.cfg.decision);
+        timings.total_ms = ms(start.elapsed());
+        let pitch = &scan.descriptor.pixel_pitch_mm;
+        let inspection = Inspection {
+            schema_version: REPORT_SCHEMA_VERSION,
+            scan_id: scan.descriptor.scan_id.clone(),
+            scan_path: scan.origin.as_ref().map(|p| p.display().to_string()),
+            rows: scan.rows(),
+            columns: scan.columns(),
+            pixel_pitch_mm: [pitch.along, pitch.vertical],
+            decision,
+            risk_score,
+            reasons,
+            findings,
+            models: runs,
+            timings,
+        };
+        Ok((inspection, views))
+    }
+
+    fn run_model(
+        &self,
+        scan: &Scan,
+        views: &ScanViews,
+        model: &LoadedModel,
+        timings: &mut StageTimings,
+    ) -> Result<(Vec<Finding>, ModelRun), InspectError> {
+        let det = &model.detector;
+        let spec = det.spec();
+        let tiling = &self.cfg.tiling;
+        let (rows, cols) = (views.attenuation.rows(), views.attenuation.columns());
+        let recipe = spec.input.recipe();
+        let source = TileSource {
+            attenuation: &views.attenuation,
+            materials: Some(&views.materials),
+            pseudo_colour: Some(&views.pseudo_colour),
+            r_min_attenuation: 0.05,
+        };
+        let tile_err = |source| InspectError::Tiles { scan: scan.display_name(), model: spec.name.clone(), source };
+        source.check(&recipe).map_err(tile_err)?;
+        let (tw, th) = (spec.input.width, spec.input.height);
+        let grid = TileGrid {
+            tile_width: tw,
+            tile_height: th,
+            overlap_width_ratio: tiling.overlap_width_ratio,
+            overlap_height_ratio: tiling.overlap_height_ratio,
+        };
+        let all_tiles = grid.tiles(rows, cols).map_err(tile_err)?;
+        let tiles: Vec<TileRect> = if tiling.skip_air_tiles {
+            let content = ContentIntegral::new(&views.attenuation.high, tiling.air_attenuation);
+            all_tiles
+                .iter()
+                .copied()
+                .filter(|r| content.count(r) as f32 >= tiling.min_content_fraction * (r.width * r.height) as f32)
+                .collect()
+        } else {
+            all_tiles.clone()
+        };
+        let batch = det.run_batch(model.batch_size);
+
+        let mut stats = DecodeStats::default();
+        let mut times = RunTimes::default();
+        let mut boxes: Vec<Detection> = Vec::new();
+        let mut cuts: Vec<CutEdges> = Vec::new();
+        let mut tile_classes: Vec<(TileRect, u32, f32)> = Vec::new();
+        let mut canvas = matches!(spec.decoder, DecoderSpec::Anomalib { .. }).then(|| AnomalyCanvas::new(rows, cols));
+        let mut waited = Duration::ZERO;
+
+        // Producer: fills the next batch while the model runs the current one.
+        std::thread::scope(|s| -> Result<(), InspectError> {
+            let (tx, rx) = mpsc::sync_channel::<Result<(usize, Array4<f32>), InspectError>>(1);
+            let tiles_ref = &tiles;
+            let recipe_ref = &recipe;
+            s.spawn(move || {
+                for (k, chunk) in tiles_ref.chunks(batch).enumerate() {
+                    // Static-batch models get a full batch; the padding tiles are ignored.
+                    let n = if det.batch_dim() == crate::detect::spec::BatchDim::Dynamic { chunk.len() } else { batch };
+                    let mut tensor = Array4::<f32>::zeros((n, recipe_ref.len(), th, tw));
+                    let filled = source
+                        .fill_batch(chunk, recipe_ref, tensor.slice_mut(ndarray::s![..chunk.len(), .., .., ..]))
+                        .map(|_| (k, tensor))
+                        .map_err(|e| InspectError::Tiles {
+                            scan: scan.display_name(),
+                            model: spec.name.clone(),
+                            source: e,
+                        });
+                    if tx.send(filled).is_err() {
+                        return;
+                    }
+                }
+            });
+            loop {
+                let t = Instant::now();
+                let Ok(msg) = rx.recv() else { break };
+                waited += t.elapsed();
+                let (k, tensor) = msg?;
+                let chunk = &tiles[k * batch..(k * batch + batch).min(tiles.len())];
+                let input = match spec.input.layout {
+                    Layout::Nchw => tensor.view(),
+                    Layout::Nhwc => tensor.view().permuted_axes([0, 2, 3, 1]),
+                };
+                let outputs = det.run(input, &mut times)?;
+                let t = Instant::now();
+                let decoded = det.decode(&outputs, tensor.shape()[0], &mut stats)?;
+                times.decode += t.elapsed();
+                match decoded {
+                    Decoded::Boxes(per_tile) => {
+                        for (rect, dets) in chunk.iter().zip(per_tile) {
+                            let interior =
+                                [rect.x > 0, rect.y > 0, rect.x + rect.width < cols, rect.y + rect.height < rows];
+                            for d in dets {
+                                let local = d.bbox.clip(rect.width as f32, rect.height as f32);
+                                if local.area() <= 0.0 {
+                                    continue;
+                                }
+                                cuts.push(CutEdges::of(
+                                    &local,
+                                    rect.width as f32,
+                                    rect.height as f32,
+                                    interior,
+                                    tiling.edge_margin_px,
+                                ));
+                                boxes.push(Detection { bbox: local.translate(rect.x as f32, rect.y as f32), ..d });
+                            }
+                        }
+                    }
+                    Decoded::Anomaly(maps) => {
+                        let c = canvas.as_mut().expect("anomaly decoder has a canvas");
+                        for (rect, tile) in chunk.iter().zip(maps) {
+                            c.add(*rect, tw, th, &tile.map);
+                        }
+                    }
+                    Decoded::Classes(classes) => {
+                        for (rect, top) in chunk.iter().zip(classes) {
+                            if let Some(top) = top
+                                && spec.threat_of(top.class_id) != ThreatCategory::Benign
+                            {
+                                tile_classes.push((*rect, top.class_id, top.score));
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        timings.preprocess_ms += ms(waited);
+        timings.add_run(&times);
+
+        let t = Instant::now();
+        let pitch = &scan.descriptor.pixel_pitch_mm;
+        let make = |kind, class_id: u32, score: f32, bbox: BoxXyxy, region| {
+            let (class_name, threat) = match kind {
+                FindingKind::AnomalyRegion => ("anomaly".to_string(), ThreatCategory::Anomaly),
+                _ => (spec.class_name(class_id).to_string(), spec.threat_of(class_id)),
+            };
+            Finding {
+                kind,
+                class_id,
+                class_name,
+                threat,
+                score,
+                bbox_px: bbox,
+                bbox_mm: BoxMm::from_px(&bbox, pitch.along, pitch.vertical),
+                model: spec.name.clone(),
+                evidence: MaterialEvidence::in_box(&bbox, &views.attenuation.high, Some(&views.materials)),
+                region,
+            }
+        };
+        let mut findings = Vec::new();
+        for d in merge_tiles(&boxes, &cuts, &self.cfg.merge) {
+            findings.push(make(FindingKind::Object, d.class_id, d.score, d.bbox, None));
+        }
+        for (rect, class_id, score) in tile_classes {
+            let b =
+                BoxXyxy::new(rect.x as f32, rect.y as f32, (rect.x + rect.width) as f32, (rect.y + rect.height) as f32);
+            findings.push(make(FindingKind::TileClass, class_id, score, b, None));
+        }
+        if let (Some(c), DecoderSpec::Anomalib { threshold, .. }) = (&canvas, &spec.decoder) {
+            let map = c.average();
+            let a = &self.cfg.anomaly;
+            for (b, stats) in regions(&map, *threshold, a.min_region_px, a.eight_connected) {
+                findings.push(make(FindingKind::AnomalyRegion, 0, stats.peak.clamp(0.0, 1.0), b, Some(stats)));
+            }
+        }
+        timings.merge_ms += ms(t.elapsed());
+        let run = ModelRun {
+            name: spec.name.clone(),
+            version: spec.version.clone(),
+            path: det.path().display().to_string(),
+            provider: det.provider(),
+            tiles_total: all_tiles.len(),
+            tiles_skipped_air: all_tiles.len() - tiles.len(),
+            runs: times.runs,
+            full_scan_pass: false,
+            dropped: stats,
+            findings: findings.len(),
+        };
+        Ok((findings, run))
+    }
+}
