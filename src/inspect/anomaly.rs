@@ -54,7 +54,8 @@ pub fn regions(map: &Array2<f32>, threshold: f32, min_px: usize, eight_connected
     let mut stack: Vec<(usize, usize)> = Vec::new();
     for y in 0..rows {
         for x in 0..cols {
-            if seen[[y, x]] || !(map[[y, x]] > threshold) {
+            let above = map[[y, x]] > threshold; // false for NaN
+            if seen[[y, x]] || !above {
                 continue;
             }
             seen[[y, x]] = true;

@@ -197,7 +197,8 @@ impl PipelineConfig {
         }
         if !(0.0..=1.0).contains(&t.min_content_fraction)
             || !t.air_attenuation.is_finite()
-            || !(t.edge_margin_px >= 0.0)
+            || t.edge_margin_px.is_nan()
+            || t.edge_margin_px < 0.0
         {
             return Err("tiling: min_content_fraction in [0, 1], finite air_attenuation, edge_margin_px >= 0".into());
         }
