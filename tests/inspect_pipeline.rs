@@ -1,0 +1,202 @@
+//! Whole scans through the pipeline with the toy fixture models: tiling, air-tile skipping,
+//! cut-object stitching, anomaly stitching, decision and the bad-input paths.
+//!
+//! The toy detector scores each 16x16 cell of a 64x64 tile by its mean channel-0 value, and
+//! `yolov8_toy_scan.toml` feeds it A_high / 4: a block of A_high = 3.6 filling a cell scores
+//! 0.9 with a 32x32 box centred on the cell, so every expected box below is worked out by hand.
+
+use ndarray::Array2;
+use nii_atr::detect::BoxXyxy;
+use nii_atr::inspect::config::ModelEntry;
+use nii_atr::inspect::findings::FindingKind;
+use nii_atr::inspect::{Decision, InspectError, Inspection, Pipeline, PipelineConfig};
+use nii_atr::scan::{CalibrationSpec, Counts, PlaneCounts, PlaneFiles, Scan, ScanDescriptor, SourceKind, SourceSpec};
+use std::path::{Path, PathBuf};
+
+const AIR: f32 = 60000.0;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures")
+}
+
+/// A dual-energy scan of air with blocks `(x0, y0, x1, y1, a_high)`; A_low = 1.3 A_high.
+fn scan(rows: usize, cols: usize, blocks: &[(usize, usize, usize, usize, f32)]) -> Scan {
+    let mut a = Array2::<f32>::zeros((rows, cols));
+    for &(x0, y0, x1, y1, v) in blocks {
+        a.slice_mut(ndarray::s![y0..y1, x0..x1]).fill(v);
+    }
+    let counts = |k: f32| a.mapv(|v| (AIR * (-k * v).exp()).round().clamp(1.0, 65534.0) as u16);
+    let source =
+        SourceSpec { kind: SourceKind::Linac, high_energy: 6.0, low_energy: Some(4.0), extra: Default::default() };
+    let planes = PlaneFiles { high: "high.tiff".into(), low: Some("low.tiff".into()) };
+    let mut d = ScanDescriptor::minimal("synthetic", source, planes);
+    d.calibration = CalibrationSpec {
+        dark: Some(PlaneCounts { high: Counts::Scalar(0.0), low: Some(Counts::Scalar(0.0)) }),
+        air: Some(PlaneCounts { high: Counts::Scalar(AIR), low: Some(Counts::Scalar(AIR)) }),
+        ..Default::default()
+    };
+    Scan::new(d, counts(1.0), Some(counts(1.3))).unwrap()
+}
+
+fn config(model: &str, spec: &str, batch_size: usize) -> PipelineConfig {
+    let mut cfg =
+        PipelineConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pipeline.default.toml")).unwrap();
+    cfg.models =
+        vec![ModelEntry { path: fixtures().join(model), spec: Some(fixtures().join(spec)), batch_size, enabled: true }];
+    cfg.tiling.overlap_width_ratio = 0.25;
+    cfg.tiling.overlap_height_ratio = 0.25;
+    cfg
+}
+
+fn inspect(cfg: PipelineConfig, s: &Scan) -> Inspection {
+    Pipeline::load(cfg).unwrap().inspect(s).unwrap().0
+}
+
+fn boxes(i: &Inspection) -> Vec<(BoxXyxy, String)> {
+    i.findings.iter().map(|f| (f.bbox_px, f.class_name.clone())).collect()
+}
+
+/// Tiles at x = 0, 48, ..., 336 (step 64 - 16) over a 64 x 400 scan. Block A (x 40..72) is
+/// cut by the edge of tile 0 and seen again by tile 48; block B (x 256..272) lies in tile 240.
+fn two_objects() -> Scan {
+    scan(64, 400, &[(40, 16, 72, 32, 3.6), (256, 32, 272, 48, 3.6)])
+}
+
+#[test]
+fn objects_are_found_once_in_scan_coordinates() {
+    let s = two_objects();
+    let r = inspect(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8), &s);
+    let m = &r.models[0];
+    assert_eq!(m.tiles_total, 8);
+    assert_eq!(m.tiles_skipped_air, 5, "only tiles 0, 48 and 240 hold material");
+    assert_eq!(m.runs, 1, "three tiles fit one batch of 8");
+    assert_eq!(m.dropped.non_finite, 0);
+
+    // A: tile 0 sees cell x 48..64 (box 40..72 clipped to the tile: 40..64, cut on the right),
+    // tile 48 sees cell 48..64 (box 40..72 clipped to 48..72, cut on the left): one union.
+    // B: tile 240, cell (row 2, col 1): box centre (240 + 24, 40), 32 x 32.
+    assert_eq!(
+        boxes(&r),
+        vec![
+            (BoxXyxy::new(40.0, 8.0, 72.0, 40.0), "knife".into()),
+            (BoxXyxy::new(248.0, 24.0, 280.0, 56.0), "knife".into())
+        ]
+    );
+    let f = &r.findings[0];
+    assert!((f.score - 0.9).abs() < 1e-3, "{}", f.score);
+    assert_eq!(f.kind, FindingKind::Object);
+    assert_eq!(f.model, "toy-yolov8-scan");
+    // 5 mm pitch (the minimal descriptor's): millimetres along the container.
+    assert_eq!((f.bbox_mm.x1, f.bbox_mm.x2, f.bbox_mm.y2), (200.0, 360.0, 200.0));
+    // Half the box is the block (A = 3.6), half air.
+    assert!((f.evidence.mean_attenuation - 1.8).abs() < 0.05, "{:?}", f.evidence);
+    assert!(f.evidence.mean_z_eff.is_some());
+    assert_ne!(f.evidence.dominant_class, "air");
+
+    assert_eq!(r.decision, Decision::Alarm, "a weapon at 0.9");
+    assert!((r.risk_score - 0.9).abs() < 1e-3);
+    assert!(r.timings.ort_run_ms > 0.0 && r.timings.total_ms >= r.timings.ort_run_ms);
+}
+
+#[test]
+fn batch_size_does_not_change_findings() {
+    let s = two_objects();
+    let one = inspect(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 1), &s);
+    let eight = inspect(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8), &s);
+    assert_eq!(one.findings, eight.findings);
+    assert_eq!(one.models[0].runs, 3);
+}
+
+#[test]
+fn without_stitching_the_cut_object_splits() {
+    let s = two_objects();
+    let mut cfg = config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8);
+    cfg.merge.stitch_cut_boxes = false;
+    cfg.merge.metric = nii_atr::detect::MatchMetric::Iou;
+    // The two pieces of A (40..64 and 48..72) have IoU 16/32 = 0.5: not above 0.5.
+    assert_eq!(inspect(cfg, &s).findings.len(), 3);
+}
+
+#[test]
+fn skipping_air_tiles_loses_nothing() {
+    let s = two_objects();
+    let mut all = config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8);
+    all.tiling.skip_air_tiles = false;
+    let every = inspect(all, &s);
+    assert_eq!(every.models[0].tiles_skipped_air, 0);
+    assert_eq!(every.models[0].runs, 1);
+    let skipping = inspect(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8), &s);
+    assert_eq!(every.findings, skipping.findings);
+}
+
+#[test]
+fn empty_container_is_clear() {
+    let r = inspect(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8), &scan(64, 200, &[(10, 10, 190, 50, 0.4)]));
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    assert_eq!(r.decision, Decision::Clear);
+}
+
+#[test]
+fn a_scan_smaller_than_a_tile_is_padded_with_air() {
+    // 40 x 50 pixels; the block fills the tile cell (1, 1) = x 16..32, y 16..32.
+    let r = inspect(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8), &scan(40, 50, &[(16, 16, 32, 32, 3.6)]));
+    assert_eq!(r.models[0].tiles_total, 1);
+    // Box 8..40 x 8..40 clipped to the 50 x 40 scan.
+    assert_eq!(boxes(&r), vec![(BoxXyxy::new(8.0, 8.0, 40.0, 40.0), "knife".into())]);
+}
+
+#[test]
+fn static_batch_model_runs_tile_by_tile() {
+    let s = two_objects();
+    let r = inspect(config("e2e_toy.onnx", "e2e_scan.toml", 8), &s);
+    assert_eq!(r.models[0].runs, 3);
+    let reference = inspect(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8), &s);
+    assert_eq!(boxes(&r), boxes(&reference));
+}
+
+#[test]
+fn nan_outputs_force_review_and_are_counted() {
+    let r = inspect(config("yolov8_nan.onnx", "yolov8_toy_scan.toml", 8), &scan(64, 200, &[(100, 10, 120, 50, 0.3)]));
+    assert!(r.models[0].dropped.non_finite > 0);
+    assert_eq!(r.decision, Decision::Review);
+    assert!(r.reasons.iter().any(|x| x.contains("non-finite")), "{:?}", r.reasons);
+}
+
+#[test]
+fn anomaly_maps_are_stitched_into_one_region() {
+    // Anomaly model: 32 x 32 tiles, map = A_high; the block spans several tiles.
+    let s = scan(64, 160, &[(20, 10, 90, 30, 2.0)]);
+    let r = inspect(config("anomaly_toy.onnx", "anomaly_toy.json", 8), &s);
+    let regions: Vec<_> = r.findings.iter().filter(|f| f.kind == FindingKind::AnomalyRegion).collect();
+    assert_eq!(regions.len(), 1, "{regions:?}");
+    let f = regions[0];
+    assert_eq!(f.bbox_px, BoxXyxy::new(20.0, 10.0, 90.0, 30.0));
+    let stats = f.region.unwrap();
+    assert_eq!(stats.area_px, 70 * 20);
+    assert!((stats.peak - 2.0).abs() < 0.01 && (stats.mean - 2.0).abs() < 0.01, "{stats:?}");
+    assert_eq!(f.score, 1.0, "peak clamped to a [0, 1] score");
+}
+
+#[test]
+fn bad_models_fail_before_any_scan() {
+    let cfg = config("broken.onnx", "yolov8_toy_scan.toml", 8);
+    assert!(matches!(Pipeline::load(cfg), Err(InspectError::Detect(_))));
+    let cfg = config("yolov8_toy.onnx", "mismatch_size.toml", 8);
+    let err = Pipeline::load(cfg).err().unwrap();
+    assert!(err.to_string().contains("disagree"), "{err}");
+}
+
+#[test]
+fn a_recipe_the_scan_cannot_feed_is_a_typed_error() {
+    // The classifier wants R-value: a single-energy scan has none.
+    let mut s = scan(64, 128, &[(10, 10, 20, 20, 1.0)]);
+    s.low = None;
+    s.descriptor.source.low_energy = None;
+    s.descriptor.planes.low = None;
+    s.descriptor.calibration.dark.as_mut().unwrap().low = None;
+    s.descriptor.calibration.air.as_mut().unwrap().low = None;
+    let p = Pipeline::load(config("classify_toy.onnx", "classify_toy.toml", 8)).unwrap();
+    let err = p.inspect(&s).err().unwrap();
+    assert!(matches!(err, InspectError::Tiles { .. }), "{err}");
+    assert!(err.to_string().contains("RValue"), "{err}");
+}
