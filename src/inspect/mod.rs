@@ -2,8 +2,10 @@
 //! list of findings with material evidence, a risk score and a clear/review/alarm decision.
 
 pub mod anomaly;
+pub mod cli;
 pub mod config;
 pub mod findings;
+pub mod output;
 pub mod run;
 
 pub use config::PipelineConfig;
