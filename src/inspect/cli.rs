@@ -27,9 +27,6 @@ pub struct InspectArgs {
     /// Skip the overlay PNGs: faster for evaluation runs over many scans.
     #[arg(long)]
     pub no_overlay: bool,
-    /// ONNX Runtime library to load instead of searching (see `make setup`).
-    #[arg(long, env = "NII_ATR_ORT_LIBRARY")]
-    pub ort_library: Option<PathBuf>,
 }
 
 /// One row of the closing table / `summary.json`.
@@ -92,9 +89,9 @@ fn file_stem(p: &Path, index: usize) -> String {
 
 /// Inspects every scan, writes the outputs and prints the ranked table. A scan that cannot
 /// be read is reported in the table and `summary.json`; a bad config or model stops the run.
+/// ONNX Runtime is loaded on first use unless the caller loaded it (`--ort-library`).
 pub fn run(args: &InspectArgs) -> Result<InspectSummary, InspectError> {
     let started = Instant::now();
-    crate::runtime::init(args.ort_library.as_deref()).map_err(crate::detect::DetectError::from)?;
     let pipeline = Pipeline::from_path(&args.config)?;
     let scans = collect_scans(&args.inputs)?;
     std::fs::create_dir_all(&args.out).map_err(|source| InspectError::Io { path: args.out.clone(), source })?;

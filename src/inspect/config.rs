@@ -3,7 +3,7 @@
 
 use crate::detect::spec::ThreatCategory;
 use crate::detect::{MergeConfig, SessionConfig};
-use crate::preprocess::calibration::CalibrationOptions;
+use crate::preprocess::PreprocessOptions;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -148,8 +148,9 @@ pub struct PipelineConfig {
     pub decision: DecisionConfig,
     #[serde(default)]
     pub session: SessionConfig,
+    /// Calibration, scanner profile override and material smoothing (the scan core's options).
     #[serde(default)]
-    pub calibration: CalibrationOptions,
+    pub preprocess: PreprocessOptions,
     /// Folder the model paths are relative to (the config's folder; not serialised).
     #[serde(skip)]
     pub base_dir: PathBuf,

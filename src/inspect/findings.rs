@@ -153,8 +153,8 @@ pub struct ModelRun {
 /// Wall time per stage, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct StageTimings {
+    /// Calibration and material classification.
     pub calibrate_ms: f64,
-    pub materials_ms: f64,
     pub render_ms: f64,
     /// Building input tensors (the part not hidden behind model runs).
     pub preprocess_ms: f64,

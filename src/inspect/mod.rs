@@ -24,8 +24,8 @@ pub enum InspectError {
     Scan(#[from] crate::scan::ScanError),
     #[error("{}: model {model}: {source}", .scan.display())]
     Tiles { scan: PathBuf, model: String, source: crate::preprocess::tiles::TileError },
-    #[error("{}: scanner profile: {reason}", .scan.display())]
-    Profile { scan: PathBuf, reason: String },
+    #[error(transparent)]
+    Preprocess(#[from] crate::Error),
     #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}: cannot write image: {source}", .path.display())]

@@ -14,11 +14,11 @@ use crate::detect::decode::DecodeStats;
 use crate::detect::merge::merge_tiles;
 use crate::detect::spec::{DecoderSpec, Layout, ThreatCategory};
 use crate::detect::{BoxXyxy, CutEdges, Decoded, Detection, Detector, RunTimes};
-use crate::preprocess::calibration::{AttenuationImage, calibrate};
-use crate::preprocess::materials::{self, MaterialMap, MaterialProfile};
+use crate::preprocess::calibration::AttenuationImage;
+use crate::preprocess::materials::MaterialMap;
 use crate::preprocess::render::{Palette, render_material};
 use crate::preprocess::tiles::{TileGrid, TileRect, TileSource};
-use crate::scan::{Limits, Scan, ScannerRef};
+use crate::scan::{Limits, Scan};
 use image::RgbImage;
 use ndarray::{Array2, Array4};
 use std::path::Path;
@@ -69,31 +69,6 @@ impl ContentIntegral {
     }
 }
 
-/// The scan's material profile: inline in the descriptor, a named file under
-/// `datasets/profiles/`, else the built-in fallback for the source kind.
-fn scanner_profile(scan: &Scan) -> Result<MaterialProfile, InspectError> {
-    let kind = scan.descriptor.source.kind;
-    match &scan.descriptor.scanner {
-        Some(ScannerRef::Inline(v)) => {
-            let p: MaterialProfile = serde_json::from_value(v.clone())
-                .map_err(|e| InspectError::Profile { scan: scan.display_name(), reason: e.to_string() })?;
-            p.validate().map_err(|e| InspectError::Profile { scan: scan.display_name(), reason: e.to_string() })?;
-            Ok(p)
-        }
-        Some(ScannerRef::Named(name)) => {
-            let path = Path::new("datasets/profiles").join(format!("{name}.json"));
-            if path.is_file() {
-                MaterialProfile::load(&path)
-                    .map_err(|e| InspectError::Profile { scan: scan.display_name(), reason: e.to_string() })
-            } else {
-                tracing::warn!(profile = %name, "scanner profile not found; using the built-in fallback");
-                Ok(materials::fallback_profile(kind))
-            }
-        }
-        None => Ok(materials::fallback_profile(kind)),
-    }
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -136,11 +111,10 @@ impl Pipeline {
         let start = Instant::now();
         let mut timings = StageTimings::default();
         let t = Instant::now();
-        let attenuation = calibrate(scan, &self.cfg.calibration)?;
+        let pre = crate::preprocess::preprocess(scan, &self.cfg.preprocess)?;
+        // Calibration and classification run as one step in the scan core.
         timings.calibrate_ms = ms(t.elapsed());
-        let t = Instant::now();
-        let materials = materials::classify(&attenuation, &scanner_profile(scan)?);
-        timings.materials_ms = ms(t.elapsed());
+        let (attenuation, materials) = (pre.attenuation, pre.materials);
         let t = Instant::now();
         let pseudo_colour = render_material(&attenuation, &materials, &Palette::default());
         timings.render_ms = ms(t.elapsed());

@@ -13,7 +13,7 @@ use ndarray::{Array2, Zip};
 use serde::{Deserialize, Serialize};
 
 use super::calibration::{AttenuationImage, flags};
-use crate::scan::SourceKind;
+pub use crate::scan::SourceKind;
 
 /// The profile format this build reads and writes.
 pub const PROFILE_SCHEMA_VERSION: u32 = 1;
@@ -481,10 +481,68 @@ impl ProfileLut {
     }
 }
 
+/// Mean over a `(2r+1)` square window (shrunk at the borders), by running sums: O(1) per pixel.
+pub fn box_mean(a: &Array2<f32>, radius: usize) -> Array2<f32> {
+    use rayon::prelude::*;
+    let (rows, cols) = a.dim();
+    if radius == 0 || rows == 0 || cols == 0 {
+        return a.clone();
+    }
+    let src = a.as_slice().expect("standard layout");
+    // Horizontal pass: windowed row sums, one row per task.
+    let mut h = vec![0f32; rows * cols];
+    h.par_chunks_mut(cols).zip(src.par_chunks(cols)).for_each(|(out, row)| {
+        let mut prefix = vec![0f64; cols + 1];
+        for (i, &v) in row.iter().enumerate() {
+            prefix[i + 1] = prefix[i] + v as f64;
+        }
+        for (c, o) in out.iter_mut().enumerate() {
+            let (lo, hi) = (c.saturating_sub(radius), (c + radius + 1).min(cols));
+            *o = ((prefix[hi] - prefix[lo]) / (hi - lo) as f64) as f32;
+        }
+    });
+    // Vertical pass over column bands, so each task walks rows contiguously.
+    let band = 256.min(cols);
+    let mut out = vec![0f32; rows * cols];
+    let bands: Vec<usize> = (0..cols).step_by(band).collect();
+    let results: Vec<(usize, Vec<f32>)> = bands
+        .par_iter()
+        .map(|&c0| {
+            let w = band.min(cols - c0);
+            let mut prefix = vec![0f64; (rows + 1) * w];
+            for r in 0..rows {
+                for j in 0..w {
+                    prefix[(r + 1) * w + j] = prefix[r * w + j] + h[r * cols + c0 + j] as f64;
+                }
+            }
+            let mut res = vec![0f32; rows * w];
+            for r in 0..rows {
+                let (lo, hi) = (r.saturating_sub(radius), (r + radius + 1).min(rows));
+                let n = (hi - lo) as f64;
+                for j in 0..w {
+                    res[r * w + j] = ((prefix[hi * w + j] - prefix[lo * w + j]) / n) as f32;
+                }
+            }
+            (c0, res)
+        })
+        .collect();
+    for (c0, res) in results {
+        let w = res.len() / rows;
+        for r in 0..rows {
+            out[r * cols + c0..r * cols + c0 + w].copy_from_slice(&res[r * w..(r + 1) * w]);
+        }
+    }
+    Array2::from_shape_vec((rows, cols), out).expect("sized to the image")
+}
+
 /// Classifies every pixel of a dual-energy attenuation image. Single-energy images get
 /// air / unclassified / impenetrable only. Dead pixels are impenetrable (no signal); saturated
 /// pixels are air.
-pub fn classify(att: &AttenuationImage, profile: &MaterialProfile) -> MaterialMap {
+///
+/// At MV energies the classes differ by a few percent in R while a pixel's R carries about
+/// 1% photon noise, so R is taken from attenuations averaged over a `(2r+1)^2` window
+/// (`smoothing_radius` r; 2 is a 5x5 window). Air and impenetrable are decided per pixel.
+pub fn classify(att: &AttenuationImage, profile: &MaterialProfile, smoothing_radius: usize) -> MaterialMap {
     let dim = att.high.dim();
     let mut class = Array2::<u8>::zeros(dim);
     let mut z_eff = Array2::<f32>::zeros(dim);
@@ -505,38 +563,47 @@ pub fn classify(att: &AttenuationImage, profile: &MaterialProfile) -> MaterialMa
         });
         return MaterialMap { class, z_eff };
     };
-    Zip::from(&mut class).and(&mut z_eff).and(&att.high).and(low).and(&att.flags).par_for_each(|c, z, &ah, &al, &f| {
-        if f & flags::SATURATED != 0 || ah < air_max {
-            *c = MaterialClass::Air as u8;
-            return;
-        }
-        if f & (flags::DEAD | flags::FLOOR) != 0 || ah > imp_min || al > imp_min * 1.5 {
-            *c = MaterialClass::Impenetrable as u8;
-            return;
-        }
-        let bin = ((ah * lut.scale) as usize).min(LUT_BINS - 1);
-        let r = al / ah;
-        let b = &lut.boundaries[bin];
-        // Count the boundaries crossed towards high Z: 0 organic .. 3 metal.
-        let crossed =
-            (sign * (r - b[0]) >= 0.0) as u8 + (sign * (r - b[1]) >= 0.0) as u8 + (sign * (r - b[2]) >= 0.0) as u8;
-        *c = MaterialClass::Organic as u8 + crossed;
-        let refs = &lut.references[bin];
-        *z = if sign * (r - refs[0]) <= 0.0 {
-            z_refs[0]
-        } else {
-            let mut out = z_refs[z_refs.len() - 1];
-            for k in 1..refs.len() {
-                if sign * (r - refs[k]) <= 0.0 {
-                    let span = refs[k] - refs[k - 1];
-                    let w = if span.abs() > 1e-9 { ((r - refs[k - 1]) / span).clamp(0.0, 1.0) } else { 0.5 };
-                    out = z_refs[k - 1] + w * (z_refs[k] - z_refs[k - 1]);
-                    break;
-                }
+    let (high_s, low_s) = if smoothing_radius > 0 {
+        (box_mean(&att.high, smoothing_radius), box_mean(low, smoothing_radius))
+    } else {
+        (att.high.clone(), low.clone())
+    };
+    // Smoothed planes packed pairwise so one Zip (at most 6 producers) carries everything.
+    let smoothed = Zip::from(&high_s).and(&low_s).map_collect(|&h, &l| (h, l));
+    Zip::from(&mut class).and(&mut z_eff).and(&att.high).and(low).and(&att.flags).and(&smoothed).par_for_each(
+        |c, z, &ah, &al, &f, &(hs, ls)| {
+            if f & flags::SATURATED != 0 || ah < air_max {
+                *c = MaterialClass::Air as u8;
+                return;
             }
-            out
-        };
-    });
+            if f & (flags::DEAD | flags::FLOOR) != 0 || ah > imp_min || al > imp_min * 1.5 {
+                *c = MaterialClass::Impenetrable as u8;
+                return;
+            }
+            let bin = ((hs.max(0.0) * lut.scale) as usize).min(LUT_BINS - 1);
+            let r = if hs > 0.0 { ls / hs } else { al / ah };
+            let b = &lut.boundaries[bin];
+            // Count the boundaries crossed towards high Z: 0 organic .. 3 metal.
+            let crossed =
+                (sign * (r - b[0]) >= 0.0) as u8 + (sign * (r - b[1]) >= 0.0) as u8 + (sign * (r - b[2]) >= 0.0) as u8;
+            *c = MaterialClass::Organic as u8 + crossed;
+            let refs = &lut.references[bin];
+            *z = if sign * (r - refs[0]) <= 0.0 {
+                z_refs[0]
+            } else {
+                let mut out = z_refs[z_refs.len() - 1];
+                for k in 1..refs.len() {
+                    if sign * (r - refs[k]) <= 0.0 {
+                        let span = refs[k] - refs[k - 1];
+                        let w = if span.abs() > 1e-9 { ((r - refs[k - 1]) / span).clamp(0.0, 1.0) } else { 0.5 };
+                        out = z_refs[k - 1] + w * (z_refs[k] - z_refs[k - 1]);
+                        break;
+                    }
+                }
+                out
+            };
+        },
+    );
     MaterialMap { class, z_eff }
 }
 
@@ -583,7 +650,7 @@ pub(crate) mod tests {
             high,
             low: Some(low),
         };
-        let map = classify(&att, &p);
+        let map = classify(&att, &p, 0);
         let mut disagree = 0;
         for ((r, c), &cls) in map.class.indexed_iter() {
             let (exact, z) = p.classify(att.high[[r, c]], att.low.as_ref().unwrap()[[r, c]]);
@@ -596,6 +663,23 @@ pub(crate) mod tests {
         }
         // Only pixels within one LUT bin of a boundary may differ.
         assert!(disagree * 100 < rows * cols, "{disagree} of {}", rows * cols);
+    }
+
+    #[test]
+    fn box_mean_matches_a_naive_window_mean() {
+        let a = Array2::from_shape_fn((37, 300), |(r, c)| ((r * 31 + c * 17) % 23) as f32);
+        for radius in [1usize, 2, 5] {
+            let fast = box_mean(&a, radius);
+            for r in (0..37usize).step_by(5) {
+                for c in (0..300usize).step_by(7) {
+                    let (r0, r1) = (r.saturating_sub(radius), (r + radius + 1).min(37));
+                    let (c0, c1) = (c.saturating_sub(radius), (c + radius + 1).min(300));
+                    let w = a.slice(ndarray::s![r0..r1, c0..c1]);
+                    let naive = w.sum() / w.len() as f32;
+                    assert!((fast[[r, c]] - naive).abs() < 1e-4, "r{r} c{c} radius {radius}");
+                }
+            }
+        }
     }
 
     #[test]
