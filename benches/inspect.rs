@@ -1,0 +1,81 @@
+//! Catches regressions in everything around the model: reading, calibration, materials,
+//! rendering, tiling, tensor copies, decoding, merging. Runs a 40 ft-long scan through the
+//! pipeline with a model of YOLOv8n's cost (`bench_yolov8_640.onnx`, random weights) and
+//! prints the time inside ONNX Runtime's `run` against everything else (target: < 10%).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ndarray::{Array2, concatenate, s};
+use nii_atr::inspect::config::ModelEntry;
+use nii_atr::inspect::{Inspection, Pipeline, PipelineConfig};
+use nii_atr::scan::{Limits, PlaneFormat, Scan, write_scan};
+use std::hint::black_box;
+use std::path::Path;
+
+/// Two 20 ft example containers back to back at 5 mm pitch: 680 x 2760 pixels, 40 ft long.
+fn forty_foot() -> Scan {
+    let a = nii_atr::example::container_scan(5.0, 1);
+    let b = nii_atr::example::container_scan(5.0, 2);
+    let join =
+        |x: &Array2<u16>, y: &Array2<u16>| concatenate![ndarray::Axis(1), x.slice(s![.., ..]), y.slice(s![.., ..])];
+    let high = join(&a.high, &b.high);
+    let low = join(a.low.as_ref().unwrap(), b.low.as_ref().unwrap());
+    let mut d = a.descriptor.clone();
+    d.scan_id = "bench-40ft".into();
+    // The example estimates air from the scan lines before the vehicle: still true of the join.
+    Scan::new(d, high, Some(low)).unwrap()
+}
+
+fn pipeline() -> Pipeline {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cfg = PipelineConfig::load(&root.join("models/pipeline.default.toml")).unwrap();
+    cfg.models = vec![ModelEntry {
+        path: root.join("models/fixtures/bench_yolov8_640.onnx"),
+        spec: None,
+        batch_size: 4,
+        enabled: true,
+    }];
+    Pipeline::load(cfg).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let scan = forty_foot();
+    let path = write_scan(&scan, dir.path(), PlaneFormat::Tiff).unwrap();
+    let p = pipeline();
+    let limits = Limits::default();
+    let run = || -> (Inspection, f64) {
+        let t = std::time::Instant::now();
+        let (ins, _) = p.inspect_path(&path, &limits).unwrap();
+        (ins, t.elapsed().as_secs_f64() * 1e3)
+    };
+    let mut g = c.benchmark_group("inspect_40ft");
+    g.sample_size(10);
+    g.bench_function("read + inspect, bench_yolov8_640", |b| b.iter(|| black_box(run())));
+    g.finish();
+
+    let mut runs: Vec<(Inspection, f64)> = (0..5).map(|_| run()).collect();
+    runs.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let (ins, wall) = &runs[2];
+    let t = &ins.timings;
+    let m = &ins.models[0];
+    let rest = wall - t.ort_run_ms;
+    println!(
+        "\nend to end, median of 5 ({} x {} px, {} tiles, {} skipped as air, {} runs):",
+        ins.rows, ins.columns, m.tiles_total, m.tiles_skipped_air, m.runs
+    );
+    println!("  wall (read + inspect)     {wall:>9.1} ms");
+    println!("  ONNX Runtime run          {:>9.1} ms", t.ort_run_ms);
+    println!("  everything else           {rest:>9.1} ms = {:.1}% of model time", 100.0 * rest / t.ort_run_ms);
+    println!(
+        "    read {:.1}, calibrate+materials {:.1}, render {:.1}, tensors (not hidden) {:.1}, decode {:.1}, merge {:.1} ms",
+        wall - t.total_ms,
+        t.calibrate_ms,
+        t.render_ms,
+        t.preprocess_ms,
+        t.decode_ms,
+        t.merge_ms
+    );
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
