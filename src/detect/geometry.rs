@@ -38,8 +38,12 @@ impl BoxXyxy {
         self.x1.is_finite() && self.y1.is_finite() && self.x2.is_finite() && self.y2.is_finite()
     }
 
-    /// Intersection area, clamped at zero for disjoint boxes.
+    /// Intersection area, clamped at zero for disjoint boxes. A box with a NaN or infinite
+    /// corner intersects nothing (`f32::max` would otherwise silently skip the NaN).
     pub fn intersection(&self, other: &Self) -> f32 {
+        if !(self.is_finite() && other.is_finite()) {
+            return 0.0;
+        }
         let w = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
         let h = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
         w * h
@@ -137,6 +141,16 @@ mod tests {
         assert_eq!(a.ios(&empty), 0.0);
         let inverted = BoxXyxy::new(10.0, 10.0, 0.0, 0.0);
         assert_eq!(inverted.area(), 0.0);
+    }
+
+    #[test]
+    fn non_finite_boxes_overlap_nothing() {
+        let a = BoxXyxy::new(0.0, 0.0, 10.0, 10.0);
+        for bad in [BoxXyxy::new(f32::NAN, 0.0, 10.0, 10.0), BoxXyxy::new(1.0, 0.0, f32::INFINITY, 10.0)] {
+            assert_eq!(a.iou(&bad), 0.0);
+            assert_eq!(bad.iou(&a), 0.0);
+            assert_eq!(a.ios(&bad), 0.0);
+        }
     }
 
     #[test]

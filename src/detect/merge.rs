@@ -79,6 +79,121 @@ fn by_score_desc(scores: &[f32]) -> Vec<usize> {
     order
 }
 
+/// Uniform-grid index over boxes, so finding the boxes that can overlap a given one costs
+/// the few cells it covers instead of a scan of all: merging 10,000 boxes from a scan is
+/// then near-linear rather than quadratic. Only boxes that intersect can match under any
+/// overlap measure, so the index never changes a result.
+struct SpatialGrid {
+    x0: f32,
+    y0: f32,
+    inv_cell: f32,
+    cols: usize,
+    rows: usize,
+    cells: Vec<Vec<u32>>,
+    /// Boxes spanning too many cells, or with non-finite corners: checked against everything.
+    everywhere: Vec<u32>,
+    /// Per-query stamp to report each box once.
+    seen: Vec<u32>,
+    stamp: u32,
+}
+
+impl SpatialGrid {
+    const MAX_CELLS_PER_BOX: usize = 64;
+
+    fn new(boxes: &[BoxXyxy]) -> Self {
+        let finite: Vec<&BoxXyxy> = boxes.iter().filter(|b| b.is_finite()).collect();
+        let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+        let mut side_sum = 0.0f64;
+        for b in &finite {
+            (x0, y0, x1, y1) = (x0.min(b.x1), y0.min(b.y1), x1.max(b.x2), y1.max(b.y2));
+            side_sum += (b.width().max(b.height())) as f64;
+        }
+        if finite.is_empty() {
+            (x0, y0, x1, y1) = (0.0, 0.0, 1.0, 1.0);
+        }
+        // Cells about twice the mean box side, capped so the grid has at most ~4n cells.
+        let mean_side = (side_sum / finite.len().max(1) as f64) as f32;
+        let (w, h) = ((x1 - x0).max(1.0), (y1 - y0).max(1.0));
+        let min_cell = ((w * h) / (4.0 * boxes.len().max(1) as f32)).sqrt();
+        let cell = (2.0 * mean_side).max(min_cell).max(1.0);
+        let cols = ((w / cell).ceil() as usize).clamp(1, 4096);
+        let rows = ((h / cell).ceil() as usize).clamp(1, 4096);
+        Self {
+            x0,
+            y0,
+            inv_cell: 1.0 / cell,
+            cols,
+            rows,
+            cells: vec![Vec::new(); cols * rows],
+            everywhere: Vec::new(),
+            seen: vec![0; boxes.len()],
+            stamp: 0,
+        }
+    }
+
+    /// Cell range `(c0, c1, r0, r1)` inclusive covered by `b`, or `None` when too wide or not finite.
+    fn span(&self, b: &BoxXyxy) -> Option<(usize, usize, usize, usize)> {
+        if !b.is_finite() {
+            return None;
+        }
+        let cell_of = |v: f32, o: f32, n: usize| (((v - o) * self.inv_cell).floor().max(0.0) as usize).min(n - 1);
+        let (c0, c1) = (cell_of(b.x1, self.x0, self.cols), cell_of(b.x2, self.x0, self.cols));
+        let (r0, r1) = (cell_of(b.y1, self.y0, self.rows), cell_of(b.y2, self.y0, self.rows));
+        ((c1 + 1 - c0) * (r1 + 1 - r0) <= Self::MAX_CELLS_PER_BOX).then_some((c0, c1, r0, r1))
+    }
+
+    fn insert(&mut self, i: usize, b: &BoxXyxy) {
+        match self.span(b) {
+            Some((c0, c1, r0, r1)) => {
+                for r in r0..=r1 {
+                    for c in c0..=c1 {
+                        self.cells[r * self.cols + c].push(i as u32);
+                    }
+                }
+            }
+            None => self.everywhere.push(i as u32),
+        }
+    }
+
+    /// Every inserted box that may intersect `b`, each once, in no particular order.
+    fn candidates(&mut self, b: &BoxXyxy, out: &mut Vec<usize>) {
+        out.clear();
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.seen.fill(0);
+            self.stamp = 1;
+        }
+        let stamp = self.stamp;
+        let mut take = |i: u32, seen: &mut [u32]| {
+            if seen[i as usize] != stamp {
+                seen[i as usize] = stamp;
+                out.push(i as usize);
+            }
+        };
+        for &i in &self.everywhere {
+            take(i, &mut self.seen);
+        }
+        match self.span(b) {
+            Some((c0, c1, r0, r1)) => {
+                for r in r0..=r1 {
+                    for c in c0..=c1 {
+                        for &i in &self.cells[r * self.cols + c] {
+                            take(i, &mut self.seen);
+                        }
+                    }
+                }
+            }
+            None => {
+                for cell in &self.cells {
+                    for &i in cell {
+                        take(i, &mut self.seen);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Greedy non-maximum suppression; returns kept indices, best first.
 ///
 /// `same_group(i, j)` says whether two boxes compete (same class, or always when class
@@ -92,16 +207,31 @@ pub fn nms_indices(
 ) -> Vec<usize> {
     debug_assert_eq!(boxes.len(), scores.len());
     let mut keep: Vec<usize> = Vec::new();
+    let mut kept = SpatialGrid::new(boxes);
+    let mut near = Vec::new();
     for i in by_score_desc(scores) {
         if scores[i].is_nan() {
             // Sorted last, so every later one is NaN too: none can be trusted.
             break;
         }
-        if keep.iter().all(|&k| !same_group(i, k) || overlap(&boxes[k], &boxes[i]) <= threshold) {
+        kept.candidates(&boxes[i], &mut near);
+        if near.iter().all(|&k| !same_group(i, k) || overlap(&boxes[k], &boxes[i]) <= threshold) {
             keep.push(i);
+            kept.insert(i, &boxes[i]);
         }
     }
     keep
+}
+
+/// A grid holding every box of `order`, and each index's rank in it (`usize::MAX` if absent).
+fn index_all(boxes: &[BoxXyxy], order: &[usize]) -> (SpatialGrid, Vec<usize>) {
+    let mut grid = SpatialGrid::new(boxes);
+    let mut rank = vec![usize::MAX; boxes.len()];
+    for (r, &i) in order.iter().enumerate() {
+        grid.insert(i, &boxes[i]);
+        rank[i] = r;
+    }
+    (grid, rank)
 }
 
 /// Groups of indices that merge into one detection; each group's first index is its keeper
@@ -118,15 +248,20 @@ pub fn merge_groups(dets: &[Detection], cfg: &MergeConfig) -> Vec<Vec<usize>> {
             nms_indices(&boxes, &scores, cfg.threshold, same, overlap).into_iter().map(|i| vec![i]).collect()
         }
         MergeMethod::GreedyNmm => {
+            let (mut grid, rank) = index_all(&boxes, &order);
+            let mut near = Vec::new();
             let mut claimed = vec![false; dets.len()];
             let mut groups = Vec::new();
-            for (pos, &i) in order.iter().enumerate() {
+            for &i in &order {
                 if claimed[i] {
                     continue;
                 }
                 claimed[i] = true;
+                // Unclaimed boxes all rank below `i`: better ones are keepers or claimed.
                 let mut group = vec![i];
-                for &j in &order[pos + 1..] {
+                grid.candidates(&boxes[i], &mut near);
+                near.sort_unstable_by_key(|&j| rank[j]);
+                for &j in &near {
                     if !claimed[j] && matches(i, j) {
                         claimed[j] = true;
                         group.push(j);
@@ -141,8 +276,12 @@ pub fn merge_groups(dets: &[Detection], cfg: &MergeConfig) -> Vec<Vec<usize>> {
             // that keeper, so chains of overlapping boxes end up as one object.
             let mut keeper_of: Vec<Option<usize>> = vec![None; dets.len()];
             let mut members: Vec<Option<Vec<usize>>> = vec![None; dets.len()];
+            let (mut grid, rank) = index_all(&boxes, &order);
+            let mut near = Vec::new();
             for &i in &order {
-                let matched: Vec<usize> = order.iter().copied().filter(|&j| j != i && matches(i, j)).collect();
+                grid.candidates(&boxes[i], &mut near);
+                near.sort_unstable_by_key(|&j| rank[j]);
+                let matched: Vec<usize> = near.iter().copied().filter(|&j| j != i && matches(i, j)).collect();
                 let keeper = match keeper_of[i] {
                     None => {
                         members[i] = Some(Vec::new());
@@ -318,6 +457,36 @@ mod tests {
         keep
     }
 
+    /// SAHI's `nmm` transcribed without any index: the reference for the grid version.
+    fn naive_nmm(dets: &[Detection], thr: f32) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..dets.len()).collect();
+        order.sort_by(|&a, &b| dets[b].score.total_cmp(&dets[a].score).then(a.cmp(&b)));
+        let mut keep_to_merge: Vec<(usize, Vec<usize>)> = Vec::new();
+        let mut merge_to_keep: std::collections::HashMap<usize, usize> = Default::default();
+        for &i in &order {
+            let matched: Vec<usize> = order
+                .iter()
+                .copied()
+                .filter(|&j| j != i && dets[i].class_id == dets[j].class_id && dets[i].bbox.ios(&dets[j].bbox) > thr)
+                .collect();
+            let is_keeper = |k: usize, l: &Vec<(usize, Vec<usize>)>| l.iter().any(|(x, _)| *x == k);
+            let keeper = match merge_to_keep.get(&i) {
+                None => {
+                    keep_to_merge.push((i, Vec::new()));
+                    i
+                }
+                Some(&k) => k,
+            };
+            for j in matched {
+                if !merge_to_keep.contains_key(&j) && !is_keeper(j, &keep_to_merge) {
+                    merge_to_keep.insert(j, keeper);
+                    keep_to_merge.iter_mut().find(|(x, _)| *x == keeper).unwrap().1.push(j);
+                }
+            }
+        }
+        keep_to_merge.into_iter().map(|(k, m)| std::iter::once(k).chain(m).collect()).collect()
+    }
+
     fn arb_det() -> impl Strategy<Value = Detection> {
         (0.0f32..200.0, 0.0f32..200.0, 1.0f32..80.0, 1.0f32..80.0, 0.0f32..1.0, 0u32..3)
             .prop_map(|(x, y, w, h, s, c)| det(x, y, x + w, y + h, (s * 64.0).round() / 64.0, c))
@@ -349,6 +518,39 @@ mod tests {
             // Greedy NMM's keepers are exactly NMS's survivors.
             let keepers: Vec<usize> = groups.iter().map(|g| g[0]).collect();
             prop_assert_eq!(keepers, naive_nms(&dets, thr, false));
+        }
+
+        #[test]
+        fn nms_with_spread_and_giant_boxes_matches_reference(
+            mut dets in prop::collection::vec(arb_det(), 1..80),
+            spread in 1.0f32..40.0,
+            giant: bool,
+        ) {
+            // Spread boxes over a wide scan so the grid has many cells; maybe add one box
+            // spanning everything, which the grid keeps on its always-checked list.
+            for d in &mut dets {
+                d.bbox = d.bbox.scale(spread, 1.0);
+            }
+            if giant {
+                dets.push(det(-10.0, -10.0, 9000.0, 400.0, 0.5, 0));
+            }
+            let cfg = MergeConfig { method: MergeMethod::Nms, metric: MatchMetric::Ios, threshold: 0.3, ..Default::default() };
+            let got: Vec<usize> = merge_groups(&dets, &cfg).into_iter().map(|g| g[0]).collect();
+            let mut want = Vec::new();
+            let mut order: Vec<usize> = (0..dets.len()).collect();
+            order.sort_by(|&a, &b| dets[b].score.total_cmp(&dets[a].score).then(a.cmp(&b)));
+            for i in order {
+                if want.iter().all(|&k: &usize| dets[k].class_id != dets[i].class_id || dets[k].bbox.ios(&dets[i].bbox) <= 0.3) {
+                    want.push(i);
+                }
+            }
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn nmm_matches_sahi_transcription(dets in prop::collection::vec(arb_det(), 0..50), thr in 0.1f32..0.9) {
+            let cfg = MergeConfig { method: MergeMethod::Nmm, metric: MatchMetric::Ios, threshold: thr, ..Default::default() };
+            prop_assert_eq!(merge_groups(&dets, &cfg), naive_nmm(&dets, thr));
         }
 
         #[test]
@@ -385,6 +587,30 @@ mod tests {
         for method in [MergeMethod::Nms, MergeMethod::Nmm, MergeMethod::GreedyNmm] {
             let out = merge(&dets, &MergeConfig { method, ..Default::default() });
             assert_eq!(out, vec![dets[1]], "{method:?}");
+        }
+    }
+
+    #[test]
+    fn non_finite_corners_do_not_break_the_index() {
+        let dets = [
+            det(f32::NAN, 0.0, 10.0, 10.0, 0.9, 0),
+            det(0.0, 0.0, 10.0, 10.0, 0.8, 0),
+            det(1.0, 0.0, 11.0, 10.0, 0.7, 0),
+            det(0.0, 0.0, f32::INFINITY, 10.0, 0.6, 0),
+        ];
+        for method in [MergeMethod::Nms, MergeMethod::Nmm, MergeMethod::GreedyNmm] {
+            let groups = merge_groups(&dets, &MergeConfig { method, metric: MatchMetric::Iou, ..Default::default() });
+            let mut all: Vec<usize> = groups.concat();
+            all.sort();
+            // The NaN box overlaps nothing; 1 and 2 are one object.
+            assert!(groups.contains(&vec![0]), "{method:?}: {groups:?}");
+            assert!(
+                groups.iter().any(|g| g[0] == 1 && (method == MergeMethod::Nms || g.contains(&2))),
+                "{method:?}: {groups:?}"
+            );
+            if method != MergeMethod::Nms {
+                assert_eq!(all, vec![0, 1, 2, 3], "{method:?}");
+            }
         }
     }
 
