@@ -250,3 +250,23 @@ fn cli_writes_reports_overlays_coco_and_a_ranked_summary() {
     assert_eq!(coco[0]["bbox"], serde_json::json!([40.0, 8.0, 32.0, 32.0]));
     assert!(out.join("summary.json").is_file());
 }
+
+#[test]
+fn full_scan_pass_maps_boxes_back_to_scan_pixels() {
+    // 128 x 128 scan, block x/y 32..64. Shrunk by 0.5 into the 64 x 64 input, the block fills
+    // cell (1, 1): box 8..40 in the input, 16..80 in the scan. Tiles are all skipped (every
+    // pixel counts as air at this threshold) so only the full pass can find it.
+    let mut cfg = config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8);
+    cfg.tiling.full_scan_pass = true;
+    cfg.tiling.air_attenuation = 100.0;
+    let r = inspect(cfg, &scan(128, 128, &[(32, 32, 64, 64, 3.6)]));
+    assert!(r.models[0].full_scan_pass);
+    assert_eq!(r.models[0].tiles_skipped_air, r.models[0].tiles_total);
+    assert_eq!(r.models[0].runs, 1);
+    assert_eq!(boxes(&r), vec![(BoxXyxy::new(16.0, 16.0, 80.0, 80.0), "knife".into())]);
+    assert!((r.findings[0].score - 0.9).abs() < 1e-3);
+    // A scan that already fits one tile gets no extra pass.
+    let mut cfg = config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8);
+    cfg.tiling.full_scan_pass = true;
+    assert!(!inspect(cfg, &scan(40, 50, &[])).models[0].full_scan_pass);
+}

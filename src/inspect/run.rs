@@ -12,7 +12,7 @@ use super::findings::{
 };
 use crate::detect::decode::DecodeStats;
 use crate::detect::merge::merge_tiles;
-use crate::detect::spec::{DecoderSpec, Layout, ThreatCategory};
+use crate::detect::spec::{BatchDim, DecoderSpec, Layout, Task, ThreatCategory};
 use crate::detect::{BoxXyxy, CutEdges, Decoded, Detection, Detector, RunTimes};
 use crate::preprocess::calibration::AttenuationImage;
 use crate::preprocess::materials::MaterialMap;
@@ -67,6 +67,38 @@ impl ContentIntegral {
         let (x0, y0, x1, y1) = (r.x, r.y, r.x + r.width, r.y + r.height);
         t[[y1, x1]] + t[[y0, x0]] - t[[y0, x1]] - t[[y1, x0]]
     }
+}
+
+/// The views shrunk by `scale` (< 1) with area averaging: each output pixel is the mean of
+/// the source pixels it covers, so thin dense objects fade instead of vanishing or aliasing.
+fn shrink(v: &ScanViews, scale: f32) -> ScanViews {
+    let (rows, cols) = (v.attenuation.rows(), v.attenuation.columns());
+    let (h, w) = (((rows as f32 * scale).round() as usize).max(1), ((cols as f32 * scale).round() as usize).max(1));
+    let span = |i: usize, n_out: usize, n_in: usize| {
+        let a = i * n_in / n_out;
+        (a, ((i + 1) * n_in / n_out).max(a + 1).min(n_in))
+    };
+    let area_mean = |src: &Array2<f32>| {
+        Array2::from_shape_fn((h, w), |(r, c)| {
+            let ((r0, r1), (c0, c1)) = (span(r, h, rows), span(c, w, cols));
+            let block = src.slice(ndarray::s![r0..r1, c0..c1]);
+            block.sum() / block.len() as f32
+        })
+    };
+    let a = &v.attenuation;
+    let attenuation = AttenuationImage {
+        high: area_mean(&a.high),
+        low: a.low.as_ref().map(area_mean),
+        flags: Array2::zeros((h, w)),
+        max_attenuation: a.max_attenuation,
+        air_high: a.air_high.clone(),
+        dark_high: a.dark_high.clone(),
+    };
+    let class = Array2::from_shape_fn((h, w), |(r, c)| v.materials.class[[span(r, h, rows).0, span(c, w, cols).0]]);
+    let materials = MaterialMap { class, z_eff: area_mean(&v.materials.z_eff) };
+    let pseudo_colour =
+        image::imageops::resize(&v.pseudo_colour, w as u32, h as u32, image::imageops::FilterType::Triangle);
+    ScanViews { attenuation, materials, pseudo_colour }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -204,7 +236,7 @@ impl Pipeline {
             s.spawn(move || {
                 for (k, chunk) in tiles_ref.chunks(batch).enumerate() {
                     // Static-batch models get a full batch; the padding tiles are ignored.
-                    let n = if det.batch_dim() == crate::detect::spec::BatchDim::Dynamic { chunk.len() } else { batch };
+                    let n = if det.batch_dim() == BatchDim::Dynamic { chunk.len() } else { batch };
                     let mut tensor = Array4::<f32>::zeros((n, recipe_ref.len(), th, tw));
                     let filled = source
                         .fill_batch(chunk, recipe_ref, tensor.slice_mut(ndarray::s![..chunk.len(), .., .., ..]))
@@ -274,6 +306,47 @@ impl Pipeline {
             Ok(())
         })?;
         timings.preprocess_ms += ms(waited);
+
+        // The whole scan shrunk into one input, for objects larger than a tile.
+        let full_pass = tiling.full_scan_pass && spec.task == Task::Detect && (rows > th || cols > tw);
+        if full_pass {
+            let t = Instant::now();
+            let scale = (tw as f32 / cols as f32).min(th as f32 / rows as f32);
+            let small = shrink(views, scale);
+            let rect = TileRect { x: 0, y: 0, width: small.attenuation.columns(), height: small.attenuation.rows() };
+            let small_source = TileSource {
+                attenuation: &small.attenuation,
+                materials: Some(&small.materials),
+                pseudo_colour: Some(&small.pseudo_colour),
+                r_min_attenuation: 0.05,
+            };
+            let n = match det.batch_dim() {
+                BatchDim::Static(n) => n,
+                BatchDim::Dynamic => 1,
+            };
+            let mut tensor = Array4::<f32>::zeros((n, recipe.len(), th, tw));
+            small_source
+                .fill_batch(&[rect], &recipe, tensor.slice_mut(ndarray::s![..1, .., .., ..]))
+                .map_err(tile_err)?;
+            timings.preprocess_ms += ms(t.elapsed());
+            let input = match spec.input.layout {
+                Layout::Nchw => tensor.view(),
+                Layout::Nhwc => tensor.view().permuted_axes([0, 2, 3, 1]),
+            };
+            let outputs = det.run(input, &mut times)?;
+            let t = Instant::now();
+            if let Decoded::Boxes(per_tile) = det.decode(&outputs, n, &mut stats)? {
+                let (sx, sy) = (cols as f32 / rect.width as f32, rows as f32 / rect.height as f32);
+                for d in per_tile.into_iter().next().unwrap_or_default() {
+                    let local = d.bbox.clip(rect.width as f32, rect.height as f32);
+                    if local.area() > 0.0 {
+                        cuts.push(CutEdges::default());
+                        boxes.push(Detection { bbox: local.scale(sx, sy), ..d });
+                    }
+                }
+            }
+            times.decode += t.elapsed();
+        }
         timings.add_run(&times);
 
         let t = Instant::now();
@@ -321,7 +394,7 @@ impl Pipeline {
             tiles_total: all_tiles.len(),
             tiles_skipped_air: all_tiles.len() - tiles.len(),
             runs: times.runs,
-            full_scan_pass: false,
+            full_scan_pass: full_pass,
             dropped: stats,
             findings: findings.len(),
         };
