@@ -1,7 +1,7 @@
 //! NMS-free end-to-end heads (YOLOv10, YOLO26, RT-DETR exports): `[N, K, 6]` rows
 //! `x1, y1, x2, y2, score, class`. The model already suppressed duplicates.
 
-use super::{BoxParams, DecodeError, DecodeStats, check_batch, view3};
+use super::{BoxParams, DecodeError, DecodeStats, MAX_SCORE, check_batch, view3};
 use crate::detect::geometry::{BoxXyxy, Detection};
 use ndarray::ArrayViewD;
 
@@ -40,7 +40,13 @@ pub fn decode(
             if score <= 0.0 {
                 continue;
             }
-            if class < 0.0 || class.fract() != 0.0 || class as usize >= nc || row[2] < row[0] || row[3] < row[1] {
+            if score > MAX_SCORE
+                || class < 0.0
+                || class.fract() != 0.0
+                || class as usize >= nc
+                || row[2] < row[0]
+                || row[3] < row[1]
+            {
                 stats.malformed += 1;
                 continue;
             }
@@ -96,12 +102,13 @@ mod tests {
             [0.0, 0.0, 10.0, 10.0, 0.9, 7.0], // class out of range
             [0.0, 0.0, 10.0, 10.0, 0.9, 0.5], // fractional class
             [10.0, 0.0, 0.0, 10.0, 0.9, 0.0], // inverted box
+            [0.0, 0.0, 10.0, 10.0, 4.5, 0.0], // score above 1
         ]);
         let mut stats = DecodeStats::default();
         let got = decode(out.view(), "o", 1, &params(2, 0.25), &mut stats).unwrap();
         assert!(got[0].is_empty());
         assert_eq!(stats.non_finite, 1);
-        assert_eq!(stats.malformed, 3);
+        assert_eq!(stats.malformed, 4);
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub enum DecodeError {
 pub struct DecodeStats {
     /// Candidates or pixels with NaN/infinite values.
     pub non_finite: usize,
-    /// Candidates with impossible values (class index out of range, inverted box).
+    /// Candidates with impossible values (score above 1, class index out of range, inverted box).
     pub malformed: usize,
     /// Candidates above their class threshold before NMS.
     pub candidates: usize,
@@ -122,6 +122,10 @@ pub(crate) fn view3<'a>(
 pub(crate) fn check_batch(name: &str, found: usize, expected: usize) -> Result<(), DecodeError> {
     if found == expected { Ok(()) } else { Err(DecodeError::Batch { output: name.to_string(), expected, found }) }
 }
+
+/// Largest score accepted as a probability; above it the head is not emitting confidences
+/// (e.g. an export without its final sigmoid) and the candidate counts as malformed.
+pub const MAX_SCORE: f32 = 1.0 + 1e-4;
 
 /// Best class of a candidate, skipping none: `None` when any score is not finite.
 pub(crate) fn best_class(scores: impl Iterator<Item = f32>) -> Option<(usize, f32)> {

@@ -1,7 +1,7 @@
 //! YOLOv5 / YOLOv7 heads: `[N, A, 5 + nc]`, columns `cx, cy, w, h, objectness` then class
 //! scores; a candidate's score is objectness x class score. Needs NMS.
 
-use super::{BoxParams, DecodeError, DecodeStats, best_class, check_batch, nms_per_image, view3};
+use super::{BoxParams, DecodeError, DecodeStats, MAX_SCORE, best_class, check_batch, nms_per_image, view3};
 use crate::detect::geometry::{BoxXyxy, Detection};
 use ndarray::ArrayViewD;
 
@@ -47,6 +47,10 @@ pub fn decode(
             };
             let score = obj * cls;
             if score < params.class_thresholds[c] {
+                continue;
+            }
+            if obj > MAX_SCORE || cls > MAX_SCORE {
+                stats.malformed += 1;
                 continue;
             }
             let bbox = BoxXyxy::from_cxcywh(row[0], row[1], row[2], row[3]);
@@ -100,11 +104,13 @@ mod tests {
             [50.0, 50.0, 20.0, 10.0, f32::NAN, 0.5, 0.9],
             [50.0, 50.0, 20.0, 10.0, 0.9, f32::NAN, 0.9],
             [f32::NAN, 50.0, 20.0, 10.0, 0.9, 0.9, 0.9],
+            [50.0, 50.0, 20.0, 10.0, 3.0, 0.9, 0.9], // objectness logit, not a probability
         ]);
         let mut stats = DecodeStats::default();
         let got = decode(out.view(), "o", 1, &params(2, 0.25), &mut stats).unwrap();
         assert!(got[0].is_empty());
         assert_eq!(stats.non_finite, 3);
+        assert_eq!(stats.malformed, 1);
     }
 
     #[test]

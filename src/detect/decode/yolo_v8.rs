@@ -1,7 +1,7 @@
 //! YOLOv8 / YOLO11 heads: `[N, 4 + nc, A]`, rows `cx, cy, w, h` then one score per class,
 //! no objectness. Needs NMS.
 
-use super::{BoxParams, DecodeError, DecodeStats, best_class, check_batch, nms_per_image, view3};
+use super::{BoxParams, DecodeError, DecodeStats, MAX_SCORE, best_class, check_batch, nms_per_image, view3};
 use crate::detect::geometry::{BoxXyxy, Detection};
 use ndarray::ArrayViewD;
 
@@ -41,7 +41,7 @@ pub fn decode(
             if score < params.class_thresholds[c] {
                 continue;
             }
-            if img[[2, a]] < 0.0 || img[[3, a]] < 0.0 {
+            if score > MAX_SCORE || img[[2, a]] < 0.0 || img[[3, a]] < 0.0 {
                 stats.malformed += 1;
                 continue;
             }
@@ -90,12 +90,13 @@ mod tests {
             [50.0, f32::NAN, 20.0, 10.0, 0.9, 0.1],
             [50.0, 50.0, f32::INFINITY, 10.0, 0.9, 0.1],
             [50.0, 50.0, -3.0, 10.0, 0.9, 0.1],
+            [50.0, 50.0, 3.0, 10.0, 1.7, 0.1], // not a confidence
         ]);
         let mut stats = DecodeStats::default();
         let got = decode(out.view(), "output0", 1, &params(2, 0.25), &mut stats).unwrap();
         assert!(got[0].is_empty());
         assert_eq!(stats.non_finite, 3);
-        assert_eq!(stats.malformed, 1);
+        assert_eq!(stats.malformed, 2);
     }
 
     #[test]
