@@ -204,7 +204,8 @@ fn descriptor_problems_name_the_file_and_reason() {
     let path = write_scan(&scan, &dir.path().join("s"), PlaneFormat::Png).unwrap();
     let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let folder = path.parent().unwrap().to_path_buf();
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(Mutation, &str)> = vec![
         (Box::new(|j| j["planes"]["low"] = "missing.png".into()), "missing.png"),
         (Box::new(|j| j["schema_version"] = 9.into()), "schema_version 9"),
         (Box::new(|j| j["pixel_pitch_mm"]["along"] = (-1.0).into()), "pixel_pitch_mm"),
