@@ -244,3 +244,19 @@ fn require_gpu_refuses_to_fall_back() {
         assert_eq!(det.provider(), "cpu");
     }
 }
+
+#[test]
+fn a_panicking_caller_gives_its_session_back() {
+    use nii_atr::detect::session::SessionPool;
+    nii_atr::runtime::init(None).unwrap();
+    let pool =
+        std::sync::Arc::new(SessionPool::load(&fixtures().join("yolov8_toy.onnx"), &SessionConfig::default()).unwrap());
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.with_session(|_| panic!("caller bug"))));
+    assert!(r.is_err());
+    // With one session, a session lost to the panic would block this call forever: a
+    // detached thread lets the test fail on the timeout instead of hanging.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = pool.clone();
+    std::thread::spawn(move || tx.send(p.with_session(|session| session.inputs().len())));
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(20)), Ok(1), "session not returned");
+}

@@ -203,7 +203,7 @@ impl SessionPool {
 
     /// Runs `f` with a session of its own, waiting for one to come back if all are lent.
     pub fn with_session<R>(&self, f: impl FnOnce(&mut Session) -> R) -> R {
-        let mut session = {
+        let session = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 if let Some(s) = idle.pop() {
@@ -212,12 +212,13 @@ impl SessionPool {
                 idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
             }
         };
-        // Hand the session back even if `f` panics, so other callers never wait forever.
-        struct Return<'a> {
+        // The guard hands the session back on every exit, a panic in `f` included, so
+        // other callers never wait for a session that is gone.
+        struct Lent<'a> {
             pool: &'a SessionPool,
             session: Option<Session>,
         }
-        impl Drop for Return<'_> {
+        impl Drop for Lent<'_> {
             fn drop(&mut self) {
                 if let Some(s) = self.session.take() {
                     self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(s);
@@ -225,9 +226,7 @@ impl SessionPool {
                 }
             }
         }
-        let mut guard = Return { pool: self, session: None };
-        let out = f(&mut session);
-        guard.session = Some(session);
-        out
+        let mut lent = Lent { pool: self, session: Some(session) };
+        f(lent.session.as_mut().expect("just lent"))
     }
 }
