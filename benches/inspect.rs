@@ -1,11 +1,13 @@
 //! Catches regressions in everything around the model: reading, calibration, materials,
-//! rendering, tiling, tensor copies, decoding, merging. Runs a 40 ft-long scan through the
+//! rendering, tiling, tensor copies, decoding, merging, writing the report and overlay. Runs a
+//! 40 ft-long scan through the
 //! pipeline with a model of YOLOv8n's cost (`bench_yolov8_640.onnx`, random weights) and
 //! prints the time inside ONNX Runtime's `run` against everything else (target: < 10%).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::{Array2, concatenate, s};
 use nii_atr::inspect::config::ModelEntry;
+use nii_atr::inspect::output::{write_overlay, write_report};
 use nii_atr::inspect::{Inspection, Pipeline, PipelineConfig};
 use nii_atr::scan::{Limits, PlaneFormat, Scan, write_scan};
 use std::hint::black_box;
@@ -43,19 +45,24 @@ fn bench(c: &mut Criterion) {
     let path = write_scan(&scan, dir.path(), PlaneFormat::Tiff).unwrap();
     let p = pipeline();
     let limits = Limits::default();
-    let run = || -> (Inspection, f64) {
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let run = || -> (Inspection, f64, f64) {
         let t = std::time::Instant::now();
-        let (ins, _) = p.inspect_path(&path, &limits).unwrap();
-        (ins, t.elapsed().as_secs_f64() * 1e3)
+        let (ins, views) = p.inspect_path(&path, &limits).unwrap();
+        let t_out = std::time::Instant::now();
+        write_report(&ins, &out.join("scan.inspection.json")).unwrap();
+        write_overlay(&views.pseudo_colour, &ins, &out.join("scan.overlay.png")).unwrap();
+        (ins, t.elapsed().as_secs_f64() * 1e3, t_out.elapsed().as_secs_f64() * 1e3)
     };
     let mut g = c.benchmark_group("inspect_40ft");
     g.sample_size(10);
-    g.bench_function("read + inspect, bench_yolov8_640", |b| b.iter(|| black_box(run())));
+    g.bench_function("read + inspect + outputs, bench_yolov8_640", |b| b.iter(|| black_box(run())));
     g.finish();
 
-    let mut runs: Vec<(Inspection, f64)> = (0..5).map(|_| run()).collect();
+    let mut runs: Vec<(Inspection, f64, f64)> = (0..5).map(|_| run()).collect();
     runs.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let (ins, wall) = &runs[2];
+    let (ins, wall, outputs_ms) = &runs[2];
     let t = &ins.timings;
     let m = &ins.models[0];
     let rest = wall - t.ort_run_ms;
@@ -63,12 +70,12 @@ fn bench(c: &mut Criterion) {
         "\nend to end, median of 5 ({} x {} px, {} tiles, {} skipped as air, {} runs):",
         ins.rows, ins.columns, m.tiles_total, m.tiles_skipped_air, m.runs
     );
-    println!("  wall (read + inspect)     {wall:>9.1} ms");
-    println!("  ONNX Runtime run          {:>9.1} ms", t.ort_run_ms);
-    println!("  everything else           {rest:>9.1} ms = {:.1}% of model time", 100.0 * rest / t.ort_run_ms);
+    println!("  wall (read, inspect, outputs) {wall:>9.1} ms");
+    println!("  ONNX Runtime run              {:>9.1} ms", t.ort_run_ms);
+    println!("  everything else               {rest:>9.1} ms = {:.1}% of model time", 100.0 * rest / t.ort_run_ms);
     println!(
-        "    read {:.1}, calibrate+materials {:.1}, render {:.1}, tensors (not hidden) {:.1}, decode {:.1}, merge {:.1} ms",
-        wall - t.total_ms,
+        "    read {:.1}, calibrate+materials {:.1}, render {:.1}, tensors (not hidden) {:.1}, decode {:.1}, merge {:.1}, report+overlay {outputs_ms:.1} ms",
+        wall - t.total_ms - outputs_ms,
         t.calibrate_ms,
         t.render_ms,
         t.preprocess_ms,
