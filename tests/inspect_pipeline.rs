@@ -270,3 +270,15 @@ fn full_scan_pass_maps_boxes_back_to_scan_pixels() {
     cfg.tiling.full_scan_pass = true;
     assert!(!inspect(cfg, &scan(40, 50, &[])).models[0].full_scan_pass);
 }
+
+#[test]
+fn batches_too_large_for_memory_are_refused_at_load() {
+    // A model with symbolic height and width accepts any spec size: 8 tiles of 3 x 8192 x 8192,
+    // twice over, would take 12 GiB.
+    let err = Pipeline::load(config("classify_dynamic.onnx", "huge_tiles.toml", 8)).err().unwrap();
+    assert!(err.to_string().contains("over the 4096 MiB limit"), "{err}");
+    assert!(err.to_string().contains("classify_dynamic.onnx"), "{err}");
+    // One such tile at a time fits (1.5 GiB for two batches).
+    assert!(Pipeline::load(config("classify_dynamic.onnx", "huge_tiles.toml", 1)).is_ok());
+    assert!(Pipeline::load(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 1024)).is_ok());
+}

@@ -6,7 +6,7 @@
 
 use super::InspectError;
 use super::anomaly::{AnomalyCanvas, regions};
-use super::config::PipelineConfig;
+use super::config::{ConfigError, PipelineConfig};
 use super::findings::{
     BoxMm, Finding, FindingKind, Inspection, MaterialEvidence, ModelRun, REPORT_SCHEMA_VERSION, StageTimings, decide,
 };
@@ -31,6 +31,9 @@ pub struct ScanViews {
     pub materials: MaterialMap,
     pub pseudo_colour: RgbImage,
 }
+
+/// Memory the two in-flight input batches of one model may take.
+pub const MAX_BATCH_BYTES: u128 = 4 << 30;
 
 struct LoadedModel {
     detector: Detector,
@@ -113,6 +116,20 @@ impl Pipeline {
             let path = cfg.resolve(&entry.path);
             let spec = entry.spec.as_ref().map(|s| cfg.resolve(s));
             let detector = Detector::load(&path, spec.as_deref(), &cfg.session)?;
+            // Two input batches live at once (one filling, one running): bound them before
+            // any allocation, whatever the spec's tile size or the model's static batch say.
+            let [n, c, h, w] = detector.input_shape(detector.run_batch(entry.batch_size));
+            let bytes = 2 * n as u128 * c as u128 * h as u128 * w as u128 * 4;
+            if bytes > MAX_BATCH_BYTES {
+                return Err(InspectError::Config(ConfigError::Invalid {
+                    path: path.clone(),
+                    reason: format!(
+                        "batches of {n} x {c} x {h} x {w} f32 need {} MiB, over the {} MiB limit; lower batch_size",
+                        bytes >> 20,
+                        MAX_BATCH_BYTES >> 20
+                    ),
+                }));
+            }
             models.push(LoadedModel { detector, batch_size: entry.batch_size });
         }
         Ok(Self { cfg, models })
