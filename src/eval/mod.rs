@@ -1,0 +1,9 @@
+//! Evaluation harness: COCO box metrics identical to pycocotools, customs operating points
+//! (Pd/Pfa, ROC, FROC), a TIDE error breakdown, bootstrap confidence intervals and reports.
+
+pub mod coco;
+pub mod dataset;
+mod error;
+
+pub use dataset::{Dataset, Detection, GroundTruth, ImageDetections, Predictions, ScoredBox};
+pub use error::EvalError;
