@@ -1,9 +1,11 @@
 //! Evaluation harness: COCO box metrics identical to pycocotools, customs operating points
 //! (Pd/Pfa, ROC, FROC), a TIDE error breakdown, bootstrap confidence intervals and reports.
 
+pub mod atr;
 pub mod coco;
 pub mod dataset;
 mod error;
+pub mod tide;
 
 pub use dataset::{Dataset, Detection, GroundTruth, ImageDetections, Predictions, ScoredBox};
 pub use error::EvalError;
