@@ -24,10 +24,7 @@ pub struct HitRule {
 
 impl Default for HitRule {
     fn default() -> Self {
-        Self {
-            min_iou: 0.1,
-            centre_inside: true,
-        }
+        Self { min_iou: 0.1, centre_inside: true }
     }
 }
 
@@ -37,11 +34,7 @@ impl HitRule {
             return true;
         }
         let (cx, cy) = (det[0] + det[2] / 2.0, det[1] + det[3] / 2.0);
-        self.centre_inside
-            && cx >= truth[0]
-            && cx <= truth[0] + truth[2]
-            && cy >= truth[1]
-            && cy <= truth[1] + truth[3]
+        self.centre_inside && cx >= truth[0] && cx <= truth[0] + truth[2] && cy >= truth[1] && cy <= truth[1] + truth[3]
     }
 }
 
@@ -51,7 +44,8 @@ pub struct AtrConfig {
     pub hit_rule: HitRule,
     /// Detection score at which the system alarms, for per-class Pd and the CNR split.
     pub alarm_threshold: f64,
-    /// CNR bin edges, ascending; a bin is `[edge_i, edge_i+1)`.
+    /// CNR bin edges, ascending; a bin is `[edge_i, edge_i+1)`. JSON writes infinity as "inf".
+    #[serde(with = "edges_serde")]
     pub cnr_bins: Vec<f64>,
     /// False positives per scan at which FROC sensitivity is read.
     pub froc_fp_per_scan: Vec<f64>,
@@ -65,6 +59,47 @@ impl Default for AtrConfig {
             cnr_bins: vec![0.0, 1.0, 2.0, 3.0, 5.0, f64::INFINITY],
             froc_fp_per_scan: vec![0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
         }
+    }
+}
+
+/// Bin edges with an open end: JSON has no infinity, so it is written as the string "inf".
+mod edges_serde {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Edge {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        v.iter()
+            .map(
+                |&x| {
+                    if x.is_finite() {
+                        Edge::Number(x)
+                    } else {
+                        Edge::Text(if x > 0.0 { "inf" } else { "-inf" }.into())
+                    }
+                },
+            )
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        Vec::<Edge>::deserialize(d)?
+            .into_iter()
+            .map(|e| match e {
+                Edge::Number(x) => Ok(x),
+                Edge::Text(t) => match t.as_str() {
+                    "inf" => Ok(f64::INFINITY),
+                    "-inf" => Ok(f64::NEG_INFINITY),
+                    _ => Err(serde::de::Error::custom(format!("bad bin edge `{t}`"))),
+                },
+            })
+            .collect()
     }
 }
 
@@ -116,11 +151,7 @@ pub fn scan_scores(dataset: &Dataset, predictions: &Predictions) -> ScanScores {
     for g in &dataset.annotations {
         positive[index[&g.image_id]] = true;
     }
-    ScanScores {
-        image_ids,
-        scores,
-        positive,
-    }
+    ScanScores { image_ids, scores, positive }
 }
 
 /// ROC over scans; `None` without both positive and negative scans.
@@ -132,11 +163,7 @@ pub fn roc(scores: &[f64], positive: &[bool]) -> Option<Roc> {
     }
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let mut points = vec![RocPoint {
-        threshold: None,
-        pd: 0.0,
-        pfa: 0.0,
-    }];
+    let mut points = vec![RocPoint { threshold: None, pd: 0.0, pfa: 0.0 }];
     let (mut tp, mut fp) = (0usize, 0usize);
     let mut i = 0;
     while i < order.len() {
@@ -156,22 +183,10 @@ pub fn roc(scores: &[f64], positive: &[bool]) -> Option<Roc> {
         });
     }
     if points.last().is_some_and(|p| p.threshold.is_some()) {
-        points.push(RocPoint {
-            threshold: None,
-            pd: 1.0,
-            pfa: 1.0,
-        });
+        points.push(RocPoint { threshold: None, pd: 1.0, pfa: 1.0 });
     }
-    let auc = points
-        .windows(2)
-        .map(|w| (w[1].pfa - w[0].pfa) * (w[1].pd + w[0].pd) / 2.0)
-        .sum();
-    Some(Roc {
-        n_positive: n_pos,
-        n_negative: n_neg,
-        points,
-        auc,
-    })
+    let auc = points.windows(2).map(|w| (w[1].pfa - w[0].pfa) * (w[1].pd + w[0].pd) / 2.0).sum();
+    Some(Roc { n_positive: n_pos, n_negative: n_neg, points, auc })
 }
 
 impl Roc {
@@ -183,12 +198,7 @@ impl Roc {
             .filter(|p| p.pfa <= max_pfa)
             .max_by(|a, b| a.pd.total_cmp(&b.pd).then(b.pfa.total_cmp(&a.pfa)))
             .unwrap_or(&self.points[0]);
-        OperatingPoint {
-            target: max_pfa,
-            pd: best.pd,
-            pfa: best.pfa,
-            threshold: best.threshold,
-        }
+        OperatingPoint { target: max_pfa, pd: best.pd, pfa: best.pfa, threshold: best.threshold }
     }
 
     /// Lowest Pfa among thresholds whose Pd is at least `min_pd`.
@@ -200,12 +210,7 @@ impl Roc {
             .filter(|p| p.pd >= min_pd)
             .min_by(|a, b| a.pfa.total_cmp(&b.pfa).then(b.pd.total_cmp(&a.pd)))
             .unwrap_or(last);
-        OperatingPoint {
-            target: min_pd,
-            pd: best.pd,
-            pfa: best.pfa,
-            threshold: best.threshold,
-        }
+        OperatingPoint { target: min_pd, pd: best.pd, pfa: best.pfa, threshold: best.threshold }
     }
 }
 
@@ -285,28 +290,22 @@ fn group<'a>(dataset: &'a Dataset, predictions: &'a Predictions) -> ImageGroups<
 
 /// Which non-crowd truths are hit by a same-class detection scoring `>= threshold`, and
 /// which such detections hit no truth of their class (false alarms).
-fn hits_at(
-    groups: &ImageGroups,
-    rule: &HitRule,
-    threshold: f64,
-) -> (HashMap<i64, bool>, HashMap<i64, usize>) {
+fn hits_at(groups: &ImageGroups, rule: &HitRule, threshold: f64) -> (HashMap<i64, bool>, HashMap<i64, usize>) {
     let mut hit = HashMap::new();
     let mut false_alarms: HashMap<i64, usize> = HashMap::new();
     for (image_id, truths) in &groups.truth {
         let dets = groups.dets.get(image_id).map_or(&[][..], |v| v.as_slice());
         for g in truths.iter().filter(|g| !g.iscrowd) {
-            let found = dets.iter().any(|d| {
-                d.score >= threshold && d.category_id == g.category_id && rule.hits(&d.bbox, &g.bbox)
-            });
+            let found = dets
+                .iter()
+                .any(|d| d.score >= threshold && d.category_id == g.category_id && rule.hits(&d.bbox, &g.bbox));
             hit.insert(g.id, found);
         }
     }
     for (image_id, dets) in &groups.dets {
         let truths = groups.truth.get(image_id).map_or(&[][..], |v| v.as_slice());
         for d in dets.iter().filter(|d| d.score >= threshold) {
-            let on_truth = truths
-                .iter()
-                .any(|g| g.category_id == d.category_id && rule.hits(&d.bbox, &g.bbox));
+            let on_truth = truths.iter().any(|g| g.category_id == d.category_id && rule.hits(&d.bbox, &g.bbox));
             if !on_truth {
                 *false_alarms.entry(d.category_id).or_default() += 1;
             }
@@ -326,16 +325,11 @@ pub fn froc(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig) -> Fr
     order.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut found: HashMap<i64, bool> = HashMap::new();
     let (mut tp, mut fp) = (0usize, 0usize);
-    let mut points = vec![FrocPoint {
-        threshold: f64::MAX,
-        fp_per_scan: 0.0,
-        sensitivity: 0.0,
-    }];
+    let mut points = vec![FrocPoint { threshold: f64::MAX, fp_per_scan: 0.0, sensitivity: 0.0 }];
     for (i, d) in order.iter().enumerate() {
         let truths = groups.truth.get(&d.image_id).map_or(&[][..], |v| v.as_slice());
-        let candidates = truths
-            .iter()
-            .filter(|g| g.category_id == d.category_id && cfg.hit_rule.hits(&d.bbox, &g.bbox));
+        let candidates =
+            truths.iter().filter(|g| g.category_id == d.category_id && cfg.hit_rule.hits(&d.bbox, &g.bbox));
         let mut best: Option<(&GroundTruth, f64)> = None;
         let mut touched = false;
         for g in candidates {
@@ -369,11 +363,7 @@ pub fn froc(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig) -> Fr
         .froc_fp_per_scan
         .iter()
         .map(|&rate| {
-            let s = points
-                .iter()
-                .filter(|p| p.fp_per_scan <= rate)
-                .map(|p| p.sensitivity)
-                .fold(0.0, f64::max);
+            let s = points.iter().filter(|p| p.fp_per_scan <= rate).map(|p| p.sensitivity).fold(0.0, f64::max);
             (rate, s)
         })
         .collect();
@@ -382,27 +372,15 @@ pub fn froc(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig) -> Fr
     } else {
         sensitivity_at.iter().map(|p| p.1).sum::<f64>() / sensitivity_at.len() as f64
     };
-    Froc {
-        n_truth,
-        n_scans,
-        points,
-        sensitivity_at,
-        mean_sensitivity,
-    }
+    Froc { n_truth, n_scans, points, sensitivity_at, mean_sensitivity }
 }
 
 /// ROC, operating points, per-class Pd, FROC and the CNR split.
 pub fn atr_metrics(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig) -> AtrMetrics {
     let scans = scan_scores(dataset, predictions);
     let roc = roc(&scans.scores, &scans.positive);
-    let pd_at_pfa = roc
-        .as_ref()
-        .map(|r| vec![r.pd_at_pfa(0.01), r.pd_at_pfa(0.05)])
-        .unwrap_or_default();
-    let pfa_at_pd = roc
-        .as_ref()
-        .map(|r| vec![r.pfa_at_pd(0.90), r.pfa_at_pd(0.95)])
-        .unwrap_or_default();
+    let pd_at_pfa = roc.as_ref().map(|r| vec![r.pd_at_pfa(0.01), r.pd_at_pfa(0.05)]).unwrap_or_default();
+    let pfa_at_pd = roc.as_ref().map(|r| vec![r.pfa_at_pd(0.90), r.pfa_at_pd(0.95)]).unwrap_or_default();
     let groups = group(dataset, predictions);
     let (hit, false_alarms) = hits_at(&groups, &cfg.hit_rule, cfg.alarm_threshold);
     let n_scans = dataset.images.len();
@@ -411,11 +389,8 @@ pub fn atr_metrics(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig
     let per_class = categories
         .iter()
         .map(|c| {
-            let truths: Vec<&GroundTruth> = dataset
-                .annotations
-                .iter()
-                .filter(|g| g.category_id == c.id && !g.iscrowd)
-                .collect();
+            let truths: Vec<&GroundTruth> =
+                dataset.annotations.iter().filter(|g| g.category_id == c.id && !g.iscrowd).collect();
             let n_hit = truths.iter().filter(|g| hit[&g.id]).count();
             let fa = false_alarms.get(&c.id).copied().unwrap_or(0);
             ClassPd {
@@ -429,26 +404,16 @@ pub fn atr_metrics(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig
             }
         })
         .collect();
-    let with_cnr: Vec<&GroundTruth> = dataset
-        .annotations
-        .iter()
-        .filter(|g| !g.iscrowd && g.cnr.is_some())
-        .collect();
-    let n_truth_without_cnr = dataset
-        .annotations
-        .iter()
-        .filter(|g| !g.iscrowd && g.cnr.is_none())
-        .count();
+    let with_cnr: Vec<&GroundTruth> = dataset.annotations.iter().filter(|g| !g.iscrowd && g.cnr.is_some()).collect();
+    let n_truth_without_cnr = dataset.annotations.iter().filter(|g| !g.iscrowd && g.cnr.is_none()).count();
     let by_cnr = if with_cnr.is_empty() {
         Vec::new()
     } else {
         cfg.cnr_bins
             .windows(2)
             .map(|w| {
-                let in_bin: Vec<&&GroundTruth> = with_cnr
-                    .iter()
-                    .filter(|g| g.cnr.is_some_and(|c| c >= w[0] && c < w[1]))
-                    .collect();
+                let in_bin: Vec<&&GroundTruth> =
+                    with_cnr.iter().filter(|g| g.cnr.is_some_and(|c| c >= w[0] && c < w[1])).collect();
                 let n_hit = in_bin.iter().filter(|g| hit[&g.id]).count();
                 DifficultyBin {
                     cnr_min: w[0],
@@ -535,10 +500,7 @@ mod tests {
         let truth = [0.0, 0.0, 100.0, 100.0];
         // Small box inside: IoU 0.01, centre inside.
         assert!(rule.hits(&[40.0, 40.0, 10.0, 10.0], &truth));
-        let strict = HitRule {
-            min_iou: 0.1,
-            centre_inside: false,
-        };
+        let strict = HitRule { min_iou: 0.1, centre_inside: false };
         assert!(!strict.hits(&[40.0, 40.0, 10.0, 10.0], &truth));
         assert!(!rule.hits(&[150.0, 0.0, 10.0, 10.0], &truth));
     }

@@ -41,14 +41,8 @@ pub enum ErrorType {
     Missed,
 }
 
-pub const ERROR_TYPES: [ErrorType; 6] = [
-    ErrorType::Cls,
-    ErrorType::Loc,
-    ErrorType::Both,
-    ErrorType::Dupe,
-    ErrorType::Bkg,
-    ErrorType::Missed,
-];
+pub const ERROR_TYPES: [ErrorType; 6] =
+    [ErrorType::Cls, ErrorType::Loc, ErrorType::Both, ErrorType::Dupe, ErrorType::Bkg, ErrorType::Missed];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TideBreakdown {
@@ -120,11 +114,7 @@ impl ApData {
             .filter(|(c, p)| !p.is_empty() || self.n_gt[c] != 0)
             .map(|(c, p)| Self::ap(p, self.n_gt[c]))
             .collect();
-        if aps.is_empty() {
-            0.0
-        } else {
-            aps.iter().sum::<f64>() / aps.len() as f64
-        }
+        if aps.is_empty() { 0.0 } else { aps.iter().sum::<f64>() / aps.len() as f64 }
     }
 }
 
@@ -138,8 +128,14 @@ struct ErrorRecord {
 enum Fix {
     Drop,
     /// Becomes a true positive of `class` if it is the best-scoring fix of truth `gt`.
-    Match { class: i64, gt: i64, pred: usize },
-    RemoveTruth { class: i64 },
+    Match {
+        class: i64,
+        gt: i64,
+        pred: usize,
+    },
+    RemoveTruth {
+        class: i64,
+    },
 }
 
 pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> TideBreakdown {
@@ -169,9 +165,7 @@ pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> Ti
                 errors.push(ErrorRecord {
                     kind: ErrorType::Missed,
                     original: None,
-                    fix: Fix::RemoveTruth {
-                        class: g.category_id,
-                    },
+                    fix: Fix::RemoveTruth { class: g.category_id },
                 });
             }
             continue;
@@ -179,10 +173,7 @@ pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> Ti
         preds.sort_by(|a, b| b.score.total_cmp(&a.score));
         preds.truncate(max_dets);
         let (n_p, n_g) = (preds.len(), gt.len());
-        let iou: Vec<f64> = preds
-            .iter()
-            .flat_map(|p| gt.iter().map(|g| bbox_iou(&p.bbox, &g.bbox, false)))
-            .collect();
+        let iou: Vec<f64> = preds.iter().flat_map(|p| gt.iter().map(|g| bbox_iou(&p.bbox, &g.bbox, false))).collect();
         let same = |p: usize, g: usize| preds[p].category_id == gt[g].category_id;
         let cls_iou = |p: usize, g: usize| if same(p, g) { iou[p * n_g + g] } else { 0.0 };
         // used: Some(true) matched, Some(false) unmatched, None ignored (crowd).
@@ -220,13 +211,7 @@ pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> Ti
                 continue;
             }
             let original = Some((pred.category_id, (pred.score, false)));
-            let mut record = |kind, fix| {
-                errors.push(ErrorRecord {
-                    kind,
-                    original,
-                    fix,
-                })
-            };
+            let mut record = |kind, fix| errors.push(ErrorRecord { kind, original, fix });
             if n_g == 0 {
                 record(ErrorType::Bkg, Fix::Drop);
                 continue;
@@ -240,11 +225,7 @@ pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> Ti
                 if entry.0 < pred.score {
                     *entry = (pred.score, number);
                 }
-                Fix::Match {
-                    class,
-                    gt: gt[g].id,
-                    pred: number,
-                }
+                Fix::Match { class, gt: gt[g].id, pred: number }
             };
             let (g, v) = argmax((0..n_g).map(|g| cls_iou(p, g))).unwrap_or((0, 0.0));
             if (BG_THRESH..=POS_THRESH).contains(&v) {
@@ -277,9 +258,7 @@ pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> Ti
                 errors.push(ErrorRecord {
                     kind: ErrorType::Missed,
                     original: None,
-                    fix: Fix::RemoveTruth {
-                        class: truth.category_id,
-                    },
+                    fix: Fix::RemoveTruth { class: truth.category_id },
                 });
             }
         }
@@ -292,11 +271,7 @@ pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> Ti
         let fixed = fix_errors(&ap_data, &errors, kind, &best_fix);
         delta_ap.insert(kind, (fixed.map() - ap50).max(0.0));
     }
-    TideBreakdown {
-        ap50,
-        counts,
-        delta_ap,
-    }
+    TideBreakdown { ap50, counts, delta_ap }
 }
 
 /// tidecv's `fix_errors`: errors first (fixed or as they were), then the true positives.
@@ -354,20 +329,8 @@ mod tests {
     use crate::eval::dataset::{Category, ImageInfo};
 
     fn dataset(truth: &[(i64, i64, [f64; 4])]) -> Dataset {
-        let images = (1..=2)
-            .map(|id| ImageInfo {
-                id,
-                file_name: None,
-                width: None,
-                height: None,
-            })
-            .collect();
-        let cats = (1..=2)
-            .map(|id| Category {
-                id,
-                name: id.to_string(),
-            })
-            .collect();
+        let images = (1..=2).map(|id| ImageInfo { id, file_name: None, width: None, height: None }).collect();
+        let cats = (1..=2).map(|id| Category { id, name: id.to_string() }).collect();
         let anns = truth
             .iter()
             .enumerate()
@@ -387,12 +350,7 @@ mod tests {
     fn preds(ds: &Dataset, dets: &[(i64, i64, [f64; 4], f64)]) -> Predictions {
         let d = dets
             .iter()
-            .map(|&(image_id, category_id, bbox, score)| Detection {
-                image_id,
-                category_id,
-                bbox,
-                score,
-            })
+            .map(|&(image_id, category_id, bbox, score)| Detection { image_id, category_id, bbox, score })
             .collect();
         Predictions::new("p".into(), d, ds).unwrap()
     }
@@ -404,12 +362,12 @@ mod tests {
         let p = preds(
             &ds,
             &[
-                (1, 1, b, 0.9),                         // TP
-                (1, 1, [5.0, 0.0, 100.0, 100.0], 0.8),  // dupe of the TP
+                (1, 1, b, 0.9),                          // TP
+                (1, 1, [5.0, 0.0, 100.0, 100.0], 0.8),   // dupe of the TP
                 (1, 1, [300.0, 300.0, 50.0, 50.0], 0.7), // cls: right box, class 2 truth
                 (1, 1, [600.0, 600.0, 10.0, 10.0], 0.6), // bkg
-                (2, 1, [0.0, 0.0, 100.0, 30.0], 0.5),   // loc: IoU 0.3
-                (2, 1, b, 0.4),                         // TP below every error
+                (2, 1, [0.0, 0.0, 100.0, 30.0], 0.5),    // loc: IoU 0.3
+                (2, 1, b, 0.4),                          // TP below every error
             ],
         );
         let t = tide(&ds, &p, 100);
