@@ -153,6 +153,10 @@ fn check_box(path: &Path, what: &'static str, index: usize, bbox: &[f64]) -> Res
     if b[2] < 0.0 || b[3] < 0.0 {
         return Err(invalid("negative width or height"));
     }
+    // Areas and corners must stay finite or every IoU with the box turns NaN.
+    if !(b[2] * b[3]).is_finite() || !(b[0] + b[2]).is_finite() || !(b[1] + b[3]).is_finite() {
+        return Err(invalid("box too large: its area or corner overflows"));
+    }
     Ok(b)
 }
 
