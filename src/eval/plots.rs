@@ -19,6 +19,7 @@ pub fn line_chart(
     x_range: std::ops::Range<f64>,
     y_range: std::ops::Range<f64>,
     series: &[(String, Vec<(f64, f64)>)],
+    legend: SeriesLabelPosition,
 ) -> Result<String, EvalError> {
     let err = plot_err(title);
     let mut svg = String::new();
@@ -46,7 +47,7 @@ pub fn line_chart(
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
-                .position(SeriesLabelPosition::LowerLeft)
+                .position(legend)
                 .draw()
                 .map_err(&err)?;
         }
@@ -62,7 +63,15 @@ pub fn pr_curves(rec_thrs: &[f64], curves: &[(String, Vec<f64>)]) -> Result<Stri
         .filter(|(_, p)| p.iter().all(|&v| v > -1.0))
         .map(|(name, p)| (name.clone(), rec_thrs.iter().copied().zip(p.iter().copied()).collect()))
         .collect();
-    line_chart("Precision-recall per class (IoU 0.50, area all)", "recall", "precision", 0.0..1.0, 0.0..1.02, &series)
+    line_chart(
+        "Precision-recall per class (IoU 0.50, area all)",
+        "recall",
+        "precision",
+        0.0..1.0,
+        0.0..1.02,
+        &series,
+        SeriesLabelPosition::UpperRight,
+    )
 }
 
 pub fn roc_plot(roc: &Roc) -> Result<String, EvalError> {
@@ -73,7 +82,8 @@ pub fn roc_plot(roc: &Roc) -> Result<String, EvalError> {
         "Pd (share of threat scans that alarm)",
         0.0..1.0,
         0.0..1.02,
-        &[(String::new(), points), ("chance".into(), vec![(0.0, 0.0), (1.0, 1.0)])],
+        &[("scans".into(), points), ("chance".into(), vec![(0.0, 0.0), (1.0, 1.0)])],
+        SeriesLabelPosition::LowerRight,
     )
 }
 
@@ -86,7 +96,15 @@ pub fn froc_plot(froc: &Froc) -> Result<String, EvalError> {
         .min(froc.sensitivity_at.last().map_or(8.0, |p| p.0 * 1.25));
     let points =
         froc.points.iter().filter(|p| p.fp_per_scan <= max_fp).map(|p| (p.fp_per_scan, p.sensitivity)).collect();
-    line_chart("FROC", "false positives per scan", "sensitivity", 0.0..max_fp, 0.0..1.02, &[(String::new(), points)])
+    line_chart(
+        "FROC",
+        "false positives per scan",
+        "sensitivity",
+        0.0..max_fp,
+        0.0..1.02,
+        &[(String::new(), points)],
+        SeriesLabelPosition::LowerRight,
+    )
 }
 
 /// Histogram of scan scores of threat and clean scans (scans without detections left out).
@@ -151,6 +169,7 @@ mod tests {
             0.0..1.0,
             0.0..1.0,
             &[("knife".into(), vec![(0.0, 1.0), (1.0, 0.5)])],
+            SeriesLabelPosition::UpperRight,
         )
         .unwrap();
         assert!(svg.starts_with("<svg"));
