@@ -24,13 +24,13 @@ fn parse(args: &[&str]) -> EvalArgs {
     Cli::try_parse_from(all).expect("arguments parse").eval
 }
 
-fn reference_stats(set: &str, max_dets: &str) -> Vec<f64> {
+fn reference_stats(set: &str, max_dets: &[u64]) -> Vec<f64> {
     let r: Value = serde_json::from_slice(&std::fs::read(fixture("reference.json")).unwrap()).unwrap();
     let case = r["cases"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["set"] == set && c["max_dets"].to_string() == max_dets)
+        .find(|c| c["set"] == set && c["max_dets"] == serde_json::json!(max_dets))
         .unwrap();
     case["stats"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
 }
@@ -59,7 +59,7 @@ fn eval_writes_report_with_reference_numbers_and_compare_pairs_models() {
     }
     let a = read_report(&dir_a).unwrap();
     assert_eq!(a.schema_version, 1);
-    let want = reference_stats("mixed", "[1,10,100]");
+    let want = reference_stats("mixed", &[1, 10, 100]);
     let s = &a.coco.stats;
     for (ours, theirs) in [s.ap, s.ap50, s.ap75, s.ar_1, s.ar_10, s.ar_100]
         .iter()

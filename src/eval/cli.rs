@@ -114,7 +114,7 @@ fn config_from(args: &ScoreArgs) -> Result<EvalConfig, EvalError> {
         ..AtrConfig::default()
     };
     if let Some(bins) = &args.cnr_bins {
-        if bins.len() < 2 || bins.windows(2).any(|w| !(w[0] < w[1])) || bins[0].is_nan() {
+        if bins.len() < 2 || bins.iter().any(|b| b.is_nan()) || bins.windows(2).any(|w| w[0] >= w[1]) {
             return Err(EvalError::Params(format!("--cnr-bins needs at least two ascending edges, got {bins:?}")));
         }
         atr.cnr_bins = bins.clone();
