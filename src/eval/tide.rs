@@ -1,11 +1,12 @@
 //! Error breakdown in the manner of TIDE (Bolya et al., ECCV 2020; `tidecv`): why a model
 //! loses AP50.
 //!
-//! Followed from tidecv's `quantify.py` with foreground IoU 0.5 and background IoU 0.1: per
+//! Followed from tidecv 1.0.1's `quantify.py` (checked against it on the fixtures) with foreground IoU 0.5 and background IoU 0.1: per
 //! image, predictions of all classes sorted by score (stable) and cut at maxDets; each takes
 //! the unused same-class truth of highest IoU if >= 0.5; unmatched ones overlapping a
-//! same-class crowd region by more than 0.5 (intersection over prediction) are ignored. Each
-//! remaining false positive gets the first type that fits:
+//! same-class crowd region by more than 0.5 (intersection over prediction) are left out of AP.
+//! Every unmatched prediction, ignored ones included (as the released tidecv 1.0.1 does),
+//! gets the first type that fits:
 //! - no truth in the image: **bkg**;
 //! - best same-class IoU in [0.1, 0.5]: **loc**;
 //! - IoU >= 0.5 with a truth of another class: **cls**;
@@ -152,7 +153,8 @@ pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> Ti
     // Best (score, prediction number) per truth among its cls/loc fixes.
     let mut best_fix: HashMap<i64, (f64, usize)> = HashMap::new();
     let mut pred_counter = 0usize;
-    for image_id in dataset.sorted_image_ids() {
+    // tidecv walks images in the order the ground truth lists them; ties in AP follow it.
+    for image_id in dataset.images.iter().map(|i| i.id) {
         let all_truth = truth.get(&image_id).map_or(&[][..], |v| v.as_slice());
         let gt: Vec<&GroundTruth> = all_truth.iter().filter(|g| !g.iscrowd).copied().collect();
         let ignore: Vec<&GroundTruth> = all_truth.iter().filter(|g| g.iscrowd).copied().collect();
@@ -205,12 +207,15 @@ pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> Ti
         for (p, pred) in preds.iter().enumerate() {
             let number = pred_counter;
             pred_counter += 1;
-            let Some(correct) = used[p] else { continue };
-            ap_data.push(pred.category_id, (pred.score, correct));
-            if correct {
+            if let Some(correct) = used[p] {
+                ap_data.push(pred.category_id, (pred.score, correct));
+            }
+            // tidecv 1.0.1 also types predictions ignored by a crowd region; they have no AP
+            // data point unless a cls/loc fix turns them into a true positive.
+            if used[p] == Some(true) {
                 continue;
             }
-            let original = Some((pred.category_id, (pred.score, false)));
+            let original = used[p].map(|_| (pred.category_id, (pred.score, false)));
             let mut record = |kind, fix| errors.push(ErrorRecord { kind, original, fix });
             if n_g == 0 {
                 record(ErrorType::Bkg, Fix::Drop);
@@ -291,8 +296,9 @@ fn fix_errors(
                     *gt_pos.entry(class).or_default() -= 1;
                     None
                 }
-                Fix::Match { class, gt, pred } => (best_fix.get(&gt).map(|b| b.1) == Some(pred))
-                    .then(|| (class, (e.original.map_or(0.0, |o| o.1.0), true))),
+                Fix::Match { class, gt, pred, score } => {
+                    (best_fix.get(&gt).map(|b| b.1) == Some(pred)).then_some((class, (score, true)))
+                }
             }
         } else {
             e.original
