@@ -133,6 +133,7 @@ enum Fix {
         class: i64,
         gt: i64,
         pred: usize,
+        score: f64,
     },
     RemoveTruth {
         class: i64,
@@ -230,7 +231,7 @@ pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> Ti
                 if entry.0 < pred.score {
                     *entry = (pred.score, number);
                 }
-                Fix::Match { class, gt: gt[g].id, pred: number }
+                Fix::Match { class, gt: gt[g].id, pred: number, score: pred.score }
             };
             let (g, v) = argmax((0..n_g).map(|g| cls_iou(p, g))).unwrap_or((0, 0.0));
             if (BG_THRESH..=POS_THRESH).contains(&v) {
