@@ -232,11 +232,73 @@ def run_cocoeval(gt_path, res_path, max_dets):
     }
 
 
+def atr_reference(gt, results, alarm_threshold=0.5, min_iou=0.1):
+    """Scan-level ROC numbers and lenient per-class Pd, computed independently of nii-atr.
+
+    Scan score = max detection score (-inf without detections); a scan is positive when it has
+    any annotation. AUC is the Mann-Whitney statistic with average ranks for ties. Pd at a Pfa
+    limit is the best Pd over all thresholds (every distinct score, plus alarm-on-nothing and
+    alarm-on-everything) whose Pfa stays within the limit. Only predictions of listed
+    categories count, as in pycocotools.
+    """
+    cats = {c["id"] for c in gt["categories"]}
+    ids = sorted(i["id"] for i in gt["images"])
+    score = {i: -np.inf for i in ids}
+    for d in results:
+        if d["category_id"] in cats:
+            score[d["image_id"]] = max(score[d["image_id"]], d["score"])
+    positive = {i: False for i in ids}
+    for a in gt["annotations"]:
+        positive[a["image_id"]] = True
+    s = np.array([score[i] for i in ids])
+    y = np.array([positive[i] for i in ids])
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    auc = (ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    thresholds = [np.inf] + sorted(set(s.tolist()), reverse=True)
+    points = [(float(((s >= t) & y).sum()) / n_pos, float(((s >= t) & ~y).sum()) / n_neg) for t in thresholds]
+    points.append((1.0, 1.0))
+    pd_at = {str(lim): max(pd for pd, pfa in points if pfa <= lim) for lim in (0.01, 0.05)}
+    pfa_at = {str(lim): min(pfa for pd, pfa in points if pd >= lim) for lim in (0.9, 0.95)}
+
+    def iou(d, g):
+        w = min(d[0] + d[2], g[0] + g[2]) - max(d[0], g[0])
+        h = min(d[1] + d[3], g[1] + g[3]) - max(d[1], g[1])
+        if w <= 0 or h <= 0:
+            return 0.0
+        return w * h / (d[2] * d[3] + g[2] * g[3] - w * h)
+
+    def hit(d, g):
+        cx, cy = d[0] + d[2] / 2, d[1] + d[3] / 2
+        return iou(d, g) >= min_iou or (g[0] <= cx <= g[0] + g[2] and g[1] <= cy <= g[1] + g[3])
+
+    per_class = {}
+    for c in sorted(cats):
+        truths = [a for a in gt["annotations"] if a["category_id"] == c and not a.get("iscrowd", 0)]
+        dets = [d for d in results if d["category_id"] == c and d["score"] >= alarm_threshold]
+        n_hit = sum(1 for g in truths if any(d["image_id"] == g["image_id"] and hit(d["bbox"], g["bbox"])
+                                             for d in dets))
+        per_class[str(c)] = {"n_truth": len(truths), "n_hit": n_hit}
+    return {"n_positive": n_pos, "n_negative": n_neg, "auc": float(auc), "pd_at_pfa": pd_at,
+            "pfa_at_pd": pfa_at, "per_class": per_class}
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     sets = {"mixed": make_mixed(), "dense": make_dense(), "ties": make_ties()}
     cases = []
+    atr = {}
     for name, (gt, results) in sets.items():
+        atr[name] = atr_reference(gt, results)
         gt_path, res_path = OUT / f"{name}.gt.json", OUT / f"{name}.results.json"
         gt_path.write_text(json.dumps(gt, separators=(",", ":")) + "\n")
         res_path.write_text(json.dumps(results, separators=(",", ":")) + "\n")
@@ -247,7 +309,7 @@ def main():
                   f"AR={out['stats'][8]:.4f}")
     ref = {"schema_version": SCHEMA_VERSION, "generator": "eval/reference/make_reference.py",
            "pycocotools": pycocotools.__version__ if hasattr(pycocotools, "__version__") else "2.0.10",
-           "numpy": np.__version__, "cases": cases}
+           "numpy": np.__version__, "cases": cases, "atr": atr}
     (OUT / "reference.json").write_text(json.dumps(ref, separators=(",", ":")) + "\n")
     total = sum(f.stat().st_size for f in OUT.iterdir())
     print(f"wrote {len(cases)} cases, {total / 1e6:.2f} MB under {OUT}")
