@@ -9,20 +9,16 @@ use nii_atr::eval::{Dataset, Predictions};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/coco")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/coco").join(name)
 }
 
 #[test]
 fn roc_and_per_class_pd_agree_with_independent_reference() {
-    let reference: Value =
-        serde_json::from_slice(&std::fs::read(fixture("reference.json")).unwrap()).unwrap();
+    let reference: Value = serde_json::from_slice(&std::fs::read(fixture("reference.json")).unwrap()).unwrap();
     for set in ["mixed", "dense", "ties"] {
         let want = &reference["atr"][set];
         let gt = Dataset::from_coco_json(&fixture(&format!("{set}.gt.json"))).unwrap();
-        let preds =
-            Predictions::from_coco_json(&fixture(&format!("{set}.results.json")), &gt).unwrap();
+        let preds = Predictions::from_coco_json(&fixture(&format!("{set}.results.json")), &gt).unwrap();
         let m = atr_metrics(&gt, &preds, &AtrConfig::default());
         let roc = m.roc.as_ref().expect("fixtures have clean and threat scans");
         assert_eq!(roc.n_positive as u64, want["n_positive"].as_u64().unwrap(), "{set}");

@@ -175,3 +175,34 @@ fn yolo_ground_truth_and_predictions_score_like_coco() {
     assert_eq!(ev.report.inputs.n_annotations, 2);
     assert_eq!(ev.report.inputs.n_predictions, 3);
 }
+
+#[test]
+fn binary_scores_files_and_reports_bad_input_in_one_line() {
+    let bin = env!("CARGO_BIN_EXE_nii-atr");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["eval", "--bootstrap", "20", "--gt"])
+        .arg(fixture("ties.gt.json"))
+        .arg("--predictions")
+        .arg(fixture("ties.results.json"))
+        .arg("--report")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("AP50"));
+    assert!(tmp.path().join("report.html").is_file());
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, r#"[{"image_id":1,"category_id":1,"bbox":[0,0,-4,4],"score":0.5}]"#).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["eval", "--gt"])
+        .arg(fixture("ties.gt.json"))
+        .arg("--predictions")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.json") && err.contains("negative width or height"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -250,13 +250,24 @@ pub struct PairedResult {
     pub differences: Vec<PairedDifference>,
 }
 
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Re-scores a report's inputs (same config, no bootstrap) for the paired bootstrap.
 fn rescore(report: &Report, path: &Path) -> Result<Evaluation, EvalError> {
     let gt = PathBuf::from(&report.inputs.ground_truth.path);
     let preds = PathBuf::from(&report.inputs.predictions.path);
     let dataset = Dataset::from_coco_json(&gt).map_err(|e| EvalError::Report {
         path: path.to_path_buf(),
-        reason: format!("cannot re-read its ground truth for the paired bootstrap: {e}"),
+        reason: format!("cannot re-read its ground truth for the paired bootstrap: {}", with_causes(&e)),
     })?;
     let predictions = if preds.is_dir() {
         dataset::yolo_predictions(&preds, &dataset)
@@ -265,7 +276,7 @@ fn rescore(report: &Report, path: &Path) -> Result<Evaluation, EvalError> {
     }
     .map_err(|e| EvalError::Report {
         path: path.to_path_buf(),
-        reason: format!("cannot re-read its predictions for the paired bootstrap: {e}"),
+        reason: format!("cannot re-read its predictions for the paired bootstrap: {}", with_causes(&e)),
     })?;
     if report::fnv1a64_file(&preds) != report.inputs.predictions.fnv1a64 && !preds.is_dir() {
         return Err(EvalError::Report {

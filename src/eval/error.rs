@@ -1,17 +1,18 @@
-//! Typed errors of the evaluation harness: every one names the file and the reason.
+//! Typed errors of the evaluation harness: every one names the file and the reason (the
+//! underlying I/O or JSON error is the `source`, printed by `{:#}` in the binary).
 
 use std::path::PathBuf;
 
 /// Everything that can go wrong while reading evaluation inputs or writing reports.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         #[source]
@@ -19,7 +20,7 @@ pub enum EvalError {
     },
     #[error("{path}: file is {size} bytes, more than the {limit} bytes an evaluation input may have")]
     TooLarge { path: PathBuf, size: u64, limit: u64 },
-    #[error("{path}: malformed JSON: {source}")]
+    #[error("{path}: malformed JSON")]
     Json {
         path: PathBuf,
         #[source]
