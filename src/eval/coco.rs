@@ -573,6 +573,33 @@ mod tests {
         Detection { image_id: 1, category_id: 1, bbox, score }
     }
 
+    fn one_image_set(gt_id: i64) -> (Dataset, Predictions) {
+        use crate::eval::dataset::{Category, ImageInfo};
+        let image = ImageInfo { id: 1, file_name: None, width: None, height: None };
+        let cat = Category { id: 1, name: "knife".into() };
+        let ds =
+            Dataset::new("gt".into(), vec![image], vec![cat], vec![gt(gt_id, [0.0, 0.0, 50.0, 50.0], false)]).unwrap();
+        let preds = Predictions::new("p".into(), vec![dt([0.0, 0.0, 50.0, 50.0], 0.9)], &ds).unwrap();
+        (ds, preds)
+    }
+
+    #[test]
+    fn fixed_mode_corrects_the_two_quirks_and_default_keeps_them() {
+        let (ds, preds) = one_image_set(0);
+        let quirk = evaluate(&ds, &preds, &CocoParams::default()).unwrap();
+        // Matched to ground-truth id 0: pycocotools reads it as unmatched.
+        assert_eq!(quirk.stats[1], 0.0);
+        let fixed_params = CocoParams { mode: CocoMode::Fixed, ..CocoParams::default() };
+        let fixed = evaluate(&ds, &preds, &fixed_params).unwrap();
+        assert!((fixed.stats[1] - 1.0).abs() < 1e-15);
+
+        let (ds, preds) = one_image_set(7);
+        let big = CocoParams::with_max_dets(&[1, 10, 1000]).unwrap();
+        assert_eq!(evaluate(&ds, &preds, &big).unwrap().stats[0], -1.0);
+        let big_fixed = CocoParams { mode: CocoMode::Fixed, ..big };
+        assert!((evaluate(&ds, &preds, &big_fixed).unwrap().stats[0] - 1.0).abs() < 1e-15);
+    }
+
     #[test]
     fn equal_scores_keep_file_order_and_crowd_absorbs_many() {
         let p = CocoParams::default();
