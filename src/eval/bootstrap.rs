@@ -12,8 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use indicatif::ProgressBar;
+
 use super::atr::{ScanScores, roc};
-use super::coco::CocoEvaluation;
+use super::coco::{CocoEvaluation, ResampleIndex};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BootstrapConfig {
@@ -50,14 +52,18 @@ pub struct Headline {
 
 /// Per-scan inputs of one model that the resampled headline numbers need.
 pub struct ModelScans<'a> {
-    pub coco: &'a CocoEvaluation,
+    pub coco: ResampleIndex<'a>,
     pub scans: &'a ScanScores,
 }
 
-impl ModelScans<'_> {
+impl<'a> ModelScans<'a> {
+    pub fn new(coco: &'a CocoEvaluation, scans: &'a ScanScores) -> Self {
+        Self { coco: ResampleIndex::new(coco), scans }
+    }
+
     /// Headline numbers with scan `i` counted `counts[i]` times (all ones: the plain estimate).
     pub fn headline(&self, counts: &[usize]) -> Headline {
-        let ap = self.coco.resampled_ap(counts);
+        let ap = self.coco.ap(counts);
         let mut scores = Vec::new();
         let mut positive = Vec::new();
         for (i, &c) in counts.iter().enumerate() {
@@ -126,11 +132,18 @@ fn field(h: &Headline, i: usize) -> Option<f64> {
     }
 }
 
-pub fn headline_intervals(model: &ModelScans, cfg: &BootstrapConfig) -> HeadlineIntervals {
+/// Intervals of one model's headline numbers; `progress` advances once per resample.
+pub fn headline_intervals(model: &ModelScans, cfg: &BootstrapConfig, progress: &ProgressBar) -> HeadlineIntervals {
     let n = model.scans.scores.len();
     let point = model.headline(&vec![1; n]);
-    let draws: Vec<Headline> =
-        (0..cfg.resamples).into_par_iter().map(|b| model.headline(&resample_counts(n, cfg.seed, b))).collect();
+    let draws: Vec<Headline> = (0..cfg.resamples)
+        .into_par_iter()
+        .map(|b| {
+            let h = model.headline(&resample_counts(n, cfg.seed, b));
+            progress.inc(1);
+            h
+        })
+        .collect();
     let iv = |i: usize| {
         field(&point, i).map(|est| interval(est, draws.iter().filter_map(|h| field(h, i)).collect(), cfg.confidence))
     };
@@ -156,8 +169,14 @@ pub struct PairedDifference {
     pub significant: bool,
 }
 
-/// Paired bootstrap: both models are scored on the same resampled scans.
-pub fn paired(baseline: &ModelScans, candidate: &ModelScans, cfg: &BootstrapConfig) -> Vec<PairedDifference> {
+/// Paired bootstrap: both models are scored on the same resampled scans; `progress` advances
+/// once per resample.
+pub fn paired(
+    baseline: &ModelScans,
+    candidate: &ModelScans,
+    cfg: &BootstrapConfig,
+    progress: &ProgressBar,
+) -> Vec<PairedDifference> {
     let n = baseline.scans.scores.len();
     let ones = vec![1; n];
     let (pb, pc) = (baseline.headline(&ones), candidate.headline(&ones));
@@ -165,7 +184,9 @@ pub fn paired(baseline: &ModelScans, candidate: &ModelScans, cfg: &BootstrapConf
         .into_par_iter()
         .map(|b| {
             let counts = resample_counts(n, cfg.seed, b);
-            (baseline.headline(&counts), candidate.headline(&counts))
+            let pair = (baseline.headline(&counts), candidate.headline(&counts));
+            progress.inc(1);
+            pair
         })
         .collect();
     let names = ["ap", "roc_auc", "pd_at_pfa_1pct", "pd_at_pfa_5pct"];

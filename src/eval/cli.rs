@@ -152,11 +152,11 @@ fn load_inputs(args: &ScoreArgs) -> Result<(Dataset, Predictions), EvalError> {
     Ok((dataset, predictions))
 }
 
-fn spinner() -> ProgressBar {
-    let pb = ProgressBar::new_spinner();
+fn progress_bar() -> ProgressBar {
+    let pb = ProgressBar::new(0);
     pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg} {bar:30} {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     pb.enable_steady_tick(std::time::Duration::from_millis(120));
     pb
@@ -166,7 +166,7 @@ fn spinner() -> ProgressBar {
 pub fn score(args: &ScoreArgs) -> Result<Evaluation, EvalError> {
     let start = Instant::now();
     let config = config_from(args)?;
-    let pb = spinner();
+    let pb = progress_bar();
     pb.set_message("reading ground truth and predictions");
     let (dataset, predictions) = load_inputs(args)?;
     let model = args.name.clone().unwrap_or_else(|| {
@@ -175,13 +175,7 @@ pub fn score(args: &ScoreArgs) -> Result<Evaluation, EvalError> {
             .and_then(Path::file_name)
             .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
     });
-    pb.set_message(format!(
-        "scoring {} predictions on {} scans{}",
-        predictions.detections.len(),
-        dataset.images.len(),
-        config.bootstrap.as_ref().map_or_else(String::new, |b| format!(", {} bootstrap resamples", b.resamples))
-    ));
-    let ev = report::evaluate(&dataset, &predictions, &config, &model)?;
+    let ev = report::evaluate_with_progress(&dataset, &predictions, &config, &model, &pb)?;
     let mut written = Vec::new();
     if let Some(dir) = &args.report {
         pb.set_message("writing report");
@@ -329,15 +323,19 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, EvalError> {
         evals.push(rescore(r, p)?);
         pb.inc(1);
     }
-    pb.finish_and_clear();
+    pb.set_position(0);
+    pb.set_length((bootstrap.resamples * (evals.len() - 1)) as u64);
+    pb.set_message("paired bootstrap resamples");
+    let baseline = evals[0].model_scans();
     let paired_results: Vec<PairedResult> = evals
         .iter()
         .skip(1)
         .map(|e| PairedResult {
             candidate: e.report.model.clone(),
-            differences: paired(&evals[0].model_scans(), &e.model_scans(), &bootstrap),
+            differences: paired(&baseline, &e.model_scans(), &bootstrap, &pb),
         })
         .collect();
+    pb.finish_and_clear();
     let comparison =
         Comparison { schema_version: 1, baseline: reports[0].model.clone(), models, bootstrap, paired: paired_results };
     let md = comparison_markdown(&comparison);

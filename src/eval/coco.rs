@@ -543,6 +543,100 @@ impl CocoEvaluation {
     }
 }
 
+/// Detections of every category in one descending-score order, so that a bootstrap resample
+/// is scored by walking that order with per-scan multiplicities instead of sorting again.
+/// Equal scores keep the order of the plain evaluation, so all-ones multiplicities give
+/// exactly [`CocoEvaluation`]'s AP.
+pub struct ResampleIndex<'a> {
+    params: &'a CocoParams,
+    /// Per category: scan index of each detection, descending score.
+    scans: Vec<Vec<u32>>,
+    /// Per category: outcome `[t * n + j]` of the j-th detection in that order (area "all").
+    outcomes: Vec<Vec<u8>>,
+    /// Per category: (scan index, not-ignored truths in area "all").
+    positives: Vec<Vec<(u32, u32)>>,
+}
+
+impl<'a> ResampleIndex<'a> {
+    pub fn new(ev: &'a CocoEvaluation) -> Self {
+        let n_img = ev.img_ids.len();
+        let n_t = ev.params.iou_thrs.len();
+        let area = ev.all_area();
+        let max_det = ev.params.max_det();
+        let mut order: Vec<Vec<(u32, &ImageEval, u32)>> = vec![Vec::new(); ev.cat_ids.len()];
+        let mut positives = vec![Vec::new(); ev.cat_ids.len()];
+        for (key, e) in &ev.per_image {
+            let (k, i) = (key / n_img, (key % n_img) as u32);
+            positives[k].push((i, e.areas[area].1 as u32));
+            let n = e.scores.len().min(max_det);
+            order[k].extend((0..n as u32).map(|d| (i, e, d)));
+        }
+        let mut scans = Vec::with_capacity(order.len());
+        let mut outcomes = Vec::with_capacity(order.len());
+        for mut list in order {
+            // Stable: equal scores keep scan order, as the plain accumulation has them.
+            list.sort_by(|x, y| y.1.scores[y.2 as usize].total_cmp(&x.1.scores[x.2 as usize]));
+            let n = list.len();
+            let mut out = vec![FP; n_t * n];
+            for t in 0..n_t {
+                for (j, &(_, e, d)) in list.iter().enumerate() {
+                    out[t * n + j] = e.areas[area].0[t * e.scores.len() + d as usize];
+                }
+            }
+            scans.push(list.iter().map(|x| x.0).collect());
+            outcomes.push(out);
+        }
+        Self { params: &ev.params, scans, outcomes, positives }
+    }
+
+    /// Mean AP over IoU thresholds and categories (area "all", largest maxDets) when scan `i`
+    /// counts `counts[i]` times.
+    pub fn ap(&self, counts: &[usize]) -> f64 {
+        let p = self.params;
+        let (n_t, n_r) = (p.iou_thrs.len(), p.rec_thrs.len());
+        let (mut sum, mut n_values) = (0.0, 0usize);
+        let mut rc = Vec::new();
+        let mut pr = Vec::new();
+        for ((scans, outcomes), pos) in self.scans.iter().zip(&self.outcomes).zip(&self.positives) {
+            let npig: usize = pos.iter().map(|&(i, g)| counts[i as usize] * g as usize).sum();
+            if npig == 0 {
+                continue;
+            }
+            let n = scans.len();
+            for t in 0..n_t {
+                rc.clear();
+                pr.clear();
+                let (mut tp, mut fp) = (0u64, 0u64);
+                for (&i, &outcome) in scans.iter().zip(&outcomes[t * n..(t + 1) * n]) {
+                    for _ in 0..counts[i as usize] {
+                        match outcome {
+                            TP => tp += 1,
+                            FP => fp += 1,
+                            _ => {}
+                        }
+                        rc.push(tp as f64 / npig as f64);
+                        pr.push(tp as f64 / (fp as f64 + tp as f64 + f64::EPSILON));
+                    }
+                }
+                for j in (1..pr.len()).rev() {
+                    if pr[j] > pr[j - 1] {
+                        pr[j - 1] = pr[j];
+                    }
+                }
+                for &thr in &p.rec_thrs {
+                    let pi = rc.partition_point(|&x| x < thr);
+                    if pi >= pr.len() {
+                        break;
+                    }
+                    sum += pr[pi];
+                }
+                n_values += n_r;
+            }
+        }
+        if n_values == 0 { -1.0 } else { sum / n_values as f64 }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,6 +675,22 @@ mod tests {
             Dataset::new("gt".into(), vec![image], vec![cat], vec![gt(gt_id, [0.0, 0.0, 50.0, 50.0], false)]).unwrap();
         let preds = Predictions::new("p".into(), vec![dt([0.0, 0.0, 50.0, 50.0], 0.9)], &ds).unwrap();
         (ds, preds)
+    }
+
+    #[test]
+    fn resample_index_with_unit_counts_gives_the_plain_ap() {
+        let fix = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/coco");
+        let ds = Dataset::from_coco_json(&fix.join("mixed.gt.json")).unwrap();
+        let preds = Predictions::from_coco_json(&fix.join("mixed.results.json"), &ds).unwrap();
+        let ev = evaluate(&ds, &preds, &CocoParams::default()).unwrap();
+        let ones = vec![1; ev.img_ids.len()];
+        let index = ResampleIndex::new(&ev);
+        assert_eq!(index.ap(&ones), ev.resampled_ap(&ones));
+        assert!((index.ap(&ones) - ev.stats[0]).abs() < 1e-12);
+        let mut twice = ones.clone();
+        twice[3] = 2;
+        twice[10] = 0;
+        assert!((index.ap(&twice) - ev.resampled_ap(&twice)).abs() < 1e-6);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use super::EvalError;
@@ -136,7 +137,7 @@ pub struct Evaluation {
 
 impl Evaluation {
     pub fn model_scans(&self) -> ModelScans<'_> {
-        ModelScans { coco: &self.coco, scans: &self.scans }
+        ModelScans::new(&self.coco, &self.scans)
     }
 }
 
@@ -175,12 +176,30 @@ pub fn evaluate(
     config: &EvalConfig,
     model: &str,
 ) -> Result<Evaluation, EvalError> {
+    evaluate_with_progress(dataset, predictions, config, model, &ProgressBar::hidden())
+}
+
+/// [`evaluate`], reporting stages as messages on `progress` and bootstrap resamples as its
+/// position (its length is set to the number of resamples).
+pub fn evaluate_with_progress(
+    dataset: &Dataset,
+    predictions: &Predictions,
+    config: &EvalConfig,
+    model: &str,
+    progress: &ProgressBar,
+) -> Result<Evaluation, EvalError> {
+    progress.set_message("COCO matching and accumulation");
     let ev = coco::evaluate(dataset, predictions, &config.coco)?;
+    progress.set_message("operating points, FROC, TIDE");
     let scans = scan_scores(dataset, predictions);
     let mut atr = atr_metrics(dataset, predictions, &config.atr);
     atr.froc = thin_froc(atr.froc);
     let tide = tide(dataset, predictions, *ev.params.max_dets.last().unwrap_or(&100));
-    let bootstrap = config.bootstrap.as_ref().map(|b| headline_intervals(&ModelScans { coco: &ev, scans: &scans }, b));
+    let bootstrap = config.bootstrap.as_ref().map(|b| {
+        progress.set_length(b.resamples as u64);
+        progress.set_message("bootstrap resamples");
+        headline_intervals(&ModelScans::new(&ev, &scans), b, progress)
+    });
     let per_category = ev
         .per_category()
         .into_iter()
