@@ -214,7 +214,6 @@ pub fn evaluate_with_progress(
             pr_curve_iou50: ev.pr_curve(0, k),
         })
         .collect();
-    let ones = vec![1; ev.img_ids.len()];
     let report = Report {
         schema_version: SCHEMA_VERSION,
         generator: format!("nii-atr {}", env!("CARGO_PKG_VERSION")),
@@ -234,7 +233,7 @@ pub fn evaluate_with_progress(
             mode: ev.params.mode,
             max_dets: ev.params.max_dets.clone(),
             stats: ev.stats.into(),
-            ap_at_max_dets: ev.resampled_ap(&ones),
+            ap_at_max_dets: ev.summarize_one(true, None, "all", *ev.params.max_dets.last().unwrap_or(&100)),
             rec_thrs: ev.params.rec_thrs.clone(),
             per_category,
         },
