@@ -378,10 +378,12 @@ fn accumulate_category(entries: &[(usize, ImageEval)], p: &CocoParams) -> Vec<Op
             let n = kept.len();
             outcomes.clear();
             outcomes.resize(n_t * n, FP);
-            for t in 0..n_t {
-                for (j, &&(_, ei, d)) in kept.iter().enumerate() {
-                    let e = &entries[ei as usize].1;
-                    outcomes[t * n + j] = e.areas[a].0[t * e.scores.len() + d as usize];
+            // Detection-major walk: one lookup of the scan's outcome table per detection.
+            for (j, &&(_, ei, d)) in kept.iter().enumerate() {
+                let e = &entries[ei as usize].1;
+                let (table, nd) = (&e.areas[a].0, e.scores.len());
+                for t in 0..n_t {
+                    outcomes[t * n + j] = table[t * nd + d as usize];
                 }
             }
             cells.push(precision_recall(&outcomes, n, npig, p));
