@@ -206,3 +206,30 @@ fn binary_scores_files_and_reports_bad_input_in_one_line() {
     assert!(err.contains("bad.json") && err.contains("negative width or height"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn compare_refuses_reports_of_other_ground_truth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    for set in ["ties", "mixed"] {
+        let dir = tmp.path().join(set);
+        cli::run(&parse(&[
+            "--gt",
+            fixture(&format!("{set}.gt.json")).to_str().unwrap(),
+            "--predictions",
+            fixture(&format!("{set}.results.json")).to_str().unwrap(),
+            "--report",
+            dir.to_str().unwrap(),
+            "--bootstrap",
+            "0",
+        ]))
+        .unwrap();
+        dirs.push(dir);
+    }
+    let args = parse(&["compare", dirs[0].to_str().unwrap(), dirs[1].to_str().unwrap()]);
+    let Some(EvalCommand::Compare(c)) = &args.command else { panic!("compare not parsed") };
+    match cli::compare(c) {
+        Err(e) => assert!(e.to_string().contains("other ground truth"), "{e}"),
+        Ok(_) => panic!("compared reports of different scans"),
+    }
+}
