@@ -122,3 +122,17 @@ fn compare_refuses_foreign_reports() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn absurd_bootstrap_settings_are_refused_before_allocating() {
+    use nii_atr::eval::bootstrap::BootstrapConfig;
+    use nii_atr::eval::{EvalConfig, evaluate};
+    let tmp = tempfile::tempdir().unwrap();
+    let gt = Dataset::from_coco_json(&write(tmp.path(), "gt.json", GT)).unwrap();
+    let preds = Predictions::new("p".into(), Vec::new(), &gt).unwrap();
+    for (resamples, confidence) in [(usize::MAX, 0.95), (0, 0.95), (100, 1.5)] {
+        let config =
+            EvalConfig { bootstrap: Some(BootstrapConfig { resamples, confidence, seed: 1 }), ..EvalConfig::default() };
+        assert!(matches!(evaluate(&gt, &preds, &config, "m"), Err(EvalError::Params(_))));
+    }
+}

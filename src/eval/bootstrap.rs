@@ -30,6 +30,27 @@ impl Default for BootstrapConfig {
     }
 }
 
+/// More resamples than this buy no precision and only hold memory (one record per resample).
+pub const MAX_RESAMPLES: usize = 100_000;
+
+impl BootstrapConfig {
+    pub fn validate(&self) -> Result<(), super::EvalError> {
+        if self.resamples == 0 || self.resamples > MAX_RESAMPLES {
+            return Err(super::EvalError::Params(format!(
+                "bootstrap resamples must be in 1..={MAX_RESAMPLES}, got {}",
+                self.resamples
+            )));
+        }
+        if !(self.confidence > 0.0 && self.confidence < 1.0) {
+            return Err(super::EvalError::Params(format!(
+                "bootstrap confidence must be in (0, 1), got {}",
+                self.confidence
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A point estimate and its bootstrap interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Interval {

@@ -312,6 +312,7 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, EvalError> {
         })
         .collect();
     let bootstrap = BootstrapConfig { resamples: args.bootstrap, seed: args.seed, ..BootstrapConfig::default() };
+    bootstrap.validate()?;
     let pb = ProgressBar::new(reports.len() as u64);
     pb.set_style(
         ProgressStyle::with_template("[{elapsed}] {bar:30} {pos}/{len} {msg}")

@@ -188,6 +188,9 @@ pub fn evaluate_with_progress(
     model: &str,
     progress: &ProgressBar,
 ) -> Result<Evaluation, EvalError> {
+    if let Some(b) = &config.bootstrap {
+        b.validate()?;
+    }
     progress.set_message("COCO matching and accumulation");
     let ev = coco::evaluate(dataset, predictions, &config.coco)?;
     progress.set_message("operating points, FROC, TIDE");
