@@ -46,7 +46,8 @@ pub fn preprocess(scan: &Scan, opts: &PreprocessOptions) -> Result<Preprocessed,
         None => resolve_profile(scan)?,
     };
     let attenuation = calibration::calibrate(scan, &opts.calibration)?;
-    let materials = materials::classify(&attenuation, &profile, opts.material_smoothing_radius);
+    let materials =
+        materials::MaterialClassifier::new(profile.clone()).classify(&attenuation, opts.material_smoothing_radius);
     Ok(Preprocessed { attenuation, materials, profile })
 }
 
