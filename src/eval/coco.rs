@@ -648,6 +648,34 @@ mod tests {
         assert_eq!(linspace(0.0, 1.0, 101)[7], 0.07);
     }
 
+    /// Naive IoU from corners with the intersection clamped at zero.
+    fn naive_iou(a: &[f64; 4], b: &[f64; 4], crowd: bool) -> f64 {
+        let iw = ((a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0])).max(0.0);
+        let ih = ((a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1])).max(0.0);
+        let inter = iw * ih;
+        if inter == 0.0 {
+            return 0.0;
+        }
+        let union = if crowd { a[2] * a[3] } else { a[2] * a[3] + b[2] * b[3] - inter };
+        inter / union
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn iou_matches_naive_reference(
+            a in proptest::array::uniform4(0.0f64..100.0),
+            b in proptest::array::uniform4(0.0f64..100.0),
+            crowd in proptest::bool::ANY,
+        ) {
+            let v = bbox_iou(&a, &b, crowd);
+            proptest::prop_assert!((v - naive_iou(&a, &b, crowd)).abs() < 1e-12);
+            proptest::prop_assert!((0.0..=1.0 + 1e-12).contains(&v));
+            if !crowd {
+                proptest::prop_assert!((v - bbox_iou(&b, &a, false)).abs() < 1e-12);
+            }
+        }
+    }
+
     #[test]
     fn crowd_iou_divides_by_detection_area() {
         let gt = [0.0, 0.0, 100.0, 100.0];
