@@ -1,5 +1,6 @@
 //! Operating points against numbers computed independently in Python (Mann-Whitney AUC with
-//! average ranks, brute-force Pd/Pfa over every threshold, brute-force lenient hits) by
+//! average ranks, brute-force Pd/Pfa over every threshold, brute-force lenient hits, a
+//! straightforward FROC) by
 //! eval/reference/make_reference.py on the committed fixtures.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 #[test]
-fn roc_and_per_class_pd_agree_with_independent_reference() {
+fn roc_froc_and_per_class_pd_agree_with_independent_reference() {
     let reference: Value = serde_json::from_slice(&std::fs::read(fixture("reference.json")).unwrap()).unwrap();
     for set in ["mixed", "dense", "ties"] {
         let want = &reference["atr"][set];
@@ -33,6 +34,14 @@ fn roc_and_per_class_pd_agree_with_independent_reference() {
             let pfa = want["pfa_at_pd"][key].as_f64().unwrap();
             assert!((p.pfa - pfa).abs() < 1e-12, "{set} Pfa at Pd {key}: {} vs {pfa}", p.pfa);
         }
+        let froc = &want["froc"];
+        assert_eq!(m.froc.points.len() as u64, froc["n_points"].as_u64().unwrap(), "{set} FROC points");
+        for ((rate, ours), theirs) in m.froc.sensitivity_at.iter().zip(froc["sensitivity_at"].as_array().unwrap()) {
+            let theirs = theirs.as_f64().unwrap();
+            assert!((ours - theirs).abs() < 1e-12, "{set} FROC at {rate} FP/scan: {ours} vs {theirs}");
+        }
+        let mean = froc["mean_sensitivity"].as_f64().unwrap();
+        assert!((m.froc.mean_sensitivity - mean).abs() < 1e-12, "{set} FROC mean");
         for c in &m.per_class {
             let w = &want["per_class"][c.category_id.to_string()];
             assert_eq!(c.n_truth as u64, w["n_truth"].as_u64().unwrap(), "{set} class {}", c.category_id);

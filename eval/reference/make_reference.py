@@ -288,8 +288,32 @@ def atr_reference(gt, results, alarm_threshold=0.5, min_iou=0.1):
         n_hit = sum(1 for g in truths if any(d["image_id"] == g["image_id"] and hit(d["bbox"], g["bbox"])
                                              for d in dets))
         per_class[str(c)] = {"n_truth": len(truths), "n_hit": n_hit}
+    # FROC: descending score (stable); a hit on an unfound truth of the class is a TP (highest
+    # IoU first), a hit only on found truths or a crowd region of the class is not counted.
+    truths_by_image = {}
+    for a in gt["annotations"]:
+        truths_by_image.setdefault(a["image_id"], []).append(a)
+    n_truth = sum(1 for a in gt["annotations"] if not a.get("iscrowd", 0))
+    found, tp, fp, points = set(), 0, 0, [(0.0, 0.0)]
+    dets = sorted((d for d in results if d["category_id"] in cats), key=lambda d: -d["score"])
+    for k, d in enumerate(dets):
+        cands = [g for g in truths_by_image.get(d["image_id"], [])
+                 if g["category_id"] == d["category_id"] and hit(d["bbox"], g["bbox"])]
+        free = [g for g in cands if not g.get("iscrowd", 0) and g["id"] not in found]
+        if free:
+            best = max(free, key=lambda g: iou(d["bbox"], g["bbox"]))  # first of equal IoUs
+            found.add(best["id"])
+            tp += 1
+        elif not cands:
+            fp += 1
+        if k + 1 == len(dets) or dets[k + 1]["score"] != d["score"]:
+            points.append((fp / len(ids), tp / n_truth))
+    rates = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+    froc_at = [max([sens for f, sens in points if f <= r] + [0.0]) for r in rates]
     return {"n_positive": n_pos, "n_negative": n_neg, "auc": float(auc), "pd_at_pfa": pd_at,
-            "pfa_at_pd": pfa_at, "per_class": per_class}
+            "pfa_at_pd": pfa_at, "per_class": per_class,
+            "froc": {"sensitivity_at": froc_at, "mean_sensitivity": sum(froc_at) / len(froc_at),
+                     "n_points": len(points)}}
 
 
 def main():
