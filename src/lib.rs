@@ -1,1 +1,3 @@
 //! nii-atr: automated threat recognition for dual-energy X-ray scans of cargo.
+
+pub mod runtime;

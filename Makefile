@@ -1,0 +1,65 @@
+# nii-atr: the two commands of the README are `make demo` and `make test`.
+# Both run `setup` first; it fetches ONNX Runtime once and is skipped afterwards.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+ORT_VERSION := 1.31.1
+ORT_DIR     := .cache/onnxruntime
+ORT_LIB     := $(ORT_DIR)/libonnxruntime.so.$(ORT_VERSION)
+PYTHON      ?= python3
+CARGO       ?= cargo
+DEMO_DIR    := out/demo
+
+.PHONY: all setup demo test fmt clippy unit bench clean-cache
+
+all: test
+
+## setup: fetch libonnxruntime from the PyPI wheel (ort's own download host is unreachable here)
+setup: $(ORT_LIB) .cache/toolchain-ok
+
+.cache/toolchain-ok:
+	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "error: rustfmt missing: run 'rustup component add rustfmt'" >&2; exit 1; }
+	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "error: clippy missing: run 'rustup component add clippy'" >&2; exit 1; }
+	@mkdir -p .cache && touch $@
+
+$(ORT_LIB):
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; it is needed once to fetch the onnxruntime wheel" >&2; exit 1; }
+	@echo "setup: fetching onnxruntime==$(ORT_VERSION) wheel from PyPI (once)"
+	@mkdir -p $(ORT_DIR)/wheel
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --dest $(ORT_DIR)/wheel onnxruntime==$(ORT_VERSION)
+	$(PYTHON) -c 'import glob, sys, zipfile; \
+	  whl = sorted(glob.glob("$(ORT_DIR)/wheel/onnxruntime-$(ORT_VERSION)-*.whl"))[-1]; \
+	  name = "onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION)"; \
+	  data = zipfile.ZipFile(whl).read(name); \
+	  open("$(ORT_LIB).part", "wb").write(data); \
+	  print(f"setup: extracted {name} ({len(data) >> 20} MiB) from {whl}")'
+	@mv $(ORT_LIB).part $(ORT_LIB)
+	@rm -rf $(ORT_DIR)/wheel
+
+## demo: build, make a scan, show `info` and render it
+demo: setup
+	$(CARGO) build --release --quiet
+	@mkdir -p $(DEMO_DIR)
+	./target/release/nii-atr demo --out $(DEMO_DIR)
+
+## test: every check CI runs
+test: setup fmt clippy unit
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+unit:
+	$(CARGO) test --all-targets --locked
+	$(CARGO) test --doc --locked
+
+## bench: criterion benches (not part of `make test`)
+bench: setup
+	$(CARGO) bench
+
+clean-cache:
+	rm -rf .cache
