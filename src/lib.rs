@@ -1,3 +1,4 @@
 //! nii-atr: automated threat recognition for dual-energy X-ray scans of cargo.
 
+pub mod physics;
 pub mod runtime;
