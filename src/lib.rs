@@ -2,3 +2,4 @@
 
 pub mod physics;
 pub mod runtime;
+pub mod synth;
