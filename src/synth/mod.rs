@@ -4,4 +4,29 @@
 //! rendered through the polychromatic physics of [`crate::physics`] by a fan beam, with
 //! detector noise, written in the scan descriptor format with its labels and manifest.
 
+pub mod catalogue;
+pub mod container;
 pub mod geometry;
+pub mod render;
+pub mod scene;
+
+use thiserror::Error;
+
+use crate::physics::PhysicsError;
+
+/// Why a scene, recipe or dataset could not be generated or written.
+#[derive(Debug, Error)]
+pub enum SynthError {
+    #[error(transparent)]
+    Physics(#[from] PhysicsError),
+    #[error("invalid {name}: {reason}")]
+    Parameter { name: &'static str, reason: String },
+    #[error("{path}: {reason}")]
+    File { path: std::path::PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
