@@ -139,6 +139,8 @@ pub struct Package {
     pub objects: Vec<Object>,
     pub lo: [f64; 3],
     pub hi: [f64; 3],
+    /// Which line of the load it belongs to (set by the caller).
+    pub tag: usize,
 }
 
 impl Package {
@@ -241,7 +243,7 @@ pub fn pack(
                             goods_lo[2] += 0.144;
                         }
                         objects.extend(mixed(cuboid(goods_lo, hi), density));
-                        if !push(Package { objects, lo, hi }, &mut packages) {
+                        if !push(Package { objects, lo, hi, tag: 0 }, &mut packages) {
                             break 'outer;
                         }
                     }
@@ -266,7 +268,7 @@ pub fn pack(
                         objects.extend(mix.iter().map(|&(id, f)| Object::new(core, id, -density * f)));
                         let lo = [c[0] - r, c[1] - r, c[2] - 0.5 * sz];
                         let hi = [c[0] + r, c[1] + r, c[2] + 0.5 * sz];
-                        if !push(Package { objects, lo, hi }, &mut packages) {
+                        if !push(Package { objects, lo, hi, tag: 0 }, &mut packages) {
                             break 'rolls;
                         }
                     }
@@ -312,7 +314,7 @@ pub fn pack(
                 let block_vol = block[0] * block[1] * block[2];
                 let block_density = ((target_kg - frame_kg - housing_kg - shaft_kg) / block_vol / 1000.0).clamp(0.5, 7.85);
                 objects.push(Object::new(Shape::Cuboid { centre: bc, size: block, yaw: 0.0 }, steel, block_density));
-                if !push(Package { objects, lo, hi }, &mut packages) {
+                if !push(Package { objects, lo, hi, tag: 0 }, &mut packages) {
                     break;
                 }
                 x += sx + 0.1 + 0.4 * rng.random::<f64>();
@@ -328,7 +330,7 @@ pub fn pack(
                 let mut objects = vec![Object::new(cuboid([x, -0.5 * sy, space.floor_z], [x + sx, 0.5 * sy, space.floor_z + 0.15]), wood, 0.6)];
                 objects.push(Object::new(Shape::Lying { centre: c, radius: r, length: sx, yaw: 0.0 }, steel, bulk));
                 objects.push(Object::new(Shape::Lying { centre: c, radius: 0.5 * r, length: sx, yaw: 0.0 }, steel, -bulk));
-                if !push(Package { objects, lo, hi }, &mut packages) {
+                if !push(Package { objects, lo, hi, tag: 0 }, &mut packages) {
                     break;
                 }
                 x += sx + 0.8 + 1.5 * rng.random::<f64>();
@@ -352,7 +354,7 @@ pub fn pack(
                         ];
                         let lo = [x, c[1] - r, c[2] - r];
                         let hi = [x + length, c[1] + r, c[2] + r];
-                        if !push(Package { objects, lo, hi }, &mut packages) {
+                        if !push(Package { objects, lo, hi, tag: 0 }, &mut packages) {
                             break 'pipes;
                         }
                     }
@@ -383,7 +385,7 @@ pub fn pack(
                 };
                 let (lo, hi) = shape.bounds();
                 let objects = vec![Object::new(shape, steel, 7.85)];
-                let p = Package { objects, lo, hi };
+                let p = Package { objects, lo, hi, tag: 0 };
                 remaining -= p.mass_kg();
                 if !push(p, &mut packages) {
                     break;

@@ -7,7 +7,7 @@ use std::f64::consts::FRAC_PI_2;
 use serde::{Deserialize, Serialize};
 
 use super::SynthError;
-use super::geometry::Shape;
+use super::geometry::{FanBeam, Shape};
 use super::scene::{Object, Scene};
 use crate::physics::{AttenuationTable, MaterialId};
 
@@ -91,7 +91,7 @@ struct Steel {
 
 /// Builds the container, its trailer and the image window into `scene`. The container's
 /// front outer face sits at `x = 0`, the doors at the far end.
-pub fn build_container(scene: &mut Scene, kind: ContainerType, table: &AttenuationTable) -> Result<LoadSpace, SynthError> {
+pub fn build_container(scene: &mut Scene, kind: ContainerType, fan: &FanBeam, table: &AttenuationTable) -> Result<LoadSpace, SynthError> {
     let d = kind.dims();
     let m = Steel {
         steel: table.id("steel")?,
@@ -206,7 +206,10 @@ pub fn build_container(scene: &mut Scene, kind: ContainerType, table: &Attenuati
     scene.x_min = -0.4;
     scene.x_max = l_ext + 0.4;
     scene.z_bottom = 0.70;
-    scene.z_top = top + 0.30;
+    // The fan slants upwards, so the top rows must clear the near top edge: solve
+    // z_c - slope(z_c) * w/2 = top + 5 cm, then add 20 cm of open beam for calibration.
+    let k = 0.5 * w_ext / fan.source_distance_m;
+    scene.z_top = (top + 0.05 - fan.source_height_m * k) / (1.0 - k) + 0.20;
     Ok(LoadSpace {
         x0,
         x1,

@@ -22,11 +22,11 @@ pub struct FanBeam {
 
 impl Default for FanBeam {
     fn default() -> Self {
-        // A portal scanner: source 4.5 m from the lane centre at 1.2 m height, so rays to the
-        // roof of a high cube slant by about 30 degrees.
+        // A portal scanner: source 5.5 m from the lane centre, 1.9 m up (about the middle of a
+        // container on a trailer), so rays to the top of a high cube slant by about 20 degrees.
         Self {
-            source_distance_m: 4.5,
-            source_height_m: 1.2,
+            source_distance_m: 5.5,
+            source_height_m: 1.9,
             pitch_m: 0.005,
         }
     }

@@ -4,11 +4,14 @@
 //! rendered through the polychromatic physics of [`crate::physics`] by a fan beam, with
 //! detector noise, written in the scan descriptor format with its labels and manifest.
 
+pub mod case;
 pub mod catalogue;
 pub mod container;
 pub mod geometry;
+pub mod recipe;
 pub mod render;
 pub mod scene;
+pub mod threats;
 
 use thiserror::Error;
 
