@@ -1,0 +1,375 @@
+//! Calibration: raw counts to transmission `T = (I - dark) / (air - dark)` and attenuation
+//! `A = -ln T`, per detector row, with dead and saturated pixels flagged rather than NaN.
+
+use ndarray::{Array1, Array2, Axis, Zip};
+use serde::{Deserialize, Serialize};
+
+use crate::scan::{Counts, PlaneCounts, Scan, ScanError, ScanKind};
+
+/// Pixel flags (bit set), one byte per pixel.
+pub mod flags {
+    /// No usable signal: counts at or below dark, or a dead detector row (air not above dark).
+    pub const DEAD: u8 = 1;
+    /// Counts at the saturation level: the true transmission is unknown (at least this high).
+    pub const SATURATED: u8 = 2;
+    /// Transmission fell below the floor and was clamped (attenuation is a lower bound).
+    pub const FLOOR: u8 = 4;
+}
+
+/// Calibration settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CalibrationOptions {
+    /// Smallest transmission kept; below it T is clamped and the pixel flagged `FLOOR`.
+    /// 1e-5 is about one count above dark at a typical 60,000-count open beam, so attenuation
+    /// never exceeds -ln(1e-5) = 11.5.
+    pub transmission_floor: f32,
+    /// Percentile of the plane's counts taken as open beam when the scan gives neither air
+    /// counts nor an air region (bare TIFFs): scanners always see some open beam around the vehicle.
+    pub air_percentile: f32,
+}
+
+impl Default for CalibrationOptions {
+    fn default() -> Self {
+        Self { transmission_floor: 1e-5, air_percentile: 99.9 }
+    }
+}
+
+/// Calibrated attenuation planes, shape `(rows, columns)`.
+#[derive(Debug, Clone)]
+pub struct AttenuationImage {
+    /// `-ln T` of the high-energy (or only) plane.
+    pub high: Array2<f32>,
+    /// `-ln T` of the low-energy plane of a dual-energy scan.
+    pub low: Option<Array2<f32>>,
+    /// [`flags`] per pixel, merged over both planes.
+    pub flags: Array2<u8>,
+    /// Attenuation given to floor-clamped and dead pixels: `-ln(transmission_floor)`.
+    pub max_attenuation: f32,
+    /// Per-row open-beam counts used for the high plane (after estimation), for `info`.
+    pub air_high: Array1<f32>,
+    pub dark_high: Array1<f32>,
+}
+
+impl AttenuationImage {
+    pub fn rows(&self) -> usize {
+        self.high.nrows()
+    }
+    pub fn columns(&self) -> usize {
+        self.high.ncols()
+    }
+}
+
+/// One calibrated plane: attenuation, flags, air and dark counts per row.
+type PlaneCalibration = (Array2<f32>, Array2<u8>, Array1<f32>, Array1<f32>);
+
+/// Calibrates a scan. Rendered 8-bit scans take grey level as transmission (dark 0, air full scale).
+pub fn calibrate(scan: &Scan, opts: &CalibrationOptions) -> Result<AttenuationImage, ScanError> {
+    let path = scan.display_name();
+    let bad = |reason: String| ScanError::Calibration { path: path.clone(), reason };
+    if !(opts.transmission_floor > 0.0 && opts.transmission_floor < 1.0) {
+        return Err(bad(format!("transmission_floor {} must be in (0, 1)", opts.transmission_floor)));
+    }
+    crate::scan::validate_calibration(&path, &scan.descriptor, scan.rows(), scan.columns(), scan.is_dual_energy())?;
+    let cal = &scan.descriptor.calibration;
+    let saturation = cal.saturation_counts.unwrap_or(u16::MAX);
+    let rendered = scan.kind == ScanKind::Rendered;
+    let plane_counts = |pc: &Option<PlaneCounts>, low: bool| -> Option<Counts> {
+        pc.as_ref().and_then(|p| if low { p.low.clone() } else { Some(p.high.clone()) })
+    };
+
+    let calibrate_plane = |counts: &Array2<u16>, low: bool| -> Result<PlaneCalibration, ScanError> {
+        let rows = counts.nrows();
+        let dark: Array1<f32> = match (rendered, plane_counts(&cal.dark, low)) {
+            (true, _) | (false, None) => Array1::zeros(rows),
+            (false, Some(c)) => Array1::from_shape_fn(rows, |r| c.at(r)),
+        };
+        let air: Array1<f32> = if rendered {
+            Array1::from_elem(rows, u16::MAX as f32)
+        } else if let Some(c) = plane_counts(&cal.air, low) {
+            Array1::from_shape_fn(rows, |r| c.at(r))
+        } else if let Some([c0, c1]) = cal.air_region.as_ref().and_then(|a| a.columns) {
+            // Scan lines before the vehicle: mean open beam of each detector row.
+            let n = (c1 - c0) as f32;
+            Array1::from_shape_fn(rows, |r| {
+                counts.row(r).slice(ndarray::s![c0..c1]).iter().map(|&v| v as f32).sum::<f32>() / n
+            })
+        } else if let Some([r0, r1]) = cal.air_region.as_ref().and_then(|a| a.rows) {
+            let region = counts.slice(ndarray::s![r0..r1, ..]);
+            let mean = region.iter().map(|&v| v as f64).sum::<f64>() / region.len() as f64;
+            Array1::from_elem(rows, mean as f32)
+        } else {
+            Array1::from_elem(rows, percentile_u16(counts, opts.air_percentile))
+        };
+        // Pulse-to-pulse source intensity along the scan, from detector rows that only see air.
+        let wobble: Option<Array1<f32>> =
+            cal.air_region.as_ref().and_then(|a| a.rows).filter(|_| !rendered).map(|[r0, r1]| {
+                Array1::from_shape_fn(counts.ncols(), |c| {
+                    let mut s = 0.0f32;
+                    for r in r0..r1 {
+                        let range = air[r] - dark[r];
+                        if range > 0.0 {
+                            s += (counts[[r, c]] as f32 - dark[r]) / range;
+                        }
+                    }
+                    let f = s / (r1 - r0) as f32;
+                    // A wobble factor far from 1 means the "air" rows are not air here: ignore it.
+                    if (0.5..=2.0).contains(&f) { 1.0 / f } else { 1.0 }
+                })
+            });
+        if air.iter().zip(dark.iter()).all(|(a, d)| a - d < 1.0) {
+            return Err(bad(format!(
+                "{} plane: open-beam counts are not above dark counts in any detector row",
+                if low { "low" } else { "high" }
+            )));
+        }
+        let mut att = Array2::<f32>::zeros(counts.dim());
+        let mut fl = Array2::<u8>::zeros(counts.dim());
+        let floor = opts.transmission_floor;
+        let max_att = -floor.ln();
+        Zip::from(att.axis_iter_mut(Axis(0)))
+            .and(fl.axis_iter_mut(Axis(0)))
+            .and(counts.axis_iter(Axis(0)))
+            .and(&dark)
+            .and(&air)
+            .par_for_each(|mut a_row, mut f_row, c_row, &d, &ai| {
+                let range = ai - d;
+                if range < 1.0 {
+                    a_row.fill(max_att);
+                    f_row.fill(flags::DEAD);
+                    return;
+                }
+                let inv = 1.0 / range;
+                let c_row = c_row.as_slice().expect("standard layout");
+                let a_row = a_row.into_slice().expect("standard layout");
+                let f_row = f_row.into_slice().expect("standard layout");
+                let row_op = |i: usize, scale: f32| {
+                    let c = c_row[i];
+                    let t = (c as f32 - d) * scale;
+                    if c >= saturation {
+                        (0.0, flags::SATURATED)
+                    } else if c as f32 <= d {
+                        (max_att, flags::DEAD)
+                    } else if t < floor {
+                        (max_att, flags::FLOOR)
+                    } else {
+                        (-fast_ln(t), 0)
+                    }
+                };
+                match &wobble {
+                    Some(w) => {
+                        for i in 0..c_row.len() {
+                            (a_row[i], f_row[i]) = row_op(i, inv * w[i]);
+                        }
+                    }
+                    None => {
+                        for i in 0..c_row.len() {
+                            (a_row[i], f_row[i]) = row_op(i, inv);
+                        }
+                    }
+                }
+            });
+        Ok((att, fl, air, dark))
+    };
+
+    let (high, mut fl, air_high, dark_high) = calibrate_plane(&scan.high, false)?;
+    let low = match &scan.low {
+        Some(l) => {
+            let (att, fl_low, _, _) = calibrate_plane(l, true)?;
+            Zip::from(&mut fl).and(&fl_low).par_for_each(|a, &b| *a |= b);
+            Some(att)
+        }
+        None => None,
+    };
+    Ok(AttenuationImage { high, low, flags: fl, max_attenuation: -opts.transmission_floor.ln(), air_high, dark_high })
+}
+
+/// The `p`-th percentile of 16-bit counts, by histogram (one pass, no sort).
+fn percentile_u16(a: &Array2<u16>, p: f32) -> f32 {
+    let mut hist = vec![0u64; 65536];
+    for &v in a.iter() {
+        hist[v as usize] += 1;
+    }
+    let target = ((p.clamp(0.0, 100.0) / 100.0) as f64 * (a.len() as f64 - 1.0)).round() as u64;
+    let mut seen = 0u64;
+    for (v, &n) in hist.iter().enumerate() {
+        seen += n;
+        if seen > target {
+            return v as f32;
+        }
+    }
+    65535.0
+}
+
+/// Natural log for positive normal floats, accurate to ~1e-7 relative: mantissa reduced to
+/// [sqrt(1/2), sqrt(2)) and `ln m = 2 atanh((m-1)/(m+1))` by its odd series. The calibration
+/// loop calls it once per pixel and plane; it is branch-free so the loop vectorises, which
+/// libm's `ln` does not.
+#[inline(always)]
+pub fn fast_ln(x: f32) -> f32 {
+    const LN2: f32 = std::f32::consts::LN_2;
+    let bits = x.to_bits();
+    let mut e = ((bits >> 23) & 0xff) as i32 - 127;
+    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    // Fold [sqrt2, 2) down to [sqrt2/2, 1) so |t| stays below 0.172.
+    let fold = m > std::f32::consts::SQRT_2;
+    m = if fold { m * 0.5 } else { m };
+    e += fold as i32;
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    let series = t * (2.0 + t2 * (2.0 / 3.0 + t2 * (2.0 / 5.0 + t2 * (2.0 / 7.0 + t2 * (2.0 / 9.0)))));
+    e as f32 * LN2 + series
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::{AirRegion, CalibrationSpec, PlaneFiles, ScanDescriptor, SourceKind, SourceSpec};
+
+    #[test]
+    fn fast_ln_matches_libm() {
+        let mut x = 1e-6f32;
+        while x < 70_000.0 {
+            let (a, b) = (fast_ln(x), x.ln());
+            assert!((a - b).abs() <= 2e-6 * b.abs().max(1.0), "ln({x}): {a} vs {b}");
+            x *= 1.013;
+        }
+    }
+
+    fn scan_with(cal: CalibrationSpec, high: Array2<u16>, low: Option<Array2<u16>>) -> Scan {
+        let source = SourceSpec {
+            kind: SourceKind::Linac,
+            high_energy: 6.0,
+            low_energy: low.as_ref().map(|_| 4.0),
+            extra: Default::default(),
+        };
+        let mut d = ScanDescriptor::minimal("t", source, PlaneFiles { high: "h".into(), low: None });
+        d.calibration = cal;
+        Scan::new(d, high, low).unwrap()
+    }
+
+    #[test]
+    fn per_row_dark_and_air_give_beer_lambert_attenuation() {
+        // Row r: dark 100 + r, air 40000 + 1000 r; column c transmits exp(-0.5 c).
+        let (rows, cols) = (4, 6);
+        let dark: Vec<f32> = (0..rows).map(|r| 100.0 + r as f32).collect();
+        let air: Vec<f32> = (0..rows).map(|r| 40_000.0 + 1000.0 * r as f32).collect();
+        let high = Array2::from_shape_fn((rows, cols), |(r, c)| {
+            (dark[r] + (air[r] - dark[r]) * (-0.5 * c as f32).exp()).round() as u16
+        });
+        let cal = CalibrationSpec {
+            dark: Some(PlaneCounts { high: Counts::PerRow(dark.clone()), low: None }),
+            air: Some(PlaneCounts { high: Counts::PerRow(air.clone()), low: None }),
+            ..Default::default()
+        };
+        let att = calibrate(&scan_with(cal, high, None), &CalibrationOptions::default()).unwrap();
+        for r in 0..rows {
+            for c in 0..cols {
+                // Rounding to whole counts limits agreement to ~1 count in (air - dark).
+                let expect = 0.5 * c as f32;
+                let tol = (1.0 / ((air[r] - dark[r]) * (-expect).exp())).max(1e-4);
+                assert!((att.high[[r, c]] - expect).abs() < tol, "r{r} c{c}: {} vs {expect}", att.high[[r, c]]);
+            }
+        }
+        assert!(att.flags.iter().all(|&f| f == 0));
+    }
+
+    #[test]
+    fn dead_saturated_and_floor_pixels_are_flagged_not_nan() {
+        let high = ndarray::array![[50u16, 65535, 101, 30000], [0, 0, 0, 0]];
+        let cal = CalibrationSpec {
+            dark: Some(PlaneCounts { high: Counts::Scalar(100.0), low: None }),
+            air: Some(PlaneCounts { high: Counts::PerRow(vec![60000.0, 60000.0]), low: None }),
+            ..Default::default()
+        };
+        let att = calibrate(&scan_with(cal, high, None), &CalibrationOptions::default()).unwrap();
+        assert!(att.high.iter().all(|v| v.is_finite()));
+        assert_eq!(att.flags[[0, 0]], flags::DEAD);
+        assert_eq!(att.flags[[0, 1]], flags::SATURATED);
+        assert_eq!(att.high[[0, 1]], 0.0);
+        // 1 count above dark of 59,900 is T = 1.7e-5: above the 1e-5 floor.
+        assert_eq!(att.flags[[0, 2]], 0);
+        assert!(att.flags.row(1).iter().all(|&f| f == flags::DEAD));
+        assert_eq!(att.high[[1, 0]], att.max_attenuation);
+    }
+
+    #[test]
+    fn air_is_estimated_from_an_air_region_of_columns_and_rows() {
+        // Columns 0..4 are open beam (per-row gain); rows 0..2 are open beam and carry a
+        // source intensity wobble of +-10% along the scan.
+        let (rows, cols) = (6, 20);
+        let gain = |r: usize| 30_000.0 + 2_000.0 * r as f32;
+        let wobble = |c: usize| {
+            if c < 4 {
+                1.0
+            } else if c.is_multiple_of(2) {
+                1.1
+            } else {
+                0.9
+            }
+        };
+        let truth = |r: usize, c: usize| if r < 2 || c < 4 { 0.0f32 } else { 1.2 };
+        let high = Array2::from_shape_fn((rows, cols), |(r, c)| (gain(r) * wobble(c) * (-truth(r, c)).exp()) as u16);
+        let cal = CalibrationSpec {
+            air_region: Some(AirRegion { rows: Some([0, 2]), columns: Some([0, 4]) }),
+            ..Default::default()
+        };
+        let att = calibrate(&scan_with(cal, high, None), &CalibrationOptions::default()).unwrap();
+        for r in 2..rows {
+            for c in 4..cols {
+                assert!((att.high[[r, c]] - 1.2).abs() < 2e-3, "r{r} c{c} {}", att.high[[r, c]]);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_calibration_is_a_typed_error_naming_the_scan() {
+        let high = Array2::from_elem((3, 3), 1000u16);
+        for (cal, needle) in [
+            (
+                CalibrationSpec {
+                    dark: Some(PlaneCounts { high: Counts::Scalar(f32::NAN), low: None }),
+                    ..Default::default()
+                },
+                "finite",
+            ),
+            (
+                CalibrationSpec {
+                    dark: Some(PlaneCounts { high: Counts::Scalar(-3.0), low: None }),
+                    ..Default::default()
+                },
+                "non-negative",
+            ),
+            (
+                CalibrationSpec {
+                    air: Some(PlaneCounts { high: Counts::PerRow(vec![1.0, 2.0]), low: None }),
+                    ..Default::default()
+                },
+                "3 detector rows",
+            ),
+            (
+                CalibrationSpec {
+                    dark: Some(PlaneCounts { high: Counts::Scalar(500.0), low: None }),
+                    air: Some(PlaneCounts { high: Counts::Scalar(400.0), low: None }),
+                    ..Default::default()
+                },
+                "not above dark",
+            ),
+            (
+                CalibrationSpec {
+                    air_region: Some(AirRegion { rows: Some([2, 9]), columns: None }),
+                    ..Default::default()
+                },
+                "outside",
+            ),
+        ] {
+            let scan = scan_with(cal, high.clone(), None);
+            let err = calibrate(&scan, &CalibrationOptions::default()).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(err, ScanError::Calibration { .. }) && msg.contains(needle) && msg.starts_with("t:"),
+                "{msg}"
+            );
+        }
+    }
+}

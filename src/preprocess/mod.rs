@@ -1,0 +1,6 @@
+//! Preprocessing: calibration to attenuation, material discrimination, officer views, tiles.
+
+pub mod calibration;
+pub mod materials;
+pub mod render;
+pub mod tiles;
