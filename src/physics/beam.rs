@@ -216,7 +216,7 @@ pub fn exp_neg(a: f32) -> f32 {
     let f = x - fl;
     // Taylor series of 2^f = e^(f ln 2) on [-1/2, 1/2], truncation error below 2e-7.
     let p = 1.0
-        + f * (0.693_147_2
+        + f * (std::f32::consts::LN_2
             + f * (0.240_226_5 + f * (0.055_504_11 + f * (0.009_618_129 + f * (0.001_333_355 + f * 0.000_154_035_3)))));
     let bits = ((fl as i32 + 127) as u32) << 23;
     let scale = f32::from_bits(bits);

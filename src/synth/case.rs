@@ -110,11 +110,8 @@ pub fn build_case(recipe: &Recipe, catalogue: &Catalogue, split: Split, index: u
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let m = &recipe.mix;
 
-    let types: Vec<(ContainerType, f64)> = m
-        .container_types
-        .iter()
-        .filter_map(|(k, w)| container_type(k).map(|t| (t, *w)))
-        .collect();
+    let types: Vec<(ContainerType, f64)> =
+        m.container_types.iter().filter_map(|(k, w)| container_type(k).map(|t| (t, *w))).collect();
     let container = *pick_weighted(&mut rng, &types);
     let mut scene = Scene::default();
     let fan = recipe.scanner.fan();
@@ -191,14 +188,8 @@ pub fn build_case(recipe: &Recipe, catalogue: &Catalogue, split: Split, index: u
             let kind = *pick_weighted(&mut rng, &weights);
             let is_hard = rng.random::<f64>() < m.hard_share;
             let before = scene.threats.len();
-            let mut hide = Hide {
-                scene: &mut scene,
-                packages: &mut packages,
-                space,
-                rng: &mut rng,
-                table,
-                hard: is_hard,
-            };
+            let mut hide =
+                Hide { scene: &mut scene, packages: &mut packages, space, rng: &mut rng, table, hard: is_hard };
             conceal(kind, &mut hide)?;
             hard.extend(std::iter::repeat_n(is_hard, scene.threats.len() - before));
         }
@@ -263,7 +254,10 @@ pub fn build_case(recipe: &Recipe, catalogue: &Catalogue, split: Split, index: u
             declared.goods.push(line(c, l));
             if mismatch_kind == MismatchKind::UndeclaredGoods {
                 match load.get(1) {
-                    Some(extra) => detail = format!("undeclared {} ({} kg) behind the declared load", extra.commodity, extra.mass_kg),
+                    Some(extra) => {
+                        detail =
+                            format!("undeclared {} ({} kg) behind the declared load", extra.commodity, extra.mass_kg)
+                    }
                     None => detail = "undeclared goods did not fit".into(),
                 }
             }
@@ -300,11 +294,7 @@ pub fn build_case(recipe: &Recipe, catalogue: &Catalogue, split: Split, index: u
         declared,
         load: load.clone(),
         empty: load.is_empty(),
-        mismatch: Mismatch {
-            kind: mismatch_kind,
-            detail,
-            underdeclared_pct,
-        },
+        mismatch: Mismatch { kind: mismatch_kind, detail, underdeclared_pct },
         hard,
         noise,
         artefacts,

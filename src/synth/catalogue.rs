@@ -72,19 +72,14 @@ impl Catalogue {
     }
 
     pub fn load(path: &Path, table: &AttenuationTable) -> Result<Self, SynthError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SynthError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| SynthError::Io { path: path.to_path_buf(), source })?;
         Self::parse(&text, path, table)
     }
 
     /// Parses and checks a catalogue: known materials, fractions summing to one, sane sizes.
     pub fn parse(text: &str, path: &Path, table: &AttenuationTable) -> Result<Self, SynthError> {
-        let err = |reason: String| SynthError::File {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let err = |reason: String| SynthError::File { path: path.to_path_buf(), reason };
         let cat: Catalogue = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         if cat.schema_version != CATALOGUE_SCHEMA_VERSION {
             return Err(err(format!(
@@ -104,7 +99,8 @@ impl Catalogue {
                 return Err(bad("no contents"));
             }
             let total: f64 = c.contents.iter().map(|m| m.fraction).sum();
-            if !((total - 1.0).abs() < 1e-3) || c.contents.iter().any(|m| !(m.fraction > 0.0)) {
+            let positive = c.contents.iter().all(|m| m.fraction > 0.0 && m.fraction.is_finite());
+            if (total - 1.0).abs() >= 1e-3 || !positive {
                 return Err(bad("content fractions must be positive and sum to 1"));
             }
             for m in &c.contents {
@@ -181,10 +177,7 @@ pub(crate) fn uniform(rng: &mut ChaCha8Rng, range: [f64; 2]) -> f64 {
 
 /// Table ids and mass fractions of a commodity's contents.
 fn contents(c: &Commodity, table: &AttenuationTable) -> Result<Vec<(MaterialId, f64)>, SynthError> {
-    c.contents
-        .iter()
-        .map(|m| Ok((table.id(&m.material)?, m.fraction)))
-        .collect()
+    c.contents.iter().map(|m| Ok((table.id(&m.material)?, m.fraction))).collect()
 }
 
 /// Packs `commodity` into the part `x0..x1` of the load space, up to `max_mass_kg`.
@@ -216,7 +209,9 @@ pub fn pack(
         packages.push(p);
         true
     };
-    let mixed = |shape: Shape, density: f64| -> Vec<Object> { mix.iter().map(|&(id, f)| Object::new(shape, id, density * f)).collect() };
+    let mixed = |shape: Shape, density: f64| -> Vec<Object> {
+        mix.iter().map(|&(id, f)| Object::new(shape, id, density * f)).collect()
+    };
 
     match commodity.packing {
         Packing::Cartons | Packing::Crates | Packing::Bags | Packing::Pallets => {
@@ -232,7 +227,11 @@ pub fn pack(
                     let levels = if rng.random::<f64>() < 0.25 { nz.saturating_sub(1).max(1) } else { nz };
                     for iz in 0..levels {
                         let jitter = [0.01 * (rng.random::<f64>() - 0.5), 0.01 * (rng.random::<f64>() - 0.5)];
-                        let lo = [x + jitter[0], y_start + iy as f64 * (sy + gap) + jitter[1], space.floor_z + iz as f64 * sz];
+                        let lo = [
+                            x + jitter[0],
+                            y_start + iy as f64 * (sy + gap) + jitter[1],
+                            space.floor_z + iz as f64 * sz,
+                        ];
                         let hi = [lo[0] + sx, lo[1] + sy, lo[2] + sz];
                         let density = bulk * (1.0 + 0.16 * (rng.random::<f64>() - 0.5));
                         let mut objects = Vec::new();
@@ -298,21 +297,38 @@ pub fn pack(
                 let frame_kg = 2.0 * 7850.0 * (sx * 0.1 * 0.1 - sx * 0.088 * 0.088);
                 for dy in [-0.3, 0.3] {
                     let fc = [c[0], yc + dy * sy, lo[2] + 0.07];
-                    objects.push(Object::new(Shape::Cuboid { centre: fc, size: [sx - 0.1, 0.1, 0.1], yaw: 0.0 }, steel, 7.85));
-                    objects.push(Object::new(Shape::Cuboid { centre: fc, size: [sx - 0.1, 0.088, 0.088], yaw: 0.0 }, steel, -7.85));
+                    objects.push(Object::new(
+                        Shape::Cuboid { centre: fc, size: [sx - 0.1, 0.1, 0.1], yaw: 0.0 },
+                        steel,
+                        7.85,
+                    ));
+                    objects.push(Object::new(
+                        Shape::Cuboid { centre: fc, size: [sx - 0.1, 0.088, 0.088], yaw: 0.0 },
+                        steel,
+                        -7.85,
+                    ));
                 }
                 let block = [0.45 * sx, 0.5 * sy, 0.45 * h];
                 let bc = [lo[0] + 0.1 + 0.5 * block[0], yc, lo[2] + 0.12 + 0.5 * block[2]];
                 let housing_r = (0.25 * h).min(0.3 * sy);
                 let hc = [hi[0] - 0.1 - housing_r, yc, lo[2] + 0.12 + housing_r];
-                objects.push(Object::new(Shape::Lying { centre: hc, radius: housing_r, length: 0.6 * sy, yaw: FRAC_PI_2 }, steel, 7.85));
-                objects.push(Object::new(Shape::Lying { centre: hc, radius: housing_r - 0.012, length: 0.6 * sy, yaw: FRAC_PI_2 }, steel, -7.85));
+                objects.push(Object::new(
+                    Shape::Lying { centre: hc, radius: housing_r, length: 0.6 * sy, yaw: FRAC_PI_2 },
+                    steel,
+                    7.85,
+                ));
+                objects.push(Object::new(
+                    Shape::Lying { centre: hc, radius: housing_r - 0.012, length: 0.6 * sy, yaw: FRAC_PI_2 },
+                    steel,
+                    -7.85,
+                ));
                 let shaft = Shape::Lying { centre: [c[0], yc, bc[2]], radius: 0.04, length: 0.8 * sx, yaw: 0.0 };
                 objects.push(Object::new(shaft, steel, 7.85));
                 let housing_kg = 7850.0 * PI * (housing_r.powi(2) - (housing_r - 0.012).powi(2)) * 0.6 * sy;
                 let shaft_kg = 7850.0 * shaft.volume();
                 let block_vol = block[0] * block[1] * block[2];
-                let block_density = ((target_kg - frame_kg - housing_kg - shaft_kg) / block_vol / 1000.0).clamp(0.5, 7.85);
+                let block_density =
+                    ((target_kg - frame_kg - housing_kg - shaft_kg) / block_vol / 1000.0).clamp(0.5, 7.85);
                 objects.push(Object::new(Shape::Cuboid { centre: bc, size: block, yaw: 0.0 }, steel, block_density));
                 if !push(Package { objects, lo, hi, tag: 0 }, &mut packages) {
                     break;
@@ -327,9 +343,17 @@ pub fn pack(
                 let c = [x + 0.5 * sx, 0.0, space.floor_z + 0.15 + r];
                 let lo = [x, -r, space.floor_z];
                 let hi = [x + sx, r, c[2] + r];
-                let mut objects = vec![Object::new(cuboid([x, -0.5 * sy, space.floor_z], [x + sx, 0.5 * sy, space.floor_z + 0.15]), wood, 0.6)];
+                let mut objects = vec![Object::new(
+                    cuboid([x, -0.5 * sy, space.floor_z], [x + sx, 0.5 * sy, space.floor_z + 0.15]),
+                    wood,
+                    0.6,
+                )];
                 objects.push(Object::new(Shape::Lying { centre: c, radius: r, length: sx, yaw: 0.0 }, steel, bulk));
-                objects.push(Object::new(Shape::Lying { centre: c, radius: 0.5 * r, length: sx, yaw: 0.0 }, steel, -bulk));
+                objects.push(Object::new(
+                    Shape::Lying { centre: c, radius: 0.5 * r, length: sx, yaw: 0.0 },
+                    steel,
+                    -bulk,
+                ));
                 if !push(Package { objects, lo, hi, tag: 0 }, &mut packages) {
                     break;
                 }
@@ -346,7 +370,11 @@ pub fn pack(
             'pipes: while x + length <= x_end + 1e-9 {
                 for iz in 0..nz {
                     for iy in 0..ny {
-                        let c = [x + 0.5 * length, -0.5 * ny as f64 * od + (iy as f64 + 0.5) * od, space.floor_z + (iz as f64 + 0.5) * od];
+                        let c = [
+                            x + 0.5 * length,
+                            -0.5 * ny as f64 * od + (iy as f64 + 0.5) * od,
+                            space.floor_z + (iz as f64 + 0.5) * od,
+                        ];
                         let r = 0.5 * od;
                         let objects = vec![
                             Object::new(Shape::Lying { centre: c, radius: r, length, yaw: 0.0 }, steel, bulk),
@@ -370,7 +398,8 @@ pub fn pack(
             let mut n = 0;
             while remaining > 0.0 && n < 600 {
                 n += 1;
-                let size = [sx * uniform(rng, [0.3, 1.0]), sy * uniform(rng, [0.2, 1.0]), sz * uniform(rng, [0.05, 0.4])];
+                let size =
+                    [sx * uniform(rng, [0.3, 1.0]), sy * uniform(rng, [0.2, 1.0]), sz * uniform(rng, [0.05, 0.4])];
                 let x = uniform(rng, [x0 + 0.3, x_end - 0.3]);
                 let y = uniform(rng, [-0.5 * width + 0.3, 0.5 * width - 0.3]);
                 // Heap profile: higher in the middle of its length.
@@ -436,13 +465,7 @@ mod tests {
     fn every_commodity_packs_inside_the_load_space_and_within_payload() {
         let t = AttenuationTable::embedded().unwrap();
         let cat = Catalogue::embedded(t).unwrap();
-        let space = LoadSpace {
-            x0: 0.08,
-            x1: 12.1,
-            half_width: 1.176,
-            floor_z: 1.46,
-            roof_z: 3.85,
-        };
+        let space = LoadSpace { x0: 0.08, x1: 12.1, half_width: 1.176, floor_z: 1.46, roof_z: 3.85 };
         for c in &cat.commodities {
             let mut rng = ChaCha8Rng::seed_from_u64(3);
             let p = pack(c, &space, (space.x0, space.x1), 28_000.0, &mut rng, t).unwrap();
@@ -451,7 +474,12 @@ mod tests {
             assert!(mass > 0.0 && mass <= 28_000.0, "{}: {mass}", c.name);
             for pk in &p {
                 assert!(pk.lo[0] >= space.x0 - 0.01 && pk.hi[0] <= space.x1 + 0.01, "{} x", c.name);
-                assert!(pk.lo[1] >= -space.half_width - 0.01 && pk.hi[1] <= space.half_width + 0.01, "{} y {:?}", c.name, pk.lo);
+                assert!(
+                    pk.lo[1] >= -space.half_width - 0.01 && pk.hi[1] <= space.half_width + 0.01,
+                    "{} y {:?}",
+                    c.name,
+                    pk.lo
+                );
                 assert!(pk.lo[2] >= space.floor_z - 1e-9 && pk.hi[2] <= space.roof_z, "{} z", c.name);
             }
         }

@@ -91,7 +91,12 @@ struct Steel {
 
 /// Builds the container, its trailer and the image window into `scene`. The container's
 /// front outer face sits at `x = 0`, the doors at the far end.
-pub fn build_container(scene: &mut Scene, kind: ContainerType, fan: &FanBeam, table: &AttenuationTable) -> Result<LoadSpace, SynthError> {
+pub fn build_container(
+    scene: &mut Scene,
+    kind: ContainerType,
+    fan: &FanBeam,
+    table: &AttenuationTable,
+) -> Result<LoadSpace, SynthError> {
     let d = kind.dims();
     let m = Steel {
         steel: table.id("steel")?,
@@ -121,11 +126,7 @@ pub fn build_container(scene: &mut Scene, kind: ContainerType, fan: &FanBeam, ta
     // Door locking bars: four vertical 27 mm rods outside the doors.
     for y in [-0.9, -0.3, 0.3, 0.9] {
         scene.push(Object::new(
-            Shape::Upright {
-                centre: [x1 + 0.075, y, wall_zc],
-                radius: 0.0135,
-                height: wall_h,
-            },
+            Shape::Upright { centre: [x1 + 0.075, y, wall_zc], radius: 0.0135, height: wall_h },
             m.steel,
             m.density,
         ));
@@ -154,11 +155,7 @@ pub fn build_container(scene: &mut Scene, kind: ContainerType, fan: &FanBeam, ta
             hollow(scene, &m, [xc, yc, base + 0.5 * h_ext], [0.16, 0.11, h_ext - 0.24], 0.006);
             for zc in [base + 0.059, top - 0.059] {
                 scene.push(Object::new(
-                    Shape::Cuboid {
-                        centre: [xc, yc, zc],
-                        size: [0.178, 0.162, 0.118],
-                        yaw: 0.0,
-                    },
+                    Shape::Cuboid { centre: [xc, yc, zc], size: [0.178, 0.162, 0.118], yaw: 0.0 },
                     m.steel,
                     0.5 * m.density,
                 ));
@@ -168,7 +165,13 @@ pub fn build_container(scene: &mut Scene, kind: ContainerType, fan: &FanBeam, ta
     // Trailer chassis: two I-beams (web 8 mm, flanges 150 x 15 mm) and cross braces.
     let (beam_top, beam_bottom) = (base - 0.005, base - 0.40);
     for yc in [-0.5, 0.5] {
-        cuboid(scene, &m, [0.5 * l_ext, yc, 0.5 * (beam_top + beam_bottom)], [l_ext, 0.008, beam_top - beam_bottom], m.steel);
+        cuboid(
+            scene,
+            &m,
+            [0.5 * l_ext, yc, 0.5 * (beam_top + beam_bottom)],
+            [l_ext, 0.008, beam_top - beam_bottom],
+            m.steel,
+        );
         cuboid(scene, &m, [0.5 * l_ext, yc, beam_top - 0.0075], [l_ext, 0.15, 0.015], m.steel);
         cuboid(scene, &m, [0.5 * l_ext, yc, beam_bottom + 0.0075], [l_ext, 0.15, 0.015], m.steel);
     }
@@ -183,18 +186,8 @@ pub fn build_container(scene: &mut Scene, kind: ContainerType, fan: &FanBeam, ta
         let xc = l_ext - 0.8 + ax;
         let zc = 0.52;
         scene.push_hollow(
-            Shape::Lying {
-                centre: [xc, 0.0, zc],
-                radius: 0.075,
-                length: 2.4,
-                yaw: FRAC_PI_2,
-            },
-            Shape::Lying {
-                centre: [xc, 0.0, zc],
-                radius: 0.06,
-                length: 2.4,
-                yaw: FRAC_PI_2,
-            },
+            Shape::Lying { centre: [xc, 0.0, zc], radius: 0.075, length: 2.4, yaw: FRAC_PI_2 },
+            Shape::Lying { centre: [xc, 0.0, zc], radius: 0.06, length: 2.4, yaw: FRAC_PI_2 },
             m.steel,
             m.density,
         );
@@ -210,13 +203,7 @@ pub fn build_container(scene: &mut Scene, kind: ContainerType, fan: &FanBeam, ta
     // z_c - slope(z_c) * w/2 = top + 5 cm, then add 20 cm of open beam for calibration.
     let k = 0.5 * w_ext / fan.source_distance_m;
     scene.z_top = (top + 0.05 - fan.source_height_m * k) / (1.0 - k) + 0.20;
-    Ok(LoadSpace {
-        x0,
-        x1,
-        half_width: hw,
-        floor_z,
-        roof_z,
-    })
+    Ok(LoadSpace { x0, x1, half_width: hw, floor_z, roof_z })
 }
 
 fn cuboid(scene: &mut Scene, m: &Steel, centre: [f64; 3], size: [f64; 3], material: MaterialId) {
@@ -229,11 +216,7 @@ fn hollow(scene: &mut Scene, m: &Steel, centre: [f64; 3], size: [f64; 3], t: f64
     let inner = [size[0] - 2.0 * t, size[1] - 2.0 * t, size[2] - 2.0 * t];
     scene.push_hollow(
         Shape::Cuboid { centre, size, yaw: 0.0 },
-        Shape::Cuboid {
-            centre,
-            size: [size[0].max(inner[0]), inner[1], inner[2]],
-            yaw: 0.0,
-        },
+        Shape::Cuboid { centre, size: [size[0].max(inner[0]), inner[1], inner[2]], yaw: 0.0 },
         m.steel,
         m.density,
     );
@@ -259,17 +242,9 @@ fn corrugated(scene: &mut Scene, m: &Steel, axis: u8, a: f64, b: f64, at: f64, d
         };
         let run = if web { (len * len + depth * depth).sqrt() } else { len };
         let shape = if axis == 0 {
-            Shape::Cuboid {
-                centre: [mid, at + offset, zc],
-                size: [run, t, h],
-                yaw,
-            }
+            Shape::Cuboid { centre: [mid, at + offset, zc], size: [run, t, h], yaw }
         } else {
-            Shape::Cuboid {
-                centre: [at + offset, mid, zc],
-                size: [t, run, h],
-                yaw: -yaw,
-            }
+            Shape::Cuboid { centre: [at + offset, mid, zc], size: [t, run, h], yaw: -yaw }
         };
         scene.push(Object::new(shape, m.steel, m.density));
         s += len;
@@ -279,12 +254,7 @@ fn corrugated(scene: &mut Scene, m: &Steel, axis: u8, a: f64, b: f64, at: f64, d
 
 /// A tyre (tread and side walls of rubber, air inside) on a steel rim.
 fn wheel(scene: &mut Scene, m: &Steel, xc: f64, yc: f64, zc: f64) {
-    let lying = |radius: f64, length: f64, y: f64| Shape::Lying {
-        centre: [xc, y, zc],
-        radius,
-        length,
-        yaw: FRAC_PI_2,
-    };
+    let lying = |radius: f64, length: f64, y: f64| Shape::Lying { centre: [xc, y, zc], radius, length, yaw: FRAC_PI_2 };
     scene.push_hollow(lying(0.50, 0.28, yc), lying(0.47, 0.28, yc), m.rubber, 1.15);
     for dy in [-0.1325, 0.1325] {
         scene.push_hollow(lying(0.47, 0.015, yc + dy), lying(0.29, 0.015, yc + dy), m.rubber, 1.15);

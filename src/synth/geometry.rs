@@ -24,11 +24,7 @@ impl Default for FanBeam {
     fn default() -> Self {
         // A portal scanner: source 5.5 m from the lane centre, 1.9 m up (about the middle of a
         // container on a trailer), so rays to the top of a high cube slant by about 20 degrees.
-        Self {
-            source_distance_m: 5.5,
-            source_height_m: 1.9,
-            pitch_m: 0.005,
-        }
+        Self { source_distance_m: 5.5, source_height_m: 1.9, pitch_m: 0.005 }
     }
 }
 
@@ -45,11 +41,7 @@ impl FanBeam {
     /// The ray that crosses the centre plane at height `z_centre`.
     pub fn ray(&self, z_centre: f64) -> Ray {
         let slope = (z_centre - self.source_height_m) / self.source_distance_m;
-        Ray {
-            z_centre,
-            slope,
-            stretch: (1.0 + slope * slope).sqrt(),
-        }
+        Ray { z_centre, slope, stretch: (1.0 + slope * slope).sqrt() }
     }
 
     /// Height at the centre plane of the ray through point `(y, z)`.
@@ -64,14 +56,7 @@ pub enum Section {
     /// Axis-aligned rectangle.
     Rect { y0: f64, y1: f64, z0: f64, z1: f64 },
     /// Axis-aligned ellipse clipped to `y0..y1` (a slanted horizontal cylinder cut by the plane).
-    Ellipse {
-        yc: f64,
-        zc: f64,
-        ay: f64,
-        az: f64,
-        y0: f64,
-        y1: f64,
-    },
+    Ellipse { yc: f64, zc: f64, ay: f64, az: f64, y0: f64, y1: f64 },
 }
 
 impl Section {
@@ -259,19 +244,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const FLAT: Ray = Ray {
-        z_centre: 1.0,
-        slope: 0.0,
-        stretch: 1.0,
-    };
+    const FLAT: Ray = Ray { z_centre: 1.0, slope: 0.0, stretch: 1.0 };
 
     #[test]
     fn horizontal_ray_through_a_box_crosses_its_width() {
-        let b = Shape::Cuboid {
-            centre: [0.0, 0.2, 1.0],
-            size: [1.0, 0.5, 0.4],
-            yaw: 0.0,
-        };
+        let b = Shape::Cuboid { centre: [0.0, 0.2, 1.0], size: [1.0, 0.5, 0.4], yaw: 0.0 };
         let s = b.section(0.3).unwrap();
         assert!((s.chord(&FLAT) - 0.5).abs() < 1e-12);
         assert!(b.section(0.6).is_none());
@@ -279,11 +256,7 @@ mod tests {
 
     #[test]
     fn box_turned_45_degrees_has_a_diamond_footprint() {
-        let b = Shape::Cuboid {
-            centre: [0.0, 0.0, 1.0],
-            size: [1.0, 1.0, 1.0],
-            yaw: std::f64::consts::FRAC_PI_4,
-        };
+        let b = Shape::Cuboid { centre: [0.0, 0.0, 1.0], size: [1.0, 1.0, 1.0], yaw: std::f64::consts::FRAC_PI_4 };
         let half_diag = 0.5 * 2f64.sqrt();
         // At the centre the span is the diagonal, halfway out it is half of it.
         assert!((b.section(0.0).unwrap().chord(&FLAT) - 2.0 * half_diag).abs() < 1e-9);
@@ -292,32 +265,18 @@ mod tests {
 
     #[test]
     fn lying_cylinder_along_the_vehicle_is_a_disc() {
-        let c = Shape::Lying {
-            centre: [0.0, 0.0, 1.0],
-            radius: 0.3,
-            length: 2.0,
-            yaw: 0.0,
-        };
+        let c = Shape::Lying { centre: [0.0, 0.0, 1.0], radius: 0.3, length: 2.0, yaw: 0.0 };
         let s = c.section(0.9).unwrap();
         assert!((s.chord(&FLAT) - 0.6).abs() < 1e-9);
         // A ray 0.18 m above the axis: chord 2 sqrt(0.09 - 0.0324) = 0.48.
-        let ray = Ray {
-            z_centre: 1.18,
-            slope: 0.0,
-            stretch: 1.0,
-        };
+        let ray = Ray { z_centre: 1.18, slope: 0.0, stretch: 1.0 };
         assert!((s.chord(&ray) - 0.48).abs() < 1e-9);
         assert!(c.section(1.01).is_none());
     }
 
     #[test]
     fn lying_cylinder_across_the_beam_gives_its_length() {
-        let c = Shape::Lying {
-            centre: [0.0, 0.0, 1.0],
-            radius: 0.3,
-            length: 2.0,
-            yaw: std::f64::consts::FRAC_PI_2,
-        };
+        let c = Shape::Lying { centre: [0.0, 0.0, 1.0], radius: 0.3, length: 2.0, yaw: std::f64::consts::FRAC_PI_2 };
         let s = c.section(0.0).unwrap();
         assert!((s.chord(&FLAT) - 2.0).abs() < 1e-6, "{}", s.chord(&FLAT));
     }
@@ -325,11 +284,7 @@ mod tests {
     #[test]
     fn slanted_ray_is_longer() {
         let fan = FanBeam::default();
-        let b = Shape::Cuboid {
-            centre: [0.0, 0.0, 3.0],
-            size: [1.0, 0.2, 2.0],
-            yaw: 0.0,
-        };
+        let b = Shape::Cuboid { centre: [0.0, 0.0, 3.0], size: [1.0, 0.2, 2.0], yaw: 0.0 };
         let ray = fan.ray(3.0);
         let got = b.section(0.0).unwrap().chord(&ray);
         assert!((got - 0.2 * ray.stretch).abs() < 1e-9 && got > 0.2);

@@ -6,7 +6,9 @@
 
 pub mod case;
 pub mod catalogue;
+pub mod cli;
 pub mod container;
+pub mod dataset;
 pub mod geometry;
 pub mod recipe;
 pub mod render;

@@ -43,10 +43,13 @@ impl Split {
 #[serde(rename_all = "snake_case")]
 pub enum SourcePreset {
     /// Interlaced 6/4 MV linac.
+    #[serde(rename = "linac_6_4")]
     Linac64,
     /// 9/6 MV linac.
+    #[serde(rename = "linac_9_6")]
     Linac96,
     /// 140/80 kVp X-ray tube pair.
+    #[serde(rename = "tube_140_80")]
     Tube14080,
 }
 
@@ -186,31 +189,19 @@ pub struct Recipe {
 
 impl Recipe {
     pub fn load(path: &Path) -> Result<Self, SynthError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SynthError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| SynthError::Io { path: path.to_path_buf(), source })?;
         Self::parse(&text, path)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self, SynthError> {
-        let err = |reason: String| SynthError::File {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let err = |reason: String| SynthError::File { path: path.to_path_buf(), reason };
         let r: Recipe = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         if r.schema_version != RECIPE_SCHEMA_VERSION {
-            return Err(err(format!(
-                "schema_version {} (this build reads {RECIPE_SCHEMA_VERSION})",
-                r.schema_version
-            )));
+            return Err(err(format!("schema_version {} (this build reads {RECIPE_SCHEMA_VERSION})", r.schema_version)));
         }
         let share = |name: &str, v: f64| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(err(format!("mix.{name} = {v} must be in [0, 1]")))
-            }
+            if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(err(format!("mix.{name} = {v} must be in [0, 1]"))) }
         };
         share("empty_share", r.mix.empty_share)?;
         share("threat_share", r.mix.threat_share)?;
@@ -221,7 +212,8 @@ impl Recipe {
             return Err(err("mix.max_threats must be in 1..=20".into()));
         }
         for name in r.mix.container_types.keys() {
-            container_type(name).ok_or_else(|| err(format!("unknown container type `{name}` (iso20, iso40, iso40_hc)")))?;
+            container_type(name)
+                .ok_or_else(|| err(format!("unknown container type `{name}` (iso20, iso40, iso40_hc)")))?;
         }
         let weights_ok = |w: &mut dyn Iterator<Item = f64>| {
             let v: Vec<f64> = w.collect();
@@ -242,7 +234,8 @@ impl Recipe {
         if !(sc.pitch_mm >= 0.5 && sc.pitch_mm <= 50.0) {
             return Err(err(format!("scanner.pitch_mm = {} must be in 0.5..50", sc.pitch_mm)));
         }
-        if !(sc.source_distance_m >= 2.0 && sc.source_distance_m <= 30.0) || !(sc.source_height_m >= 0.0 && sc.source_height_m <= 6.0) {
+        if !((2.0..=30.0).contains(&sc.source_distance_m) && (0.0..=6.0).contains(&sc.source_height_m))
+        {
             return Err(err("scanner source distance must be 2..30 m and height 0..6 m".into()));
         }
         if !(8..=64).contains(&sc.energy_bins) {
@@ -289,7 +282,8 @@ mod tests {
             let e = Recipe::parse(&text, Path::new("bad.toml")).unwrap_err().to_string();
             assert!(e.contains(needle) && e.contains("bad.toml"), "{e}");
         }
-        let e = Recipe::parse(&MINIMAL.replace("schema_version = 1", "schema_version = 2"), Path::new("v.toml")).unwrap_err();
+        let e = Recipe::parse(&MINIMAL.replace("schema_version = 1", "schema_version = 2"), Path::new("v.toml"))
+            .unwrap_err();
         assert!(e.to_string().contains("schema_version"));
     }
 }

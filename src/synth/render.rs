@@ -19,7 +19,8 @@ use crate::physics::{AttenuationTable, BinnedModel, MaterialId, Scintillator, So
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NoiseModel {
-    /// Photons reaching one detector element per scan line in open beam (dose), high beam.
+    /// Photons per 5 mm x 5 mm pixel in open beam (dose), high beam; scaled by pixel area
+    /// for other pitches.
     pub photons_high: f64,
     /// Same for the low beam (linacs give fewer photons at the lower energy).
     pub photons_low: f64,
@@ -66,10 +67,7 @@ impl NoiseModel {
             if v.is_finite() && (0.0..=max).contains(&v) {
                 Ok(())
             } else {
-                Err(SynthError::Parameter {
-                    name,
-                    reason: format!("{v} outside [0, {max}]"),
-                })
+                Err(SynthError::Parameter { name, reason: format!("{v} outside [0, {max}]") })
             }
         };
         finite_nonneg("noise.photons_high", self.photons_high, 1e12)?;
@@ -101,16 +99,17 @@ pub struct ScannerPhysics {
 }
 
 impl ScannerPhysics {
-    pub fn new(sources: &SourcePair, detector: &Scintillator, dual_energy: bool, bins: usize) -> Result<Self, SynthError> {
+    pub fn new(
+        sources: &SourcePair,
+        detector: &Scintillator,
+        dual_energy: bool,
+        bins: usize,
+    ) -> Result<Self, SynthError> {
         let table = AttenuationTable::embedded()?;
         Ok(Self {
             table,
             high: SpectralModel::new(table, &sources.high, detector)?,
-            low: if dual_energy {
-                Some(SpectralModel::new(table, &sources.low, detector)?)
-            } else {
-                None
-            },
+            low: if dual_energy { Some(SpectralModel::new(table, &sources.low, detector)?) } else { None },
             bins,
         })
     }
@@ -202,7 +201,7 @@ struct Grid {
 fn grid(scene: &Scene, fan: &FanBeam) -> Result<Grid, SynthError> {
     let pitch = fan.pitch_m;
     let bad = |reason: String| SynthError::Parameter { name: "scene", reason };
-    if !(pitch.is_finite() && pitch >= 5e-4 && pitch <= 0.05) {
+    if !(5e-4..=0.05).contains(&pitch) {
         return Err(bad(format!("pixel pitch {pitch} m outside 0.5..50 mm")));
     }
     let width = (scene.x_max - scene.x_min) / pitch;
@@ -214,9 +213,7 @@ fn grid(scene: &Scene, fan: &FanBeam) -> Result<Grid, SynthError> {
     if cols.saturating_mul(rows) > MAX_PIXELS {
         return Err(bad(format!("{cols} x {rows} pixels exceed the limit of {MAX_PIXELS}")));
     }
-    let rays = (0..rows)
-        .map(|r| fan.ray(scene.z_top - (r as f64 + 0.5) * pitch))
-        .collect();
+    let rays = (0..rows).map(|r| fan.ray(scene.z_top - (r as f64 + 0.5) * pitch)).collect();
     let mut by_column = vec![Vec::new(); cols];
     for (i, o) in scene.objects.iter().enumerate() {
         let (x0, x1) = o.shape.x_range();
@@ -229,13 +226,7 @@ fn grid(scene: &Scene, fan: &FanBeam) -> Result<Grid, SynthError> {
             list.push(i as u32);
         }
     }
-    Ok(Grid {
-        rows,
-        cols,
-        pitch,
-        rays,
-        by_column,
-    })
+    Ok(Grid { rows, cols, pitch, rays, by_column })
 }
 
 /// Areal densities (g/cm^2) per row and material slot at scan position `x`, plus the threat
@@ -300,7 +291,13 @@ struct ColumnOut {
 
 /// Renders `scene`; `seed` drives every random draw, per column, so the bytes do not depend
 /// on the number of threads.
-pub fn render(scene: &Scene, fan: &FanBeam, physics: &ScannerPhysics, noise: &NoiseModel, seed: u64) -> Result<Rendered, SynthError> {
+pub fn render(
+    scene: &Scene,
+    fan: &FanBeam,
+    physics: &ScannerPhysics,
+    noise: &NoiseModel,
+    seed: u64,
+) -> Result<Rendered, SynthError> {
     noise.validate()?;
     let grid = grid(scene, fan)?;
     let materials: Vec<MaterialId> = scene.materials();
@@ -316,9 +313,10 @@ pub fn render(scene: &Scene, fan: &FanBeam, physics: &ScannerPhysics, noise: &No
     };
     let (rows, cols) = (grid.rows, grid.cols);
     let sigma_e_rel = noise.electronic_sigma / noise.air_counts;
+    let area_scale = (grid.pitch / 0.005).powi(2);
+    let (photons_high, photons_low) = (noise.photons_high * area_scale, noise.photons_low * area_scale);
     let n_threats = scene.threats.len();
 
-    let clock = std::time::Instant::now();
     let columns: Vec<ColumnOut> = (0..cols)
         .into_par_iter()
         .map_init(
@@ -354,6 +352,8 @@ pub fn render(scene: &Scene, fan: &FanBeam, physics: &ScannerPhysics, noise: &No
                     }
                 }
                 // Contrast of each threat: the high-energy attenuation it adds at each pixel.
+                // Stable sort: equal keys keep object order, so the sums are reproducible.
+                hits.sort_by_key(|h| (h.0, h.1));
                 let mut i = 0;
                 while i < hits.len() {
                     let (r, t) = (hits[i].0 as usize, hits[i].1 as usize);
@@ -365,7 +365,8 @@ pub fn render(scene: &Scene, fan: &FanBeam, physics: &ScannerPhysics, noise: &No
                     }
                     let t_with = f64::from(out.t_high[r]).max(1e-12);
                     let t_without = f64::from(high.transmit(scratch).0).max(1e-12);
-                    let sigma = (f64::from(out.m2_high[r]) / noise.photons_high + sigma_e_rel * sigma_e_rel).sqrt() / t_with;
+                    let sigma =
+                        (f64::from(out.m2_high[r]) / noise.photons_high + sigma_e_rel * sigma_e_rel).sqrt() / t_with;
                     out.threats[t].add(c, r, (t_without / t_with).ln(), sigma);
                 }
                 out
@@ -373,7 +374,6 @@ pub fn render(scene: &Scene, fan: &FanBeam, physics: &ScannerPhysics, noise: &No
         )
         .collect();
 
-    eprintln!("TIMING columns {:?}", clock.elapsed());
     // Column-major transmission planes, blurred, then read out with noise.
     let psf = gaussian_kernel(noise.psf_sigma_px);
     let mut rng_rows = ChaCha8Rng::seed_from_u64(mix(seed, 0xD0, 0));
@@ -385,10 +385,7 @@ pub fn render(scene: &Scene, fan: &FanBeam, physics: &ScannerPhysics, noise: &No
     for _ in 0..noise.dead_rows.min(rows) {
         dead.push((rand::RngExt::random::<u64>(&mut rng_rows) % rows as u64) as usize);
     }
-    let planes = [
-        (true, &dark_high, &gain_high, noise.photons_high, 1u64),
-        (false, &dark_low, &gain_low, noise.photons_low, 2u64),
-    ];
+    let planes = [(true, &dark_high, &gain_high, photons_high, 1u64), (false, &dark_low, &gain_low, photons_low, 2u64)];
     let mut out_planes: Vec<Array2<u16>> = Vec::new();
     for (is_high, dark, gain, photons, tag) in planes {
         if !is_high && low.is_none() {
@@ -434,7 +431,6 @@ pub fn render(scene: &Scene, fan: &FanBeam, physics: &ScannerPhysics, noise: &No
         out_planes.push(plane);
     }
 
-    eprintln!("TIMING planes {:?}", clock.elapsed());
     // Air region: rows above everything, columns before everything.
     let top_hit = columns.iter().map(|c| c.first_row).min().unwrap_or(rows);
     let air_rows = [0, top_hit.saturating_sub(2)];
@@ -459,10 +455,8 @@ pub fn render(scene: &Scene, fan: &FanBeam, physics: &ScannerPhysics, noise: &No
         })
         .collect();
     let mut it = out_planes.into_iter();
-    let high_plane = it.next().ok_or_else(|| SynthError::Parameter {
-        name: "render",
-        reason: "no plane produced".into(),
-    })?;
+    let high_plane =
+        it.next().ok_or_else(|| SynthError::Parameter { name: "render", reason: "no plane produced".into() })?;
     let low_plane = it.next();
     Ok(Rendered {
         high: high_plane,

@@ -20,12 +20,7 @@ pub struct Object {
 
 impl Object {
     pub fn new(shape: Shape, material: MaterialId, density_g_cm3: f64) -> Self {
-        Self {
-            shape,
-            material,
-            density_g_cm3,
-            threat: None,
-        }
+        Self { shape, material, density_g_cm3, threat: None }
     }
 
     /// Mass in kg (negative for cavities).

@@ -15,15 +15,8 @@ use super::scene::{Object, Scene, Threat};
 use crate::physics::AttenuationTable;
 
 /// Threat classes, in COCO category order (ids start at 1).
-pub const CATEGORIES: [&str; 7] = [
-    "narcotics",
-    "cigarettes",
-    "firearm",
-    "vehicle",
-    "ivory",
-    "high_z",
-    "hidden_compartment",
-];
+pub const CATEGORIES: [&str; 7] =
+    ["narcotics", "cigarettes", "firearm", "vehicle", "ivory", "high_z", "hidden_compartment"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,7 +69,10 @@ impl Hide<'_> {
         let clamp = |c: [f64; 3]| {
             [
                 c[0].clamp(s.x0 + 0.5 * size[0] + 0.01, (s.x1 - 0.5 * size[0] - 0.01).max(s.x0 + 0.5 * size[0] + 0.01)),
-                c[1].clamp(-s.half_width + 0.5 * size[1] + 0.01, (s.half_width - 0.5 * size[1] - 0.01).max(-s.half_width + 0.5 * size[1] + 0.01)),
+                c[1].clamp(
+                    -s.half_width + 0.5 * size[1] + 0.01,
+                    (s.half_width - 0.5 * size[1] - 0.01).max(-s.half_width + 0.5 * size[1] + 0.01),
+                ),
                 c[2].clamp(s.floor_z + 0.5 * size[2], (s.roof_z - 0.5 * size[2] - 0.01).max(s.floor_z + 0.5 * size[2])),
             ]
         };
@@ -202,7 +198,11 @@ pub fn conceal(kind: ThreatKind, h: &mut Hide<'_>) -> Result<(), SynthError> {
             if !h.hard && h.rng.random::<bool>() {
                 // A shielding pot: lead walls around a small steel source holder.
                 let wall = 0.3 * side;
-                objects.push(h.obj(Shape::Cuboid { centre: c, size: [side - 2.0 * wall; 3], yaw }, material, -density)?);
+                objects.push(h.obj(
+                    Shape::Cuboid { centre: c, size: [side - 2.0 * wall; 3], yaw },
+                    material,
+                    -density,
+                )?);
                 objects.push(h.obj(Shape::Upright { centre: c, radius: 0.01, height: 0.03 }, "steel", 7.85)?);
             }
             h.commit(ThreatKind::HighZ, material, objects, yaw, how);
@@ -263,7 +263,11 @@ fn rifle_parts(h: &Hide<'_>, c: [f64; 3], yaw: f64) -> Result<Vec<Object>, Synth
 fn pistol_parts(h: &Hide<'_>, c: [f64; 3], yaw: f64) -> Result<Vec<Object>, SynthError> {
     Ok(vec![
         h.obj(Shape::Cuboid { centre: at(c, yaw, 0.0, 0.0, 0.05), size: [0.18, 0.028, 0.035], yaw }, "steel", 6.0)?,
-        h.obj(Shape::Cuboid { centre: at(c, yaw, -0.05, 0.0, -0.01), size: [0.06, 0.03, 0.11], yaw }, "polystyrene", 1.1)?,
+        h.obj(
+            Shape::Cuboid { centre: at(c, yaw, -0.05, 0.0, -0.01), size: [0.06, 0.03, 0.11], yaw },
+            "polystyrene",
+            1.1,
+        )?,
         h.obj(Shape::Cuboid { centre: at(c, yaw, -0.05, 0.0, -0.015), size: [0.035, 0.022, 0.10], yaw }, "steel", 3.0)?,
     ])
 }
@@ -303,7 +307,11 @@ fn vehicle_parts(h: &Hide<'_>, base: [f64; 3], [l, w, ht]: [f64; 3]) -> Result<V
         h.obj(cuboid(body_c, body), "steel", 7.85)?,
         h.obj(cuboid(body_c, shrink(body, t)), "steel", -7.85)?,
         // Cabin: steel roof and pillars as a thin shell, glass all round.
-        h.obj(cuboid([cabin_c[0], cabin_c[1], cabin_c[2] + 0.5 * cabin[2] - 0.001], [cabin[0], cabin[1], 0.002]), "steel", 7.85)?,
+        h.obj(
+            cuboid([cabin_c[0], cabin_c[1], cabin_c[2] + 0.5 * cabin[2] - 0.001], [cabin[0], cabin[1], 0.002]),
+            "steel",
+            7.85,
+        )?,
         h.obj(cuboid(cabin_c, cabin), "glass", 2.5)?,
         h.obj(cuboid(cabin_c, shrink(cabin, 0.004)), "glass", -2.5)?,
         // Engine (cast iron block, aluminium head) and gearbox.
@@ -370,10 +378,8 @@ fn compartment(h: &mut Hide<'_>) -> Result<(), SynthError> {
         }
     };
     let (cc, cs) = cavity;
-    let objects = vec![
-        h.obj(plate, "steel", 7.85)?,
-        h.obj(Shape::Cuboid { centre: cc, size: cs, yaw: 0.0 }, "air", 0.001205)?,
-    ];
+    let objects =
+        vec![h.obj(plate, "steel", 7.85)?, h.obj(Shape::Cuboid { centre: cc, size: cs, yaw: 0.0 }, "air", 0.001205)?];
     h.commit(ThreatKind::HiddenCompartment, "steel", objects, 0.0, how.to_string());
     if h.rng.random::<f64>() < 0.6 {
         // Contraband inside, sized to the cavity.
