@@ -234,8 +234,7 @@ impl Recipe {
         if !(sc.pitch_mm >= 0.5 && sc.pitch_mm <= 50.0) {
             return Err(err(format!("scanner.pitch_mm = {} must be in 0.5..50", sc.pitch_mm)));
         }
-        if !((2.0..=30.0).contains(&sc.source_distance_m) && (0.0..=6.0).contains(&sc.source_height_m))
-        {
+        if !((2.0..=30.0).contains(&sc.source_distance_m) && (0.0..=6.0).contains(&sc.source_height_m)) {
             return Err(err("scanner source distance must be 2..30 m and height 0..6 m".into()));
         }
         if !(8..=64).contains(&sc.energy_bins) {

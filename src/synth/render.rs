@@ -122,8 +122,9 @@ pub struct ThreatImage {
     pub bbox: [usize; 4],
     /// Pixels its own material crosses.
     pub pixels: usize,
-    /// Mean high-energy attenuation it adds over its footprint, divided by the mean noise of
-    /// the high-energy attenuation there.
+    /// Contrast-to-noise ratio: over its footprint, the mean of (high-energy attenuation it
+    /// adds) / (noise of the high-energy attenuation at that pixel). Pixels behind
+    /// impenetrable cargo add nothing, so hidden objects score low.
     pub cnr: f64,
     /// Mean high-energy attenuation it adds.
     pub contrast: f64,
@@ -155,11 +156,12 @@ struct ThreatAcc {
     row: [usize; 2],
     pixels: usize,
     contrast: f64,
-    sigma: f64,
+    /// Sum of per-pixel contrast-to-noise ratios.
+    cnr: f64,
 }
 
 impl ThreatAcc {
-    fn add(&mut self, col: usize, row: usize, contrast: f64, sigma: f64) {
+    fn add(&mut self, col: usize, row: usize, contrast: f64, cnr: f64) {
         if self.pixels == 0 {
             self.col = [col, col];
             self.row = [row, row];
@@ -169,7 +171,7 @@ impl ThreatAcc {
         }
         self.pixels += 1;
         self.contrast += contrast;
-        self.sigma += sigma;
+        self.cnr += cnr;
     }
 
     fn merge(&mut self, other: &ThreatAcc) {
@@ -184,7 +186,7 @@ impl ThreatAcc {
         self.row = [self.row[0].min(other.row[0]), self.row[1].max(other.row[1])];
         self.pixels += other.pixels;
         self.contrast += other.contrast;
-        self.sigma += other.sigma;
+        self.cnr += other.cnr;
     }
 }
 
@@ -312,7 +314,8 @@ pub fn render(
         None => None,
     };
     let (rows, cols) = (grid.rows, grid.cols);
-    let sigma_e_rel = noise.electronic_sigma / noise.air_counts;
+    // Electronic noise and 16-bit quantisation (1/sqrt(12) count), relative to open beam.
+    let sigma_e_rel = (noise.electronic_sigma.powi(2) + 1.0 / 12.0).sqrt() / noise.air_counts;
     let area_scale = (grid.pitch / 0.005).powi(2);
     let (photons_high, photons_low) = (noise.photons_high * area_scale, noise.photons_low * area_scale);
     let n_threats = scene.threats.len();
@@ -358,16 +361,18 @@ pub fn render(
                 while i < hits.len() {
                     let (r, t) = (hits[i].0 as usize, hits[i].1 as usize);
                     scratch.copy_from_slice(&areal[r * n_slots..(r + 1) * n_slots]);
+                    // Net contribution first (solids minus their cavities), then clamp.
                     while i < hits.len() && hits[i].0 as usize == r && hits[i].1 as usize == t {
-                        let s = usize::from(hits[i].2);
-                        scratch[s] = (scratch[s] - hits[i].3).max(0.0);
+                        scratch[usize::from(hits[i].2)] -= hits[i].3;
                         i += 1;
                     }
+                    scratch.iter_mut().for_each(|v| *v = v.max(0.0));
                     let t_with = f64::from(out.t_high[r]).max(1e-12);
                     let t_without = f64::from(high.transmit(scratch).0).max(1e-12);
                     let sigma =
                         (f64::from(out.m2_high[r]) / noise.photons_high + sigma_e_rel * sigma_e_rel).sqrt() / t_with;
-                    out.threats[t].add(c, r, (t_without / t_with).ln(), sigma);
+                    let contrast = (t_without / t_with).ln();
+                    out.threats[t].add(c, r, contrast, contrast / sigma);
                 }
                 out
             },
@@ -449,7 +454,7 @@ pub fn render(
             (a.pixels > 0).then(|| ThreatImage {
                 bbox: [a.col[0], a.row[0], a.col[1], a.row[1]],
                 pixels: a.pixels,
-                cnr: a.contrast / a.sigma.max(1e-12),
+                cnr: a.cnr / a.pixels as f64,
                 contrast: a.contrast / a.pixels as f64,
             })
         })
