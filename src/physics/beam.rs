@@ -252,6 +252,7 @@ pub struct ReferenceScanner {
     table: &'static AttenuationTable,
     high: SpectralModel,
     low: SpectralModel,
+    bins: usize,
 }
 
 impl ReferenceScanner {
@@ -261,7 +262,14 @@ impl ReferenceScanner {
             table,
             high: SpectralModel::new(table, &source_pair.high, detector)?,
             low: SpectralModel::new(table, &source_pair.low, detector)?,
+            bins: DEFAULT_BINS,
         })
+    }
+
+    /// Uses `bins` energy bins, to match a generator run with the same setting.
+    pub fn with_bins(mut self, bins: usize) -> Self {
+        self.bins = bins;
+        self
     }
 
     /// `(A_high, A_low)` of a block of `material` at its nominal density.
@@ -276,7 +284,7 @@ impl ReferenceScanner {
         let x = (self.table.info(material).density_g_cm3 * thickness_cm) as f32;
         let mut out = [0.0f64; 2];
         for (slot, model) in out.iter_mut().zip([&self.high, &self.low]) {
-            let binned = model.binned(self.table, &[material], DEFAULT_BINS)?;
+            let binned = model.binned(self.table, &[material], self.bins)?;
             *slot = -f64::from(binned.transmit(&[x]).0).ln();
         }
         Ok((out[0], out[1]))

@@ -40,7 +40,7 @@ pub struct LoadLine {
 }
 
 /// How the manifest differs from the load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MismatchKind {
     None,
@@ -299,4 +299,59 @@ pub fn build_case(recipe: &Recipe, catalogue: &Catalogue, split: Split, index: u
         noise,
         artefacts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn recipe(extra: &str) -> Recipe {
+        let text = format!("schema_version = 1\nname = \"c\"\nseed = 5\n[splits]\ntrain = 1\n[mix]\n{extra}");
+        Recipe::parse(&text, Path::new("c.toml")).unwrap()
+    }
+
+    #[test]
+    fn manifests_carry_the_mismatch_they_claim() {
+        let r = recipe("mismatch_share = 1.0\nempty_share = 0.0\nthreat_share = 0.0\n");
+        let cat = Catalogue::embedded(AttenuationTable::embedded().unwrap()).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..40 {
+            let c = build_case(&r, &cat, Split::Train, i).unwrap();
+            seen.insert(c.mismatch.kind);
+            let real: f64 = c.load.iter().map(|l| l.mass_kg).sum();
+            match c.mismatch.kind {
+                MismatchKind::Misdeclared => {
+                    assert_ne!(c.declared.goods[0].hs_code, c.load[0].hs_code, "case {i}");
+                }
+                MismatchKind::MassUnderdeclared => {
+                    let pct = c.mismatch.underdeclared_pct.unwrap();
+                    let declared = c.declared.goods[0].gross_mass_kg;
+                    assert!((declared - real * (1.0 - pct / 100.0)).abs() <= 10.0, "case {i}");
+                }
+                MismatchKind::UndeclaredGoods => {
+                    assert_eq!((c.load.len(), c.declared.goods.len()), (2, 1), "case {i}");
+                }
+                MismatchKind::DeclaredEmptyButLoaded => {
+                    assert!(c.declared.declared_empty && real > 0.0, "case {i}");
+                }
+                MismatchKind::None => {}
+            }
+            let dims = c.container.dims();
+            assert!(real <= dims.max_gross_kg - dims.tare_kg, "case {i}: {real} kg over payload");
+        }
+        assert!(seen.len() >= 4, "{seen:?}");
+    }
+
+    #[test]
+    fn empty_containers_are_declared_empty_and_cases_are_reproducible() {
+        let r = recipe("empty_share = 1.0\nthreat_share = 0.0\n");
+        let cat = Catalogue::embedded(AttenuationTable::embedded().unwrap()).unwrap();
+        let a = build_case(&r, &cat, Split::Val, 3).unwrap();
+        assert!(a.empty && a.declared.declared_empty && a.load.is_empty());
+        let b = build_case(&r, &cat, Split::Val, 3).unwrap();
+        assert_eq!(a.scene.objects, b.scene.objects);
+        let other = build_case(&r, &cat, Split::Test, 3).unwrap();
+        assert_ne!(a.seed, other.seed);
+    }
 }

@@ -115,7 +115,7 @@ pub fn difficulty(cnr: f64) -> &'static str {
 pub fn build_profile(recipe: &Recipe) -> Result<MaterialProfile, SynthError> {
     let table = AttenuationTable::embedded()?;
     let sources = recipe.scanner.source_pair();
-    let scanner = ReferenceScanner::new(&sources, &recipe.scanner.detector)?;
+    let scanner = ReferenceScanner::new(&sources, &recipe.scanner.detector)?.with_bins(recipe.scanner.energy_bins);
     let tube = matches!(sources.high, Source::Tube { .. });
     // Lead is left out for tubes: its K edge puts its R-value among the light metals.
     let refs: &[(&str, f32)] = if tube {

@@ -546,3 +546,88 @@ fn blur(cols: &[&[f32]], rows: usize, kernel: &[f32]) -> Vec<Vec<f32>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::geometry::Shape;
+    use crate::synth::scene::Object;
+
+    fn physics() -> ScannerPhysics {
+        ScannerPhysics::new(&SourcePair::linac_6_4(), &Scintillator::default(), true, 16).unwrap()
+    }
+
+    fn empty_scene() -> Scene {
+        Scene { x_min: 0.0, x_max: 2.0, z_bottom: 1.0, z_top: 2.0, ..Scene::default() }
+    }
+
+    #[test]
+    fn open_beam_noise_matches_compound_poisson_statistics() {
+        let noise = NoiseModel {
+            dark_spread: 0.0,
+            row_gain_sigma: 0.0,
+            beam_wobble: 0.0,
+            psf_sigma_px: 0.0,
+            electronic_sigma: 0.0,
+            photons_high: 2e4,
+            ..NoiseModel::default()
+        };
+        let p = physics();
+        let r = render(&empty_scene(), &FanBeam { pitch_m: 0.01, ..FanBeam::default() }, &p, &noise, 3).unwrap();
+        let v: Vec<f64> = r.high.iter().map(|&c| f64::from(c)).collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / v.len() as f64;
+        assert!((mean - (noise.dark_counts + noise.air_counts)).abs() < 5.0, "mean {mean}");
+        // Relative noise sqrt(m2 / N) with N scaled by the pixel area (10 mm: 4x).
+        let m2 = p.high.binned(p.table, &[], 16).unwrap().transmit(&[]).1;
+        let want = noise.air_counts * (f64::from(m2) / (4.0 * noise.photons_high)).sqrt();
+        assert!((var.sqrt() / want - 1.0).abs() < 0.1, "std {} vs {want}", var.sqrt());
+        // Nothing in the beam: every row is air (less the 2-row safety margin).
+        assert_eq!(r.air_rows, [0, r.high.nrows() - 2]);
+    }
+
+    #[test]
+    fn absorber_lowers_counts_and_is_labelled() {
+        let t = AttenuationTable::embedded().unwrap();
+        let mut scene = empty_scene();
+        let threat = crate::synth::scene::Threat {
+            category: "high_z".into(),
+            material: "lead".into(),
+            mass_kg: 0.0,
+            depth_m: 0.0,
+            yaw_deg: 0.0,
+            concealment: "test".into(),
+        };
+        let block = Shape::Cuboid { centre: [1.0, 0.0, 1.5], size: [0.2, 0.05, 0.2], yaw: 0.0 };
+        scene.push_threat(threat, vec![Object::new(block, t.id("lead").unwrap(), 11.35)]);
+        let fan = FanBeam { pitch_m: 0.01, source_distance_m: 20.0, source_height_m: 1.5 };
+        let r = render(&scene, &fan, &physics(), &NoiseModel::default(), 3).unwrap();
+        let img = r.threats[0].as_ref().unwrap();
+        // 0.2 m block at 10 mm pitch: 20 columns and ~20 rows around x = 1 m, z = 1.5 m.
+        let [c0, r0, c1, r1] = img.bbox;
+        assert!((89..=91).contains(&c0) && (108..=110).contains(&c1), "{:?}", img.bbox);
+        assert!((39..=41).contains(&r0) && (58..=60).contains(&r1), "{:?}", img.bbox);
+        // 5 cm of lead at 6 MV: A about 11.35 * 5 * 0.045 ~ 2.5; noise ~1e-2: CNR in the hundreds.
+        assert!(img.contrast > 2.0 && img.contrast < 3.2, "{}", img.contrast);
+        assert!(img.cnr > 50.0, "{}", img.cnr);
+        assert!(r.high[[50, 100]] < r.high[[50, 10]] / 5);
+    }
+
+    #[test]
+    fn hostile_sizes_and_parameters_are_refused() {
+        let p = physics();
+        let huge = Scene { x_min: 0.0, x_max: 1e4, z_bottom: 0.0, z_top: 10.0, ..Scene::default() };
+        assert!(matches!(render(&huge, &FanBeam::default(), &p, &NoiseModel::default(), 1), Err(SynthError::Parameter { .. })));
+        let bad_pitch = FanBeam { pitch_m: f64::NAN, ..FanBeam::default() };
+        assert!(render(&empty_scene(), &bad_pitch, &p, &NoiseModel::default(), 1).is_err());
+        let inverted = Scene { z_bottom: 3.0, z_top: 1.0, ..empty_scene() };
+        assert!(render(&inverted, &FanBeam::default(), &p, &NoiseModel::default(), 1).is_err());
+        for noise in [
+            NoiseModel { photons_high: f64::NAN, ..NoiseModel::default() },
+            NoiseModel { air_counts: 70_000.0, ..NoiseModel::default() },
+            NoiseModel { psf_sigma_px: -1.0, ..NoiseModel::default() },
+        ] {
+            assert!(render(&empty_scene(), &FanBeam::default(), &p, &noise, 1).is_err());
+        }
+    }
+}
