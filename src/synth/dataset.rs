@@ -324,7 +324,11 @@ pub fn generate(recipe: &Recipe, catalogue: &Catalogue, opts: &GenerateOptions) 
                 summary.empty_cases += 1;
             }
             if truth.mismatch.kind != MismatchKind::None {
-                *summary.mismatches.entry(format!("{:?}", truth.mismatch.kind)).or_default() += 1;
+                let name = serde_json::to_value(truth.mismatch.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                *summary.mismatches.entry(name).or_default() += 1;
             }
             let image_id = i + 1;
             coco_images.push(json!({
