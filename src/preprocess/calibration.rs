@@ -78,7 +78,10 @@ pub fn calibrate(scan: &Scan, opts: &CalibrationOptions) -> Result<AttenuationIm
         pc.as_ref().and_then(|p| if low { p.low.clone() } else { Some(p.high.clone()) })
     };
 
-    let calibrate_plane = |counts: &Array2<u16>, low: bool| -> Result<PlaneCalibration, ScanError> {
+    let calibrate_plane = |counts: &Array2<u16>,
+                           low: bool,
+                           mut fl: Array2<u8>|
+     -> Result<PlaneCalibration, ScanError> {
         let rows = counts.nrows();
         let dark: Array1<f32> = match (rendered, plane_counts(&cal.dark, low)) {
             (true, _) | (false, None) => Array1::zeros(rows),
@@ -124,9 +127,16 @@ pub fn calibrate(scan: &Scan, opts: &CalibrationOptions) -> Result<AttenuationIm
             )));
         }
         let mut att = Array2::<f32>::zeros(counts.dim());
-        let mut fl = Array2::<u8>::zeros(counts.dim());
         let floor = opts.transmission_floor;
         let max_att = -floor.ln();
+        // With one dark level for all rows (the usual case), -ln(I - dark) is a table over the
+        // 65,536 possible counts and each row adds its own -ln(1 / (air - dark)): one load and
+        // one add per pixel instead of a logarithm.
+        let uniform_dark = dark.iter().all(|&v| v == dark[0]);
+        let ln_table: Option<Vec<f32>> = uniform_dark.then(|| {
+            (0..=u16::MAX as u32).map(|c| if c as f32 > dark[0] { -((c as f32 - dark[0]).ln()) } else { 0.0 }).collect()
+        });
+        let column_offset: Option<Vec<f32>> = wobble.as_ref().map(|w| w.iter().map(|&f| -f.ln()).collect());
         Zip::from(att.axis_iter_mut(Axis(0)))
             .and(fl.axis_iter_mut(Axis(0)))
             .and(counts.axis_iter(Axis(0)))
@@ -136,52 +146,117 @@ pub fn calibrate(scan: &Scan, opts: &CalibrationOptions) -> Result<AttenuationIm
                 let range = ai - d;
                 if range < 1.0 {
                     a_row.fill(max_att);
-                    f_row.fill(flags::DEAD);
+                    f_row.iter_mut().for_each(|f| *f |= flags::DEAD);
                     return;
                 }
                 let inv = 1.0 / range;
                 let c_row = c_row.as_slice().expect("standard layout");
                 let a_row = a_row.into_slice().expect("standard layout");
                 let f_row = f_row.into_slice().expect("standard layout");
-                let row_op = |i: usize, scale: f32| {
-                    let c = c_row[i];
-                    let t = (c as f32 - d) * scale;
-                    if c >= saturation {
-                        (0.0, flags::SATURATED)
-                    } else if c as f32 <= d {
-                        (max_att, flags::DEAD)
-                    } else if t < floor {
-                        (max_att, flags::FLOOR)
-                    } else {
-                        (-fast_ln(t), 0)
+                let sat = saturation as f32;
+                if let Some(table) = &ln_table {
+                    // -ln T = -ln(I - dark) - ln(inv) [- ln(wobble)]
+                    let row_offset = -inv.ln();
+                    match &column_offset {
+                        Some(co) => {
+                            calibrate_row_table(c_row, a_row, f_row, table, |i| row_offset + co[i], d, sat, max_att)
+                        }
+                        None => calibrate_row_table(c_row, a_row, f_row, table, |_| row_offset, d, sat, max_att),
                     }
-                };
+                    return;
+                }
                 match &wobble {
                     Some(w) => {
-                        for i in 0..c_row.len() {
-                            (a_row[i], f_row[i]) = row_op(i, inv * w[i]);
-                        }
+                        let w = w.as_slice().expect("contiguous");
+                        calibrate_row(c_row, a_row, f_row, |i| inv * w[i], d, sat, floor, max_att)
                     }
-                    None => {
-                        for i in 0..c_row.len() {
-                            (a_row[i], f_row[i]) = row_op(i, inv);
-                        }
-                    }
+                    None => calibrate_row(c_row, a_row, f_row, |_| inv, d, sat, floor, max_att),
                 }
             });
         Ok((att, fl, air, dark))
     };
 
-    let (high, mut fl, air_high, dark_high) = calibrate_plane(&scan.high, false)?;
-    let low = match &scan.low {
+    let (high, fl, air_high, dark_high) = calibrate_plane(&scan.high, false, Array2::zeros(scan.high.dim()))?;
+    // The low plane ORs its flags into the high plane's.
+    let (low, fl) = match &scan.low {
         Some(l) => {
-            let (att, fl_low, _, _) = calibrate_plane(l, true)?;
-            Zip::from(&mut fl).and(&fl_low).par_for_each(|a, &b| *a |= b);
-            Some(att)
+            let (att, fl, _, _) = calibrate_plane(l, true, fl)?;
+            (Some(att), fl)
         }
-        None => None,
+        None => (None, fl),
     };
     Ok(AttenuationImage { high, low, flags: fl, max_attenuation: -opts.transmission_floor.ln(), air_high, dark_high })
+}
+
+/// One detector row, branch-free so it vectorises: every pixel computes `-ln max(T, floor)`
+/// and the flags, then selects.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn calibrate_row(
+    counts: &[u16],
+    att: &mut [f32],
+    fl: &mut [u8],
+    scale: impl Fn(usize) -> f32,
+    dark: f32,
+    saturation: f32,
+    floor: f32,
+    max_att: f32,
+) {
+    let n = counts.len().min(att.len()).min(fl.len());
+    let (counts, att, fl) = (&counts[..n], &mut att[..n], &mut fl[..n]);
+    for i in 0..n {
+        let c = counts[i] as f32;
+        let t = (c - dark) * scale(i);
+        let a = -fast_ln(t.max(floor));
+        let is_sat = c >= saturation;
+        let is_dead = !is_sat & (c <= dark);
+        let is_floor = !is_sat & !is_dead & (t < floor);
+        att[i] = if is_sat {
+            0.0
+        } else if is_dead | is_floor {
+            max_att
+        } else {
+            a
+        };
+        fl[i] |=
+            ((is_sat as u8) * flags::SATURATED) | ((is_dead as u8) * flags::DEAD) | ((is_floor as u8) * flags::FLOOR);
+    }
+}
+
+/// [`calibrate_row`] with `-ln(I - dark)` from a table; `offset(i)` is `-ln(scale)`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn calibrate_row_table(
+    counts: &[u16],
+    att: &mut [f32],
+    fl: &mut [u8],
+    table: &[f32],
+    offset: impl Fn(usize) -> f32,
+    dark: f32,
+    saturation: f32,
+    max_att: f32,
+) {
+    let n = counts.len().min(att.len()).min(fl.len());
+    let (counts, att, fl) = (&counts[..n], &mut att[..n], &mut fl[..n]);
+    let table = &table[..65536];
+    for i in 0..n {
+        let raw = counts[i];
+        let c = raw as f32;
+        let a = table[raw as usize] + offset(i);
+        let is_sat = c >= saturation;
+        let is_dead = !is_sat & (c <= dark);
+        // A above -ln(floor) is T below the floor.
+        let is_floor = !is_sat & !is_dead & (a > max_att);
+        att[i] = if is_sat {
+            0.0
+        } else if is_dead | is_floor {
+            max_att
+        } else {
+            a
+        };
+        fl[i] |=
+            ((is_sat as u8) * flags::SATURATED) | ((is_dead as u8) * flags::DEAD) | ((is_floor as u8) * flags::FLOOR);
+    }
 }
 
 /// The `p`-th percentile of 16-bit counts, by histogram (one pass, no sort).

@@ -4,3 +4,93 @@ pub mod calibration;
 pub mod materials;
 pub mod render;
 pub mod tiles;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::scan::{Scan, ScannerRef};
+use calibration::{AttenuationImage, CalibrationOptions};
+use materials::{MaterialMap, MaterialProfile, ProfileError};
+
+/// Settings for [`preprocess`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PreprocessOptions {
+    pub calibration: CalibrationOptions,
+    /// A profile file that overrides the one the scan names.
+    pub profile: Option<PathBuf>,
+    /// Half-width of the window R-values are averaged over before classification (see
+    /// [`materials::classify`]).
+    pub material_smoothing_radius: usize,
+}
+
+impl Default for PreprocessOptions {
+    fn default() -> Self {
+        Self { calibration: CalibrationOptions::default(), profile: None, material_smoothing_radius: 2 }
+    }
+}
+
+/// A calibrated scan with its material map.
+#[derive(Debug, Clone)]
+pub struct Preprocessed {
+    pub attenuation: AttenuationImage,
+    pub materials: MaterialMap,
+    pub profile: MaterialProfile,
+}
+
+/// Calibrates and classifies a scan.
+pub fn preprocess(scan: &Scan, opts: &PreprocessOptions) -> Result<Preprocessed, crate::Error> {
+    let profile = match &opts.profile {
+        Some(p) => MaterialProfile::load(p)?,
+        None => resolve_profile(scan)?,
+    };
+    let attenuation = calibration::calibrate(scan, &opts.calibration)?;
+    let materials =
+        materials::MaterialClassifier::new(profile.clone()).classify(&attenuation, opts.material_smoothing_radius);
+    Ok(Preprocessed { attenuation, materials, profile })
+}
+
+/// The profile a scan names: inline, a built-in name, or `<name>.json` beside the scan
+/// descriptor, in its parent folder, or in a `profiles/` folder of either. No name: the
+/// fallback for the scan's source kind.
+pub fn resolve_profile(scan: &Scan) -> Result<MaterialProfile, ProfileError> {
+    let kind = scan.descriptor.source.kind;
+    match &scan.descriptor.scanner {
+        None => Ok(materials::fallback_profile(kind)),
+        Some(ScannerRef::Inline(v)) => {
+            let origin = scan.display_name();
+            let p: MaterialProfile =
+                serde_json::from_value(v.clone()).map_err(|e| ProfileError::Json { path: origin, source: e })?;
+            p.validate()?;
+            Ok(p)
+        }
+        Some(ScannerRef::Named(name)) => {
+            for builtin in [materials::SourceKind::Linac, materials::SourceKind::Tube] {
+                let p = materials::fallback_profile(builtin);
+                if p.name == *name {
+                    return Ok(p);
+                }
+            }
+            let origin = scan.origin.clone().unwrap_or_default();
+            let dir = origin.parent().unwrap_or(Path::new("."));
+            let file = if name.ends_with(".json") { name.clone() } else { format!("{name}.json") };
+            let mut searched = Vec::new();
+            for base in [Some(dir), dir.parent()].into_iter().flatten() {
+                for candidate in [base.join(&file), base.join("profiles").join(&file)] {
+                    if candidate.is_file() {
+                        return MaterialProfile::load(&candidate);
+                    }
+                    searched.push(candidate);
+                }
+            }
+            Err(ProfileError::Invalid {
+                reason: format!(
+                    "{}: scanner profile `{name}` not found; looked in {}",
+                    origin.display(),
+                    searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            })
+        }
+    }
+}

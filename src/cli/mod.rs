@@ -1,0 +1,78 @@
+//! Subcommands of the `nii-atr` binary.
+
+mod demo;
+mod info;
+mod render;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use nii_atr::scan::Limits;
+
+/// Automated threat recognition for dual-energy X-ray scans of cargo containers and trucks.
+#[derive(Debug, Parser)]
+#[command(name = "nii-atr", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// ONNX Runtime shared library to load; by default ORT_DYLIB_PATH, a library next to the
+    /// executable, the copy `make setup` fetched, then an installed Python onnxruntime.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ort_library: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a scan's size, energies, calibration, per-plane statistics and material fractions.
+    Info(info::InfoArgs),
+    /// Render a scan as PNG: material pseudo-colour or a grey view of one plane.
+    Render(render::RenderArgs),
+    /// Build a demo scan, then show `info` and rendered views of it.
+    Demo(demo::DemoArgs),
+    /// Generate labelled dual-energy cargo scans from a recipe (physics-based simulator).
+    Synth(nii_atr::synth::cli::SynthArgs),
+}
+
+/// Size limits for reading scans; the defaults fit a 40 ft container at 1 mm pitch.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Refuse scans with more columns (scan lines) than this.
+    #[arg(long, default_value_t = Limits::default().max_width, value_name = "COLUMNS")]
+    pub max_width: u32,
+    /// Refuse scans with more rows (detector elements) than this.
+    #[arg(long, default_value_t = Limits::default().max_height, value_name = "ROWS")]
+    pub max_height: u32,
+    /// Refuse scans with more pixels per plane than this.
+    #[arg(long, default_value_t = Limits::default().max_pixels, value_name = "PIXELS")]
+    pub max_pixels: u64,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits { max_width: self.max_width, max_height: self.max_height, max_pixels: self.max_pixels }
+    }
+}
+
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Info(a) => info::run(&a),
+        Command::Render(a) => render::run(&a),
+        Command::Demo(a) => demo::run(&a),
+        Command::Synth(a) => nii_atr::synth::cli::run(&a).map(|_| ()).map_err(Into::into),
+    }
+}

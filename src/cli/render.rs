@@ -1,0 +1,70 @@
+//! `nii-atr render`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use nii_atr::preprocess::render::{Palette, View, WindowLevel, render_grey, render_material, save_png};
+use nii_atr::preprocess::{PreprocessOptions, preprocess};
+use nii_atr::scan::read_scan;
+
+use super::LimitArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// Scan descriptor (.json), a folder holding scan.json, a 16-bit TIFF/PNG, or an 8-bit image.
+    pub scan: PathBuf,
+    /// Output PNG file.
+    #[arg(short, long, value_name = "OUT.png")]
+    pub output: PathBuf,
+    /// What to draw: material pseudo-colour (dual-energy; grey for single-energy scans), or
+    /// the attenuation of the high or low plane in grey.
+    #[arg(long, value_enum, default_value_t = View::Material)]
+    pub view: View,
+    /// Grey views: attenuation range drawn from white to black (default: from the data).
+    #[arg(long, requires = "level")]
+    pub window: Option<f32>,
+    /// Grey views: attenuation at the middle of the window.
+    #[arg(long, requires = "window")]
+    pub level: Option<f32>,
+    /// Palette JSON (class colours and shading) for the material view.
+    #[arg(long, value_name = "PALETTE.json")]
+    pub palette: Option<PathBuf>,
+    /// Material profile (JSON) overriding the one the scan names.
+    #[arg(long, value_name = "PROFILE.json")]
+    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
+    let scan = read_scan(&args.scan, &args.limits.limits())?;
+    let pre = preprocess(&scan, &PreprocessOptions { profile: args.profile.clone(), ..Default::default() })?;
+    let palette = match &args.palette {
+        Some(p) => load_palette(p)?,
+        None => Palette::default(),
+    };
+    let wl = |plane: &ndarray::Array2<f32>| match (args.window, args.level) {
+        (Some(window), Some(level)) => WindowLevel { window, level },
+        _ => WindowLevel::auto(plane),
+    };
+    let att = &pre.attenuation;
+    let img = match args.view {
+        View::Material if scan.is_dual_energy() => render_material(att, &pre.materials, &palette),
+        View::Material | View::High => render_grey(&att.high, wl(&att.high)),
+        View::Low => {
+            let low = att
+                .low
+                .as_ref()
+                .with_context(|| format!("{}: single-energy scan has no low plane", args.scan.display()))?;
+            render_grey(low, wl(low))
+        }
+    };
+    save_png(&img, &args.output)?;
+    println!("wrote {} ({} x {}, {:?} view)", args.output.display(), img.width(), img.height(), args.view);
+    Ok(())
+}
+
+fn load_palette(path: &Path) -> anyhow::Result<Palette> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read palette", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: invalid palette JSON", path.display()))
+}
