@@ -121,7 +121,7 @@ fn reference_blocks_land_in_their_material_class() {
         assert_eq!(class, *want, "block {i}: A_high {h:.3}, R {:.4}, Z_eff {z:.1}", l / h);
     }
     // Per pixel, the majority agrees too.
-    let map = classify(&att, &profile);
+    let map = classify(&att, &profile, 0);
     let c0 = (0.45 / 0.02) as usize;
     let organic = (27..33).filter(|&r| map.class[[r, c0]] == MaterialClass::Organic as u8).count();
     assert!(organic >= 4, "{organic} of 6 polyethylene pixels organic");

@@ -21,9 +21,9 @@ use super::recipe::{Recipe, Split};
 use super::render::{Rendered, ScannerPhysics, render};
 use super::threats::CATEGORIES;
 use crate::physics::{AttenuationTable, ReferenceScanner, Source};
-use crate::preprocess::calibration::{CalibrationOptions, calibrate};
-use crate::preprocess::materials::{MaterialProfile, ProfileBuildOptions, ReferenceMeasurement, classify};
+use crate::preprocess::materials::{MaterialProfile, ProfileBuildOptions, ReferenceMeasurement};
 use crate::preprocess::render::{Palette, render_material, save_png};
+use crate::preprocess::{PreprocessOptions, preprocess};
 use crate::scan::{
     AirRegion, CalibrationSpec, ContainerInfo, Counts, Manifest, ManifestLine, PixelPitch, PlaneCounts, PlaneFiles,
     PlaneFormat, SCHEMA_VERSION, Scan, ScanDescriptor, ScannerRef, SourceKind, SourceSpec, write_scan,
@@ -291,7 +291,11 @@ pub fn generate(recipe: &Recipe, catalogue: &Catalogue, opts: &GenerateOptions) 
     for (split, n) in counts {
         bar.set_message(split.name());
         let dir = opts.out.join(split.name());
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let profile_dir = dir.join("profiles");
+        std::fs::create_dir_all(&profile_dir).map_err(io(&profile_dir))?;
+        let profile_path = profile_dir.join(format!("{}.json", profile.name));
+        write_json(&profile_path, &profile)?;
+        let preprocess_opts = PreprocessOptions { profile: Some(profile_path.clone()), ..PreprocessOptions::default() };
         let results: Vec<(CaseTruth, u64)> = (0..n)
             .into_par_iter()
             .map(|index| {
@@ -303,10 +307,9 @@ pub fn generate(recipe: &Recipe, catalogue: &Catalogue, opts: &GenerateOptions) 
                     .map_err(|e| SynthError::File { path: case_dir.clone(), reason: e.to_string() })?;
                 if opts.previews {
                     let preview = case_dir.join("preview.png");
-                    let att = calibrate(&scan, &CalibrationOptions::default())
+                    let pre = preprocess(&scan, &preprocess_opts)
                         .map_err(|e| SynthError::File { path: case_dir.clone(), reason: e.to_string() })?;
-                    let classes = classify(&att, &profile);
-                    save_png(&render_material(&att, &classes, &Palette::default()), &preview)
+                    save_png(&render_material(&pre.attenuation, &pre.materials, &Palette::default()), &preview)
                         .map_err(|e| SynthError::File { path: preview.clone(), reason: e.to_string() })?;
                 }
                 let truth = case_truth(&case, &rendered, split);
