@@ -199,7 +199,9 @@ impl BinnedModel {
         }
         let mut t = [0.0f32; LANES];
         let mut m2 = [0.0f32; LANES];
-        for ((ac, wc), w2c) in a.chunks_exact(LANES).zip(self.weight.chunks_exact(LANES)).zip(self.weight2.chunks_exact(LANES)) {
+        for ((ac, wc), w2c) in
+            a.chunks_exact(LANES).zip(self.weight.chunks_exact(LANES)).zip(self.weight2.chunks_exact(LANES))
+        {
             for i in 0..LANES {
                 let e = exp_neg(ac[i]);
                 t[i] += wc[i] * e;

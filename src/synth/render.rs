@@ -617,7 +617,10 @@ mod tests {
     fn hostile_sizes_and_parameters_are_refused() {
         let p = physics();
         let huge = Scene { x_min: 0.0, x_max: 1e4, z_bottom: 0.0, z_top: 10.0, ..Scene::default() };
-        assert!(matches!(render(&huge, &FanBeam::default(), &p, &NoiseModel::default(), 1), Err(SynthError::Parameter { .. })));
+        assert!(matches!(
+            render(&huge, &FanBeam::default(), &p, &NoiseModel::default(), 1),
+            Err(SynthError::Parameter { .. })
+        ));
         let bad_pitch = FanBeam { pitch_m: f64::NAN, ..FanBeam::default() };
         assert!(render(&empty_scene(), &bad_pitch, &p, &NoiseModel::default(), 1).is_err());
         let inverted = Scene { z_bottom: 3.0, z_top: 1.0, ..empty_scene() };
