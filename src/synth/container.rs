@@ -262,3 +262,40 @@ fn wheel(scene: &mut Scene, m: &Steel, xc: f64, yc: f64, zc: f64) {
     scene.push_hollow(lying(0.29, 0.24, yc), lying(0.282, 0.24, yc), m.steel, m.density);
     scene.push(Object::new(lying(0.282, 0.012, yc), m.steel, m.density));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_steel_weighs_about_its_tare() {
+        let t = AttenuationTable::embedded().unwrap();
+        for kind in [ContainerType::Iso20, ContainerType::Iso40, ContainerType::Iso40Hc] {
+            let mut scene = Scene::default();
+            build_container(&mut scene, kind, &FanBeam::default(), t).unwrap();
+            // Container only: everything at or above the deck (the trailer hangs below it).
+            let mass: f64 = scene
+                .objects
+                .iter()
+                .filter(|o| o.shape.bounds().0[2] >= DECK_HEIGHT_M - 1e-9)
+                .map(Object::mass_kg)
+                .sum();
+            let tare = kind.dims().tare_kg;
+            eprintln!("{kind:?}: {mass:.0} kg modelled, tare {tare} kg");
+            assert!(mass > 0.75 * tare && mass < 1.15 * tare, "{kind:?}: {mass:.0} kg vs tare {tare}");
+        }
+    }
+
+    #[test]
+    fn image_window_has_open_beam_above_the_roof() {
+        let t = AttenuationTable::embedded().unwrap();
+        let fan = FanBeam::default();
+        let mut scene = Scene::default();
+        build_container(&mut scene, ContainerType::Iso40Hc, &fan, t).unwrap();
+        let top = DECK_HEIGHT_M + ContainerType::Iso40Hc.dims().external[2];
+        // The ray through the top image row clears the near top edge of the container.
+        let ray = fan.ray(scene.z_top);
+        let z_near = ray.z_centre + ray.slope * (-0.5 * ContainerType::Iso40Hc.dims().external[1]);
+        assert!(z_near > top + 0.1, "{z_near} vs {top}");
+    }
+}
