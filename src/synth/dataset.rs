@@ -260,6 +260,14 @@ pub fn generate(recipe: &Recipe, catalogue: &Catalogue, opts: &GenerateOptions) 
     let splits: Vec<Split> = if opts.splits.is_empty() { Split::ALL.to_vec() } else { opts.splits.clone() };
     let counts: Vec<(Split, usize)> =
         splits.iter().map(|&s| (s, opts.cases.unwrap_or_else(|| recipe.splits.get(s)))).collect();
+    if let Some(n) = opts.cases
+        && n > super::recipe::MAX_CASES_PER_SPLIT
+    {
+        return Err(SynthError::Parameter {
+            name: "cases",
+            reason: format!("{n} exceeds {} per split", super::recipe::MAX_CASES_PER_SPLIT),
+        });
+    }
     let total: usize = counts.iter().map(|c| c.1).sum();
     let io = |path: &Path| {
         let path = path.to_path_buf();

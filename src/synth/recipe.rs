@@ -231,6 +231,17 @@ impl Recipe {
             }
         }
         let sc = &r.scanner;
+        // The profile is written to `profiles/<name>.json` and the case ids start with the
+        // recipe name: keep both plain file names.
+        for (what, name) in [("scanner.name", &sc.name), ("name", &r.name)] {
+            if name.is_empty()
+                || name.len() > 64
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                || name.starts_with('.')
+            {
+                return Err(err(format!("{what} `{name}` must be 1-64 of A-Z a-z 0-9 - _ . (not starting with .)")));
+            }
+        }
         if !(sc.pitch_mm >= 0.5 && sc.pitch_mm <= 50.0) {
             return Err(err(format!("scanner.pitch_mm = {} must be in 0.5..50", sc.pitch_mm)));
         }
@@ -276,6 +287,7 @@ mod tests {
             ("[scanner]\npitch_mm = 0.0\n", "pitch_mm"),
             ("[scanner]\nenergy_bins = 1000\n", "energy_bins"),
             ("[noise]\nphotons_hihg = 3.0\n", "photons_hihg"),
+            ("[scanner]\nname = \"../../etc\"\n", "scanner.name"),
         ] {
             let text = format!("{MINIMAL}{extra}");
             let e = Recipe::parse(&text, Path::new("bad.toml")).unwrap_err().to_string();
