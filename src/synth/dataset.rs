@@ -477,6 +477,20 @@ mod tests {
     }
 
     #[test]
+    fn profiles_build_for_every_source_preset_with_the_right_orientation() {
+        for (sources, rises) in [("linac_6_4", false), ("linac_9_6", false), ("tube_140_80", true)] {
+            let text = format!(
+                "schema_version = 1\nname = \"p\"\nseed = 1\n[splits]\ntrain = 1\n[scanner]\nsources = \"{sources}\"\n"
+            );
+            let recipe = Recipe::parse(&text, Path::new("p.toml")).unwrap();
+            let p = build_profile(&recipe).unwrap();
+            // Physics, not configuration: pair production (MV) vs photoabsorption (kV).
+            assert_eq!(p.r_increases_with_z, rises, "{sources}");
+            assert_eq!(p.boundaries.len(), 3);
+        }
+    }
+
+    #[test]
     fn difficulty_follows_cnr() {
         assert_eq!(difficulty(1.0), "hard");
         assert_eq!(difficulty(5.0), "medium");
