@@ -149,6 +149,16 @@ impl Shape {
         ([x0, cy - hy, cz - hz], [x1, cy + hy, cz + hz])
     }
 
+    /// The same shape moved by `d` (m).
+    pub fn translated(&self, d: [f64; 3]) -> Shape {
+        let mv = |c: [f64; 3]| [c[0] + d[0], c[1] + d[1], c[2] + d[2]];
+        match *self {
+            Shape::Cuboid { centre, size, yaw } => Shape::Cuboid { centre: mv(centre), size, yaw },
+            Shape::Upright { centre, radius, height } => Shape::Upright { centre: mv(centre), radius, height },
+            Shape::Lying { centre, radius, length, yaw } => Shape::Lying { centre: mv(centre), radius, length, yaw },
+        }
+    }
+
     /// Volume, m^3.
     pub fn volume(&self) -> f64 {
         match *self {

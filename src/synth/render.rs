@@ -128,6 +128,8 @@ pub struct ThreatImage {
     pub cnr: f64,
     /// Mean high-energy attenuation it adds.
     pub contrast: f64,
+    /// Mean areal density of everything else on its rays (container, cargo), g/cm^2.
+    pub occlusion_g_cm2: f64,
 }
 
 /// Raw planes and what was needed to make them.
@@ -158,10 +160,11 @@ struct ThreatAcc {
     contrast: f64,
     /// Sum of per-pixel contrast-to-noise ratios.
     cnr: f64,
+    occlusion: f64,
 }
 
 impl ThreatAcc {
-    fn add(&mut self, col: usize, row: usize, contrast: f64, cnr: f64) {
+    fn add(&mut self, col: usize, row: usize, contrast: f64, cnr: f64, occlusion: f64) {
         if self.pixels == 0 {
             self.col = [col, col];
             self.row = [row, row];
@@ -172,6 +175,7 @@ impl ThreatAcc {
         self.pixels += 1;
         self.contrast += contrast;
         self.cnr += cnr;
+        self.occlusion += occlusion;
     }
 
     fn merge(&mut self, other: &ThreatAcc) {
@@ -187,6 +191,7 @@ impl ThreatAcc {
         self.pixels += other.pixels;
         self.contrast += other.contrast;
         self.cnr += other.cnr;
+        self.occlusion += other.occlusion;
     }
 }
 
@@ -372,7 +377,8 @@ pub fn render(
                     let sigma =
                         (f64::from(out.m2_high[r]) / noise.photons_high + sigma_e_rel * sigma_e_rel).sqrt() / t_with;
                     let contrast = (t_without / t_with).ln();
-                    out.threats[t].add(c, r, contrast, contrast / sigma);
+                    let occlusion: f64 = scratch.iter().map(|&v| f64::from(v)).sum();
+                    out.threats[t].add(c, r, contrast, contrast / sigma, occlusion);
                 }
                 out
             },
@@ -456,6 +462,7 @@ pub fn render(
                 pixels: a.pixels,
                 cnr: a.cnr / a.pixels as f64,
                 contrast: a.contrast / a.pixels as f64,
+                occlusion_g_cm2: a.occlusion / a.pixels as f64,
             })
         })
         .collect();
@@ -610,6 +617,8 @@ mod tests {
         // 5 cm of lead at 6 MV: A about 11.35 * 5 * 0.045 ~ 2.5; noise ~1e-2: CNR in the hundreds.
         assert!(img.contrast > 2.0 && img.contrast < 3.2, "{}", img.contrast);
         assert!(img.cnr > 50.0, "{}", img.cnr);
+        // Free-standing in air: nothing else on its rays.
+        assert!(img.occlusion_g_cm2 < 1e-3, "{}", img.occlusion_g_cm2);
         assert!(r.high[[50, 100]] < r.high[[50, 10]] / 5);
     }
 

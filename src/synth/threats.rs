@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::SynthError;
-use super::catalogue::{Package, make_room, uniform};
+use super::catalogue::{Package, make_room, raise_packages, uniform};
 use super::container::LoadSpace;
 use super::geometry::Shape;
 use super::scene::{Object, Scene, Threat};
@@ -359,6 +359,8 @@ fn compartment(h: &mut Hide<'_>) -> Result<(), SynthError> {
             let len = uniform(h.rng, [1.5, (s.x1 - s.x0).min(5.0)]);
             let xc = uniform(h.rng, [s.x0 + 0.5 * len, s.x1 - 0.5 * len]);
             let w = 2.0 * s.half_width;
+            // The load rests on the false floor.
+            raise_packages(h.packages, (xc - 0.5 * len, xc + 0.5 * len), dh + 0.002, s.roof_z);
             (
                 Shape::Cuboid { centre: [xc, 0.0, s.floor_z + dh], size: [len, w, 0.004], yaw: 0.0 },
                 ([xc, 0.0, s.floor_z + 0.5 * dh], [len, w, dh - 0.005]),
