@@ -441,6 +441,14 @@ pub fn pack(
             }
         }
     }
+    // A custom catalogue may ask for packages larger than the container: leave those out.
+    packages.retain(|p| {
+        p.lo[0] >= space.x0 - 1e-6
+            && p.hi[0] <= space.x1 + 1e-6
+            && p.lo[1] >= -space.half_width - 0.02
+            && p.hi[1] <= space.half_width + 0.02
+            && p.hi[2] <= space.roof_z + 1e-6
+    });
     Ok(packages)
 }
 
