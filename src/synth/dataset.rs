@@ -296,6 +296,10 @@ pub fn generate(recipe: &Recipe, catalogue: &Catalogue, opts: &GenerateOptions) 
             .progress_chars("=> "),
     );
     let fan = recipe.scanner.fan();
+    let plane_ext = match opts.plane_format {
+        PlaneFormat::Tiff => "tiff",
+        PlaneFormat::Png => "png",
+    };
     let mut summary = Summary::default();
     let mut cnrs = Vec::new();
     for (split, n) in counts {
@@ -346,7 +350,12 @@ pub fn generate(recipe: &Recipe, catalogue: &Catalogue, opts: &GenerateOptions) 
             let image_id = i + 1;
             coco_images.push(json!({
                 "id": image_id,
-                "file_name": format!("{}/preview.png", truth.case_id),
+                // The preview when written, else the 16-bit high-energy plane.
+                "file_name": if opts.previews {
+                    format!("{}/preview.png", truth.case_id)
+                } else {
+                    format!("{}/high.{}", truth.case_id, plane_ext)
+                },
                 "scan": truth.scan,
                 "width": truth.width,
                 "height": truth.height,
