@@ -33,8 +33,11 @@ fn synth_writes_scans_the_scan_core_reads() {
 fn bad_recipe_fails_with_one_line_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let recipe = dir.path().join("broken.toml");
-    std::fs::write(&recipe, "schema_version = 1\nname = \"x\"\nseed = 1\n[splits]\ntrain = 1\n[mix]\nempty_share = 7.0\n")
-        .unwrap();
+    std::fs::write(
+        &recipe,
+        "schema_version = 1\nname = \"x\"\nseed = 1\n[splits]\ntrain = 1\n[mix]\nempty_share = 7.0\n",
+    )
+    .unwrap();
     let o = bin().args(["synth", "--recipe"]).arg(&recipe).arg("--out").arg(dir.path().join("o")).output().unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
