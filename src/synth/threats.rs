@@ -175,7 +175,8 @@ pub fn conceal(kind: ThreatKind, h: &mut Hide<'_>) -> Result<(), SynthError> {
             Ok(())
         }
         ThreatKind::Ivory => {
-            let n: usize = if h.hard { h.rng.random_range(1..3) } else { h.rng.random_range(2..7) };
+            // Each tusk is labelled on its own; 1-4 keeps ivory from swamping the class balance.
+            let n: usize = if h.hard { h.rng.random_range(1..3) } else { h.rng.random_range(1..5) };
             let length = if h.hard { uniform(h.rng, [0.3, 0.7]) } else { uniform(h.rng, [1.0, 1.8]) };
             let (centre, how) = h.place([length, 0.5, 0.4]);
             for i in 0..n {
