@@ -7,8 +7,10 @@ pub mod error;
 pub mod eval;
 pub mod example;
 pub mod info;
+pub mod physics;
 pub mod preprocess;
 pub mod runtime;
 pub mod scan;
+pub mod synth;
 
 pub use error::{Error, Result};

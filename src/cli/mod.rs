@@ -35,6 +35,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Score detections against labelled scans (COCO metrics, Pd/Pfa, FROC, TIDE) and report.
     Eval(nii_atr::eval::cli::EvalArgs),
+    /// Generate labelled dual-energy cargo scans from a recipe (physics-based simulator).
+    Synth(nii_atr::synth::cli::SynthArgs),
 }
 
 /// Size limits for reading scans; the defaults fit a 40 ft container at 1 mm pitch.
@@ -74,5 +76,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Render(a) => render::run(&a),
         Command::Demo(a) => demo::run(&a),
         Command::Eval(a) => Ok(nii_atr::eval::cli::run(&a)?),
+        Command::Synth(a) => nii_atr::synth::cli::run(&a).map(|_| ()).map_err(Into::into),
     }
 }
