@@ -5,11 +5,14 @@
 
 pub mod detect;
 pub mod error;
+pub mod eval;
 pub mod example;
 pub mod info;
 pub mod inspect;
+pub mod physics;
 pub mod preprocess;
 pub mod runtime;
 pub mod scan;
+pub mod synth;
 
 pub use error::{Error, Result};

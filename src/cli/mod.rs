@@ -35,6 +35,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the pipeline's detectors over scans: findings, decision, report, overlay, COCO results.
     Inspect(nii_atr::inspect::cli::InspectArgs),
+    /// Score detections against labelled scans (COCO metrics, Pd/Pfa, FROC, TIDE) and report.
+    Eval(nii_atr::eval::cli::EvalArgs),
+    /// Generate labelled dual-energy cargo scans from a recipe (physics-based simulator).
+    Synth(nii_atr::synth::cli::SynthArgs),
 }
 
 /// Size limits for reading scans; the defaults fit a 40 ft container at 1 mm pitch.
@@ -84,5 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Eval(a) => Ok(nii_atr::eval::cli::run(&a)?),
+        Command::Synth(a) => nii_atr::synth::cli::run(&a).map(|_| ()).map_err(Into::into),
     }
 }

@@ -1,0 +1,401 @@
+//! `nii-atr eval`: score predictions made anywhere against COCO or YOLO ground truth and write
+//! a report; `nii-atr eval compare` puts reports side by side with a paired bootstrap.
+//!
+//! Scoring the engine's own output over a dataset split (`--dataset/--config`) needs the
+//! inference engine; it will call [`super::evaluate`] in process with
+//! [`super::Predictions::from_engine`].
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use super::EvalError;
+use super::atr::{AtrConfig, HitRule};
+use super::bootstrap::{BootstrapConfig, PairedDifference, paired};
+use super::coco::{CocoMode, CocoParams};
+use super::dataset::{self, Dataset, Predictions};
+use super::report::{self, EvalConfig, Evaluation, Report};
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    pub command: Option<EvalCommand>,
+    #[command(flatten)]
+    pub score: ScoreArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EvalCommand {
+    /// Put several reports side by side; paired bootstrap of each against the first.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScoreArgs {
+    /// COCO instances JSON holding the ground truth.
+    #[arg(long, required_unless_present = "yolo_images")]
+    pub gt: Option<PathBuf>,
+    /// YOLO ground truth: list of `file_name width height` lines (image id = line number).
+    #[arg(long, conflicts_with = "gt", requires = "yolo_labels")]
+    pub yolo_images: Option<PathBuf>,
+    /// YOLO ground truth: folder of `<image stem>.txt` label files.
+    #[arg(long)]
+    pub yolo_labels: Option<PathBuf>,
+    /// YOLO class names, one per line (line i = class i).
+    #[arg(long)]
+    pub yolo_names: Option<PathBuf>,
+    /// COCO results JSON, or a folder of YOLO `class cx cy w h score` files.
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
+    /// Folder for report.json, summary.md and report.html.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Model name shown in the report (default: the predictions file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// maxDets list; a tiled container scan can hold far more than 100 detections.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    pub max_dets: Vec<usize>,
+    /// `pycocotools` reproduces its numbers exactly; `fixed` corrects two known quirks.
+    #[arg(long, value_enum, default_value_t = CocoMode::Pycocotools)]
+    pub coco_mode: CocoMode,
+    /// Detection score at which the system alarms (per-class Pd, CNR split).
+    #[arg(long, default_value_t = 0.5)]
+    pub alarm_threshold: f64,
+    /// Lenient hit rule: minimum IoU with the truth box.
+    #[arg(long, default_value_t = 0.1)]
+    pub hit_iou: f64,
+    /// Do not count a detection whose centre lies inside the truth box as a hit.
+    #[arg(long)]
+    pub no_centre_hit: bool,
+    /// CNR bin edges, ascending (`inf` allowed).
+    #[arg(long, value_delimiter = ',')]
+    pub cnr_bins: Option<Vec<f64>>,
+    /// Bootstrap resamples over scans for the intervals (0: no intervals).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Bootstrap seed: the same seed gives the same intervals.
+    #[arg(long, default_value_t = 20_261_123)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompareArgs {
+    /// Report folders (or report.json files); the first is the baseline.
+    #[arg(required = true, num_args = 2..)]
+    pub reports: Vec<PathBuf>,
+    /// Folder for comparison.json and comparison.md (default: print only).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Paired bootstrap resamples.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    #[arg(long, default_value_t = 20_261_123)]
+    pub seed: u64,
+}
+
+pub fn run(args: &EvalArgs) -> Result<(), EvalError> {
+    match &args.command {
+        Some(EvalCommand::Compare(c)) => compare(c).map(|_| ()),
+        None => score(&args.score).map(|_| ()),
+    }
+}
+
+fn config_from(args: &ScoreArgs) -> Result<EvalConfig, EvalError> {
+    let mut coco = CocoParams::with_max_dets(&args.max_dets)?;
+    coco.mode = args.coco_mode;
+    let mut atr = AtrConfig {
+        hit_rule: HitRule { min_iou: args.hit_iou, centre_inside: !args.no_centre_hit },
+        alarm_threshold: args.alarm_threshold,
+        ..AtrConfig::default()
+    };
+    if let Some(bins) = &args.cnr_bins {
+        if bins.len() < 2 || bins.iter().any(|b| b.is_nan()) || bins.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(EvalError::Params(format!("--cnr-bins needs at least two ascending edges, got {bins:?}")));
+        }
+        atr.cnr_bins = bins.clone();
+    }
+    if !(0.0..=1.0).contains(&args.hit_iou) {
+        return Err(EvalError::Params(format!("--hit-iou must be in [0, 1], got {}", args.hit_iou)));
+    }
+    Ok(EvalConfig {
+        coco,
+        atr,
+        bootstrap: (args.bootstrap > 0).then(|| BootstrapConfig {
+            resamples: args.bootstrap,
+            seed: args.seed,
+            ..BootstrapConfig::default()
+        }),
+    })
+}
+
+fn load_inputs(args: &ScoreArgs) -> Result<(Dataset, Predictions), EvalError> {
+    let dataset = match (&args.gt, &args.yolo_images, &args.yolo_labels) {
+        (Some(gt), _, _) => Dataset::from_coco_json(gt)?,
+        (None, Some(images), Some(labels)) => dataset::yolo_dataset(images, labels, args.yolo_names.as_deref())?,
+        _ => {
+            return Err(EvalError::Params("give --gt <coco.json>, or --yolo-images with --yolo-labels".into()));
+        }
+    };
+    let Some(pred_path) = &args.predictions else {
+        return Err(EvalError::Params("--predictions <results.json | yolo folder> is required".into()));
+    };
+    let predictions = if pred_path.is_dir() {
+        dataset::yolo_predictions(pred_path, &dataset)?
+    } else {
+        Predictions::from_coco_json(pred_path, &dataset)?
+    };
+    Ok((dataset, predictions))
+}
+
+fn progress_bar() -> ProgressBar {
+    let pb = ProgressBar::new(0);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg} {bar:30} {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+/// Scores one prediction set; writes the report when `--report` is given.
+pub fn score(args: &ScoreArgs) -> Result<Evaluation, EvalError> {
+    let start = Instant::now();
+    let config = config_from(args)?;
+    let pb = progress_bar();
+    pb.set_message("reading ground truth and predictions");
+    let (dataset, predictions) = load_inputs(args)?;
+    let model = args.name.clone().unwrap_or_else(|| {
+        args.predictions
+            .as_deref()
+            .and_then(Path::file_name)
+            .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
+    });
+    let ev = report::evaluate_with_progress(&dataset, &predictions, &config, &model, &pb)?;
+    let mut written = Vec::new();
+    if let Some(dir) = &args.report {
+        pb.set_message("writing report");
+        written = report::write_report(&ev, dir)?;
+    }
+    pb.finish_and_clear();
+    println!("{}", summary_line(&ev.report));
+    for p in written {
+        println!("wrote {}", p.display());
+    }
+    println!("done in {:.2} s", start.elapsed().as_secs_f64());
+    Ok(ev)
+}
+
+fn summary_line(r: &Report) -> String {
+    let s = &r.coco.stats;
+    let mut line = format!(
+        "{}: AP {:.4} AP50 {:.4} AP75 {:.4} AR@{} {:.4} (AP at maxDets {}: {:.4})",
+        r.model,
+        s.ap,
+        s.ap50,
+        s.ap75,
+        r.coco.max_dets.last().unwrap_or(&0),
+        s.ar_100,
+        r.coco.max_dets.last().unwrap_or(&0),
+        r.coco.ap_at_max_dets
+    );
+    if let Some(roc) = &r.atr.roc {
+        let _ = write!(line, ", ROC AUC {:.4}", roc.auc);
+    }
+    for p in &r.atr.pd_at_pfa {
+        let _ = write!(line, ", Pd@Pfa{:.0}% {:.3}", p.target * 100.0, p.pd);
+    }
+    let skipped = r.inputs.skipped_predictions_unknown_category + r.inputs.skipped_annotations_unknown_category;
+    if skipped > 0 {
+        let _ = write!(line, " ({skipped} boxes of unknown classes skipped)");
+    }
+    line
+}
+
+/// `eval compare` output (schema version 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    pub schema_version: u32,
+    pub baseline: String,
+    pub models: Vec<ComparedModel>,
+    pub bootstrap: BootstrapConfig,
+    pub paired: Vec<PairedResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ComparedModel {
+    pub model: String,
+    pub report: String,
+    pub ap: f64,
+    pub ap50: f64,
+    pub ap_at_max_dets: f64,
+    pub roc_auc: Option<f64>,
+    pub pd_at_pfa_5: Option<f64>,
+    pub froc_mean_sensitivity: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PairedResult {
+    pub candidate: String,
+    pub differences: Vec<PairedDifference>,
+}
+
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Re-scores a report's inputs (same config, no bootstrap) for the paired bootstrap.
+fn rescore(report: &Report, path: &Path) -> Result<Evaluation, EvalError> {
+    let gt = PathBuf::from(&report.inputs.ground_truth.path);
+    let preds = PathBuf::from(&report.inputs.predictions.path);
+    let dataset = Dataset::from_coco_json(&gt).map_err(|e| EvalError::Report {
+        path: path.to_path_buf(),
+        reason: format!("cannot re-read its ground truth for the paired bootstrap: {}", with_causes(&e)),
+    })?;
+    let predictions = if preds.is_dir() {
+        dataset::yolo_predictions(&preds, &dataset)
+    } else {
+        Predictions::from_coco_json(&preds, &dataset)
+    }
+    .map_err(|e| EvalError::Report {
+        path: path.to_path_buf(),
+        reason: format!("cannot re-read its predictions for the paired bootstrap: {}", with_causes(&e)),
+    })?;
+    if report::fnv1a64_file(&preds) != report.inputs.predictions.fnv1a64 && !preds.is_dir() {
+        return Err(EvalError::Report {
+            path: path.to_path_buf(),
+            reason: format!("{} changed since the report was written", preds.display()),
+        });
+    }
+    let config = EvalConfig { bootstrap: None, ..report.config.clone() };
+    report::evaluate(&dataset, &predictions, &config, &report.model)
+}
+
+pub fn compare(args: &CompareArgs) -> Result<Comparison, EvalError> {
+    let start = Instant::now();
+    let reports: Vec<Report> = args.reports.iter().map(|p| report::read_report(p)).collect::<Result<_, _>>()?;
+    let base_gt = &reports[0].inputs.ground_truth;
+    for (r, p) in reports.iter().zip(&args.reports).skip(1) {
+        if r.inputs.ground_truth.fnv1a64 != base_gt.fnv1a64 || base_gt.fnv1a64.is_none() {
+            return Err(EvalError::Report {
+                path: p.clone(),
+                reason: format!(
+                    "scored other ground truth ({}) than the baseline ({}); a comparison needs the same scans",
+                    r.inputs.ground_truth.path, base_gt.path
+                ),
+            });
+        }
+    }
+    let models: Vec<ComparedModel> = reports
+        .iter()
+        .zip(&args.reports)
+        .map(|(r, p)| ComparedModel {
+            model: r.model.clone(),
+            report: p.display().to_string(),
+            ap: r.coco.stats.ap,
+            ap50: r.coco.stats.ap50,
+            ap_at_max_dets: r.coco.ap_at_max_dets,
+            roc_auc: r.atr.roc.as_ref().map(|roc| roc.auc),
+            pd_at_pfa_5: r.atr.pd_at_pfa.get(1).map(|p| p.pd),
+            froc_mean_sensitivity: r.atr.froc.mean_sensitivity,
+        })
+        .collect();
+    let bootstrap = BootstrapConfig { resamples: args.bootstrap, seed: args.seed, ..BootstrapConfig::default() };
+    bootstrap.validate()?;
+    let pb = ProgressBar::new(reports.len() as u64);
+    pb.set_style(
+        ProgressStyle::with_template("[{elapsed}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_message("re-scoring for the paired bootstrap");
+    let mut evals = Vec::new();
+    for (r, p) in reports.iter().zip(&args.reports) {
+        evals.push(rescore(r, p)?);
+        pb.inc(1);
+    }
+    pb.set_position(0);
+    pb.set_length((bootstrap.resamples * (evals.len() - 1)) as u64);
+    pb.set_message("paired bootstrap resamples");
+    let baseline = evals[0].model_scans();
+    let paired_results: Vec<PairedResult> = evals
+        .iter()
+        .skip(1)
+        .map(|e| PairedResult {
+            candidate: e.report.model.clone(),
+            differences: paired(&baseline, &e.model_scans(), &bootstrap, &pb),
+        })
+        .collect();
+    pb.finish_and_clear();
+    let comparison =
+        Comparison { schema_version: 1, baseline: reports[0].model.clone(), models, bootstrap, paired: paired_results };
+    let md = comparison_markdown(&comparison);
+    print!("{md}");
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).map_err(|source| EvalError::Write { path: dir.clone(), source })?;
+        let json = serde_json::to_string_pretty(&comparison)
+            .map_err(|source| EvalError::Json { path: dir.join("comparison.json"), source })?;
+        for (name, text) in [("comparison.json", json + "\n"), ("comparison.md", md)] {
+            std::fs::write(dir.join(name), text).map_err(|source| EvalError::Write { path: dir.join(name), source })?;
+            println!("wrote {}", dir.join(name).display());
+        }
+    }
+    println!("compared {} models in {:.2} s", comparison.models.len(), start.elapsed().as_secs_f64());
+    Ok(comparison)
+}
+
+fn comparison_markdown(c: &Comparison) -> String {
+    let o = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"));
+    let mut s = String::from(
+        "# Model comparison\n\n| model | AP | AP50 | AP@maxDets | ROC AUC | Pd@Pfa5% | FROC mean sens. |\n|---|---|---|---|---|---|---|\n",
+    );
+    for m in &c.models {
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} | {:.3} | {:.3} | {} | {} | {:.3} |",
+            m.model,
+            m.ap,
+            m.ap50,
+            m.ap_at_max_dets,
+            o(m.roc_auc),
+            o(m.pd_at_pfa_5),
+            m.froc_mean_sensitivity
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nPaired bootstrap against {} ({} resamples of the scans, {:.0}% intervals):\n",
+        c.baseline,
+        c.bootstrap.resamples,
+        c.bootstrap.confidence * 100.0
+    );
+    s.push_str("| candidate | metric | baseline | candidate | difference | interval | P(candidate better) | significant |\n|---|---|---|---|---|---|---|---|\n");
+    for p in &c.paired {
+        for d in &p.differences {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.3} | {:.3} | {:+.3} | [{:+.3}, {:+.3}] | {:.3} | {} |",
+                p.candidate,
+                d.metric,
+                d.baseline,
+                d.candidate,
+                d.difference.estimate,
+                d.difference.low,
+                d.difference.high,
+                d.p_candidate_better,
+                if d.significant { "yes" } else { "no" }
+            );
+        }
+    }
+    s
+}

@@ -1,0 +1,540 @@
+//! Ground truth and predictions: COCO JSON (instances + results) and YOLO txt labels, validated
+//! into one in-memory form that the metrics read.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::EvalError;
+
+/// Largest input file read into memory (a COCO file of a few million boxes is well below this).
+pub const MAX_INPUT_BYTES: u64 = 2 << 30;
+
+/// One scan (COCO "image").
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageInfo {
+    pub id: i64,
+    pub file_name: Option<String>,
+    pub width: Option<f64>,
+    pub height: Option<f64>,
+}
+
+/// One threat class (COCO "category").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Category {
+    pub id: i64,
+    pub name: String,
+}
+
+/// One labelled object. `area` is the annotation's own area (a segmentation area in COCO),
+/// which pycocotools uses for the small/medium/large ranges; `bbox` is `[x, y, w, h]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroundTruth {
+    pub id: i64,
+    pub image_id: i64,
+    pub category_id: i64,
+    pub bbox: [f64; 4],
+    pub area: f64,
+    pub iscrowd: bool,
+    /// Contrast-to-noise ratio recorded by the generator: the difficulty of the object.
+    pub cnr: Option<f64>,
+}
+
+/// One predicted box. Its area is `w * h`, as pycocotools' `loadRes` sets it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    pub image_id: i64,
+    pub category_id: i64,
+    pub bbox: [f64; 4],
+    pub score: f64,
+}
+
+impl Detection {
+    pub fn area(&self) -> f64 {
+        self.bbox[2] * self.bbox[3]
+    }
+}
+
+/// A labelled evaluation set: scans, classes and their ground truth.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub source: PathBuf,
+    pub images: Vec<ImageInfo>,
+    pub categories: Vec<Category>,
+    pub annotations: Vec<GroundTruth>,
+    /// Annotations whose category the file does not list: pycocotools drops them silently,
+    /// here they are dropped and counted.
+    pub skipped_unknown_category: usize,
+}
+
+/// Predictions for a [`Dataset`], with the skips pycocotools would make counted.
+#[derive(Debug, Clone, Default)]
+pub struct Predictions {
+    pub source: PathBuf,
+    pub detections: Vec<Detection>,
+    /// Predictions of a category the ground truth does not list (pycocotools ignores them).
+    pub skipped_unknown_category: usize,
+}
+
+/// The detections the engine makes for one scan: the in-process input of [`Predictions::from_engine`].
+#[derive(Debug, Clone, Default)]
+pub struct ImageDetections {
+    pub image_id: i64,
+    pub detections: Vec<ScoredBox>,
+}
+
+/// One engine detection in pixel `[x, y, w, h]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredBox {
+    pub category_id: i64,
+    pub bbox: [f64; 4],
+    pub score: f64,
+}
+
+#[derive(Deserialize)]
+struct RawGt {
+    images: Vec<RawImage>,
+    #[serde(default)]
+    annotations: Vec<RawAnnotation>,
+    categories: Vec<RawCategory>,
+}
+
+#[derive(Deserialize)]
+struct RawImage {
+    id: i64,
+    file_name: Option<String>,
+    width: Option<f64>,
+    height: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct RawCategory {
+    id: i64,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawAnnotation {
+    id: i64,
+    image_id: i64,
+    category_id: i64,
+    bbox: Vec<f64>,
+    area: Option<f64>,
+    #[serde(default)]
+    iscrowd: u8,
+    cnr: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct RawResult {
+    image_id: i64,
+    category_id: i64,
+    bbox: Vec<f64>,
+    score: f64,
+}
+
+fn read_capped(path: &Path) -> Result<Vec<u8>, EvalError> {
+    let read_err = |source| EvalError::Read { path: path.to_path_buf(), source };
+    let size = std::fs::metadata(path).map_err(read_err)?.len();
+    if size > MAX_INPUT_BYTES {
+        return Err(EvalError::TooLarge { path: path.to_path_buf(), size, limit: MAX_INPUT_BYTES });
+    }
+    std::fs::read(path).map_err(read_err)
+}
+
+fn check_box(path: &Path, what: &'static str, index: usize, bbox: &[f64]) -> Result<[f64; 4], EvalError> {
+    let invalid = |reason| EvalError::InvalidBox { path: path.to_path_buf(), what, index, bbox: bbox.to_vec(), reason };
+    let b: [f64; 4] = bbox.try_into().map_err(|_| invalid("expected 4 numbers [x, y, w, h]"))?;
+    if b.iter().any(|v| !v.is_finite()) {
+        return Err(invalid("not a finite number"));
+    }
+    if b[2] < 0.0 || b[3] < 0.0 {
+        return Err(invalid("negative width or height"));
+    }
+    // Areas and corners must stay finite or every IoU with the box turns NaN.
+    if !(b[2] * b[3]).is_finite() || !(b[0] + b[2]).is_finite() || !(b[1] + b[3]).is_finite() {
+        return Err(invalid("box too large: its area or corner overflows"));
+    }
+    Ok(b)
+}
+
+fn check_value(
+    path: &Path,
+    what: &'static str,
+    index: usize,
+    field: &'static str,
+    value: f64,
+) -> Result<f64, EvalError> {
+    let reason = if !value.is_finite() {
+        "not a finite number"
+    } else if value < 0.0 && field != "score" {
+        "negative"
+    } else {
+        return Ok(value);
+    };
+    Err(EvalError::InvalidValue { path: path.to_path_buf(), what, index, field, value, reason })
+}
+
+impl Dataset {
+    /// Reads a COCO instances file (`images`, `categories`, `annotations`).
+    pub fn from_coco_json(path: &Path) -> Result<Self, EvalError> {
+        let bytes = read_capped(path)?;
+        let raw: RawGt =
+            serde_json::from_slice(&bytes).map_err(|source| EvalError::Json { path: path.to_path_buf(), source })?;
+        let images = raw
+            .images
+            .into_iter()
+            .map(|i| ImageInfo { id: i.id, file_name: i.file_name, width: i.width, height: i.height })
+            .collect();
+        let categories = raw
+            .categories
+            .into_iter()
+            .map(|c| Category { id: c.id, name: c.name.unwrap_or_else(|| c.id.to_string()) })
+            .collect();
+        let mut annotations = Vec::with_capacity(raw.annotations.len());
+        for (index, a) in raw.annotations.into_iter().enumerate() {
+            let bbox = check_box(path, "annotation", index, &a.bbox)?;
+            // pycocotools needs `area`; without it, take the box area.
+            let area = check_value(path, "annotation", index, "area", a.area.unwrap_or(bbox[2] * bbox[3]))?;
+            if let Some(cnr) = a.cnr {
+                check_value(path, "annotation", index, "cnr", cnr)?;
+            }
+            annotations.push(GroundTruth {
+                id: a.id,
+                image_id: a.image_id,
+                category_id: a.category_id,
+                bbox,
+                area,
+                iscrowd: a.iscrowd != 0,
+                cnr: a.cnr,
+            });
+        }
+        Self::new(path.to_path_buf(), images, categories, annotations)
+    }
+
+    /// Builds a dataset from parts (the engine's labelled cases, YOLO files), checking ids.
+    pub fn new(
+        source: PathBuf,
+        images: Vec<ImageInfo>,
+        categories: Vec<Category>,
+        annotations: Vec<GroundTruth>,
+    ) -> Result<Self, EvalError> {
+        let dup = |what, id| EvalError::DuplicateId { path: source.clone(), what, id };
+        let mut seen = HashSet::new();
+        for i in &images {
+            if !seen.insert(i.id) {
+                return Err(dup("image", i.id));
+            }
+        }
+        let image_ids = seen;
+        let mut cat_ids = HashSet::new();
+        for c in &categories {
+            if !cat_ids.insert(c.id) {
+                return Err(dup("category", c.id));
+            }
+        }
+        let mut ann_ids = HashSet::new();
+        let mut kept = Vec::with_capacity(annotations.len());
+        let mut skipped_unknown_category = 0;
+        for (index, a) in annotations.into_iter().enumerate() {
+            // pycocotools indexes annotations by id: a repeated id silently replaces the first.
+            if !ann_ids.insert(a.id) {
+                return Err(dup("annotation", a.id));
+            }
+            if !image_ids.contains(&a.image_id) {
+                return Err(EvalError::AnnotationWithoutImage { path: source.clone(), index, image_id: a.image_id });
+            }
+            if cat_ids.contains(&a.category_id) {
+                kept.push(a);
+            } else {
+                skipped_unknown_category += 1;
+            }
+        }
+        Ok(Self { source, images, categories, annotations: kept, skipped_unknown_category })
+    }
+
+    /// Image ids, sorted and unique, as pycocotools' `Params.imgIds`.
+    pub fn sorted_image_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.images.iter().map(|i| i.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Category ids, sorted, as pycocotools' `Params.catIds`.
+    pub fn sorted_category_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.categories.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn category_name(&self, id: i64) -> String {
+        self.categories.iter().find(|c| c.id == id).map_or_else(|| id.to_string(), |c| c.name.clone())
+    }
+}
+
+impl Predictions {
+    /// Reads a COCO results file (a JSON array of `{image_id, category_id, bbox, score}`).
+    pub fn from_coco_json(path: &Path, dataset: &Dataset) -> Result<Self, EvalError> {
+        let bytes = read_capped(path)?;
+        let raw: Vec<RawResult> =
+            serde_json::from_slice(&bytes).map_err(|source| EvalError::Json { path: path.to_path_buf(), source })?;
+        let mut detections = Vec::with_capacity(raw.len());
+        for (index, r) in raw.into_iter().enumerate() {
+            let bbox = check_box(path, "prediction", index, &r.bbox)?;
+            let score = check_value(path, "prediction", index, "score", r.score)?;
+            detections.push(Detection { image_id: r.image_id, category_id: r.category_id, bbox, score });
+        }
+        Self::new(path.to_path_buf(), detections, dataset)
+    }
+
+    /// Wraps detections made in process by the engine, one entry per scan.
+    pub fn from_engine(per_image: &[ImageDetections], dataset: &Dataset) -> Result<Self, EvalError> {
+        let source = PathBuf::from("<engine>");
+        let mut detections = Vec::new();
+        for image in per_image {
+            for b in &image.detections {
+                let index = detections.len();
+                let bbox = check_box(&source, "prediction", index, &b.bbox)?;
+                let score = check_value(&source, "prediction", index, "score", b.score)?;
+                detections.push(Detection { image_id: image.image_id, category_id: b.category_id, bbox, score });
+            }
+        }
+        Self::new(source, detections, dataset)
+    }
+
+    /// Checks predictions against the ground truth: an unknown image is an error (pycocotools
+    /// asserts), an unknown category a counted skip (pycocotools ignores it).
+    pub fn new(source: PathBuf, detections: Vec<Detection>, dataset: &Dataset) -> Result<Self, EvalError> {
+        let images: HashSet<i64> = dataset.images.iter().map(|i| i.id).collect();
+        let cats: HashSet<i64> = dataset.categories.iter().map(|c| c.id).collect();
+        let mut kept = Vec::with_capacity(detections.len());
+        let mut skipped_unknown_category = 0;
+        for (index, d) in detections.into_iter().enumerate() {
+            if !images.contains(&d.image_id) {
+                return Err(EvalError::UnknownImage { path: source, index, image_id: d.image_id });
+            }
+            if cats.contains(&d.category_id) {
+                kept.push(d);
+            } else {
+                skipped_unknown_category += 1;
+            }
+        }
+        Ok(Self { source, detections: kept, skipped_unknown_category })
+    }
+}
+
+/// One parsed YOLO label line: class and normalised centre box, plus a score for predictions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct YoloBox {
+    pub class: i64,
+    pub cx: f64,
+    pub cy: f64,
+    pub w: f64,
+    pub h: f64,
+    pub score: Option<f64>,
+}
+
+impl YoloBox {
+    /// Pixel `[x, y, w, h]` in an image of `width` x `height`.
+    pub fn to_pixels(&self, width: f64, height: f64) -> [f64; 4] {
+        [(self.cx - self.w / 2.0) * width, (self.cy - self.h / 2.0) * height, self.w * width, self.h * height]
+    }
+}
+
+/// Parses one YOLO txt file: `class cx cy w h [score]` per line, coordinates in [0, 1].
+pub fn parse_yolo_txt(path: &Path, text: &str) -> Result<Vec<YoloBox>, EvalError> {
+    let mut boxes = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let err = |reason: String| EvalError::Yolo { path: path.to_path_buf(), line: n + 1, reason };
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() != 5 && fields.len() != 6 {
+            return Err(err(format!("expected `class cx cy w h [score]`, found {} fields", fields.len())));
+        }
+        let class: i64 = fields[0].parse().map_err(|_| err(format!("class `{}` is not an integer", fields[0])))?;
+        if class < 0 {
+            return Err(err(format!("negative class {class}")));
+        }
+        let mut v = [0.0f64; 5];
+        for (slot, text) in v.iter_mut().zip(&fields[1..]) {
+            *slot = text.parse().map_err(|_| err(format!("`{text}` is not a number")))?;
+            if !slot.is_finite() {
+                return Err(err(format!("`{text}` is not a finite number")));
+            }
+        }
+        if v[2] < 0.0 || v[3] < 0.0 {
+            return Err(err("negative width or height".into()));
+        }
+        // Normalised coordinates a little outside [0, 1] occur after augmentation; far outside
+        // means pixel coordinates were written by mistake.
+        if v[..4].iter().any(|c| !(-0.5..=1.5).contains(c)) {
+            return Err(err("coordinates are not normalised to [0, 1] (pixel values?)".into()));
+        }
+        boxes.push(YoloBox { class, cx: v[0], cy: v[1], w: v[2], h: v[3], score: (fields.len() == 6).then_some(v[4]) });
+    }
+    Ok(boxes)
+}
+
+/// A YOLO labelled set: `images.txt` lists `file_name width height` per line (image id = line
+/// number from 1), labels are `<labels_dir>/<file stem>.txt`, category id = YOLO class index.
+/// `names` gives class names (line i = class i); without it the classes seen are used.
+pub fn yolo_dataset(image_list: &Path, labels_dir: &Path, names: Option<&Path>) -> Result<Dataset, EvalError> {
+    let images = read_image_list(image_list)?;
+    let mut annotations = Vec::new();
+    let mut classes = std::collections::BTreeSet::new();
+    for image in &images {
+        let (w, h) = (image.width.unwrap_or(0.0), image.height.unwrap_or(0.0));
+        let label = yolo_label_path(labels_dir, image);
+        let text = match std::fs::read_to_string(&label) {
+            Ok(t) => t,
+            // No label file means an image without objects, as YOLO tools treat it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(EvalError::Read { path: label, source });
+            }
+        };
+        for b in parse_yolo_txt(&label, &text)? {
+            let bbox = b.to_pixels(w, h);
+            classes.insert(b.class);
+            annotations.push(GroundTruth {
+                id: annotations.len() as i64 + 1,
+                image_id: image.id,
+                category_id: b.class,
+                bbox,
+                area: bbox[2] * bbox[3],
+                iscrowd: false,
+                cnr: None,
+            });
+        }
+    }
+    let categories = match names {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).map_err(|source| EvalError::Read { path: p.to_path_buf(), source })?;
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .enumerate()
+                .map(|(i, n)| Category { id: i as i64, name: n.to_string() })
+                .collect()
+        }
+        None => classes.into_iter().map(|id| Category { id, name: id.to_string() }).collect(),
+    };
+    Dataset::new(image_list.to_path_buf(), images, categories, annotations)
+}
+
+/// YOLO prediction files (`class cx cy w h score`) for the images of `dataset`, matched by
+/// file stem; images need `file_name`, `width` and `height`.
+pub fn yolo_predictions(labels_dir: &Path, dataset: &Dataset) -> Result<Predictions, EvalError> {
+    let mut detections = Vec::new();
+    for image in &dataset.images {
+        let (Some(w), Some(h), Some(_)) = (image.width, image.height, &image.file_name) else {
+            return Err(EvalError::Report {
+                path: dataset.source.clone(),
+                reason: format!("image {} needs file_name, width and height to read YOLO predictions", image.id),
+            });
+        };
+        let label = yolo_label_path(labels_dir, image);
+        let text = match std::fs::read_to_string(&label) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(EvalError::Read { path: label, source });
+            }
+        };
+        for (n, b) in parse_yolo_txt(&label, &text)?.into_iter().enumerate() {
+            let Some(score) = b.score else {
+                return Err(EvalError::Yolo {
+                    path: label,
+                    line: n + 1,
+                    reason: "prediction line has no score (6th field)".into(),
+                });
+            };
+            detections.push(Detection { image_id: image.id, category_id: b.class, bbox: b.to_pixels(w, h), score });
+        }
+    }
+    Predictions::new(labels_dir.to_path_buf(), detections, dataset)
+}
+
+fn yolo_label_path(labels_dir: &Path, image: &ImageInfo) -> PathBuf {
+    let stem = image
+        .file_name
+        .as_deref()
+        .map(|f| Path::new(f).file_stem().map_or_else(|| f.to_string(), |s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| image.id.to_string());
+    labels_dir.join(format!("{stem}.txt"))
+}
+
+fn read_image_list(path: &Path) -> Result<Vec<ImageInfo>, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.to_path_buf(), source })?;
+    let mut images = Vec::new();
+    let mut names = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let err = |reason: String| EvalError::Yolo { path: path.to_path_buf(), line: n + 1, reason };
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() != 3 {
+            return Err(err("expected `file_name width height`".into()));
+        }
+        let dim = |s: &str| -> Result<f64, EvalError> {
+            match s.parse::<u32>() {
+                Ok(v) if v > 0 => Ok(f64::from(v)),
+                _ => Err(err(format!("`{s}` is not a positive integer size"))),
+            }
+        };
+        let (w, h) = (dim(f[1])?, dim(f[2])?);
+        if names.insert(f[0].to_string(), n).is_some() {
+            return Err(err(format!("image `{}` listed twice", f[0])));
+        }
+        images.push(ImageInfo {
+            id: images.len() as i64 + 1,
+            file_name: Some(f[0].to_string()),
+            width: Some(w),
+            height: Some(h),
+        });
+    }
+    Ok(images)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yolo_line_converts_to_pixel_box() {
+        let b = parse_yolo_txt(Path::new("a.txt"), "2 0.5 0.5 0.25 0.5 0.9\n").unwrap();
+        assert_eq!(b[0].class, 2);
+        assert_eq!(b[0].score, Some(0.9));
+        assert_eq!(b[0].to_pixels(200.0, 100.0), [75.0, 25.0, 50.0, 50.0]);
+    }
+
+    #[test]
+    fn yolo_rejects_bad_lines_with_line_number() {
+        for bad in ["1 0.5 0.5 0.1", "x 0.5 0.5 0.1 0.1", "1 0.5 0.5 -0.1 0.1", "1 NaN 0.5 0.1 0.1", "1 250 300 40 40"]
+        {
+            let text = format!("0 0.5 0.5 0.1 0.1\n{bad}\n");
+            match parse_yolo_txt(Path::new("lab.txt"), &text) {
+                Err(EvalError::Yolo { line, path, .. }) => {
+                    assert_eq!(line, 2, "{bad}");
+                    assert_eq!(path, Path::new("lab.txt"));
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_are_errors() {
+        let img = |id| ImageInfo { id, file_name: None, width: None, height: None };
+        let err = Dataset::new("gt.json".into(), vec![img(1), img(1)], vec![], vec![]);
+        assert!(matches!(err, Err(EvalError::DuplicateId { what: "image", id: 1, .. })));
+    }
+}
