@@ -42,7 +42,7 @@ $(ORT_LIB):
 demo: setup
 	$(CARGO) build --release --quiet
 	@mkdir -p $(DEMO_DIR)
-	./target/release/nii-atr demo --out $(DEMO_DIR)
+	./target/release/nii-atr demo --dataset datasets/generated/tiny --out $(DEMO_DIR)
 
 ## test: every check CI runs
 test: setup fmt clippy unit

@@ -31,7 +31,7 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Render a scan as PNG: material pseudo-colour or a grey view of one plane.
     Render(render::RenderArgs),
-    /// Build a demo scan, then show `info` and rendered views of it.
+    /// Generate the tiny dataset if missing, then show `info` and rendered views of its test scans.
     Demo(demo::DemoArgs),
     /// Run the pipeline's detectors over scans: findings, decision, report, overlay, COCO results.
     Inspect(nii_atr::inspect::cli::InspectArgs),
@@ -53,6 +53,13 @@ pub struct LimitArgs {
     /// Refuse scans with more pixels per plane than this.
     #[arg(long, default_value_t = Limits::default().max_pixels, value_name = "PIXELS")]
     pub max_pixels: u64,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        let l = Limits::default();
+        Self { max_width: l.max_width, max_height: l.max_height, max_pixels: l.max_pixels }
+    }
 }
 
 impl LimitArgs {
