@@ -13,8 +13,9 @@ use std::time::Instant;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct InspectArgs {
-    /// Scans (descriptor .json, multi-page 16-bit .tif/.tiff, or 8-bit .png/.jpg) or folders.
-    /// A folder holding .json descriptors contributes those; otherwise its image files.
+    /// Scans (descriptor .json, multi-page 16-bit .tif/.tiff, or 8-bit .png/.jpg) or folders:
+    /// a folder with `scan.json` is one scan, a dataset split contributes each case folder's
+    /// `scan.json`, any other folder its descriptors, else its image files.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Pipeline config: models, tiling, merge and the decision rule.
@@ -53,30 +54,47 @@ pub struct InspectSummary {
     pub wall_s: f64,
 }
 
-const SCAN_EXTENSIONS: [&str; 6] = ["json", "tif", "tiff", "png", "jpg", "jpeg"];
+const IMAGE_EXTENSIONS: [&str; 5] = ["tif", "tiff", "png", "jpg", "jpeg"];
 
 fn ext_of(p: &Path) -> String {
     p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
 }
 
-/// Expands folders; a folder of descriptors yields only the descriptors (their plane
-/// images are not scans of their own).
+/// Whether a `.json` file is a scan descriptor (and not, say, COCO annotations beside scans).
+fn is_descriptor(p: &Path) -> bool {
+    std::fs::read_to_string(p).ok().and_then(|t| serde_json::from_str::<crate::scan::ScanDescriptor>(&t).ok()).is_some()
+}
+
+/// Expands folders: a folder holding `scan.json` is that scan; otherwise its subfolders that
+/// hold one (a dataset split), else its descriptor `.json` files, else its image files.
+/// Plane images beside a descriptor are never scans of their own.
 pub fn collect_scans(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, InspectError> {
     let mut out = Vec::new();
     for input in inputs {
-        if input.is_dir() {
-            let rd = std::fs::read_dir(input).map_err(|source| InspectError::Io { path: input.clone(), source })?;
-            let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
-            files.sort();
-            let descriptors: Vec<PathBuf> = files.iter().filter(|p| ext_of(p) == "json").cloned().collect();
-            if descriptors.is_empty() {
-                out.extend(files.into_iter().filter(|p| SCAN_EXTENSIONS.contains(&ext_of(p).as_str())));
-            } else {
-                out.extend(descriptors);
-            }
-        } else {
+        if !input.is_dir() {
             // Files are taken as given; a missing one becomes that scan's error, not the run's.
             out.push(input.clone());
+            continue;
+        }
+        if input.join("scan.json").is_file() {
+            out.push(input.join("scan.json"));
+            continue;
+        }
+        let rd = std::fs::read_dir(input).map_err(|source| InspectError::Io { path: input.clone(), source })?;
+        let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        let cases: Vec<PathBuf> = entries.iter().map(|p| p.join("scan.json")).filter(|p| p.is_file()).collect();
+        if !cases.is_empty() {
+            out.extend(cases);
+            continue;
+        }
+        let files: Vec<&PathBuf> = entries.iter().filter(|p| p.is_file()).collect();
+        let descriptors: Vec<PathBuf> =
+            files.iter().filter(|p| ext_of(p) == "json" && is_descriptor(p)).map(|p| (*p).clone()).collect();
+        if descriptors.is_empty() {
+            out.extend(files.into_iter().filter(|p| IMAGE_EXTENSIONS.contains(&ext_of(p).as_str())).cloned());
+        } else {
+            out.extend(descriptors);
         }
     }
     Ok(out)
@@ -216,13 +234,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn folders_of_descriptors_yield_only_descriptors() {
-        let dir = tempfile::tempdir().unwrap();
-        for f in ["b.json", "a.json", "a_high.tiff", "notes.txt"] {
-            std::fs::write(dir.path().join(f), b"x").unwrap();
+    fn folders_expand_to_scans_not_to_their_planes_or_labels() {
+        let descriptor = r#"{"schema_version": 1, "scan_id": "s", "source": {"kind": "linac", "high_energy": 6},
+            "pixel_pitch_mm": {"along": 5, "vertical": 5}, "planes": {"high": "high.tiff"}}"#;
+        // A dataset split: case folders with scan.json, plus COCO annotations at the top.
+        let split = tempfile::tempdir().unwrap();
+        for case in ["b", "a"] {
+            std::fs::create_dir(split.path().join(case)).unwrap();
+            std::fs::write(split.path().join(case).join("scan.json"), descriptor).unwrap();
+            std::fs::write(split.path().join(case).join("high.tiff"), b"x").unwrap();
         }
-        let got = collect_scans(&[dir.path().to_path_buf()]).unwrap();
-        assert_eq!(got, vec![dir.path().join("a.json"), dir.path().join("b.json")]);
+        std::fs::write(split.path().join("annotations.json"), b"{\"images\": []}").unwrap();
+        let got = collect_scans(&[split.path().to_path_buf()]).unwrap();
+        assert_eq!(got, vec![split.path().join("a/scan.json"), split.path().join("b/scan.json")]);
+        // One case folder is one scan.
+        assert_eq!(collect_scans(&[split.path().join("a")]).unwrap(), vec![split.path().join("a/scan.json")]);
+        // Loose descriptors: only those that parse as descriptors.
+        let loose = tempfile::tempdir().unwrap();
+        std::fs::write(loose.path().join("x.json"), descriptor).unwrap();
+        std::fs::write(loose.path().join("labels.json"), b"[]").unwrap();
+        std::fs::write(loose.path().join("x_high.tiff"), b"x").unwrap();
+        assert_eq!(collect_scans(&[loose.path().to_path_buf()]).unwrap(), vec![loose.path().join("x.json")]);
+        // Rendered images only.
         let images = tempfile::tempdir().unwrap();
         for f in ["x.png", "y.TIFF", "z.txt"] {
             std::fs::write(images.path().join(f), b"x").unwrap();
