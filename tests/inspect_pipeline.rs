@@ -234,13 +234,13 @@ fn cli_writes_reports_overlays_coco_and_a_ranked_summary() {
     assert_eq!(summary.scans[1].decision, Some(Decision::Clear));
     assert!(summary.scans[2].error.as_deref().unwrap().contains("missing.json"));
 
-    // Both descriptors are named scan.json: the second gets its image id appended.
+    // Descriptors named scan.json take their folder's name.
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("scan-2.inspection.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("threat.inspection.json")).unwrap()).unwrap();
     assert_eq!(report["decision"], "alarm");
     assert_eq!(report["findings"].as_array().unwrap().len(), 2);
-    assert!(out.join("scan.overlay.png").is_file() && out.join("scan-2.overlay.png").is_file());
-    let overlay = image::open(out.join("scan-2.overlay.png")).unwrap().to_rgb8();
+    assert!(out.join("empty.overlay.png").is_file() && out.join("threat.overlay.png").is_file());
+    let overlay = image::open(out.join("threat.overlay.png")).unwrap().to_rgb8();
     assert_eq!(overlay.dimensions(), (400, 64));
     let coco: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("coco_results.json")).unwrap()).unwrap();

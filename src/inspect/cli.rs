@@ -100,8 +100,14 @@ pub fn collect_scans(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, InspectError> {
     Ok(out)
 }
 
+/// Output name of a scan: its file stem, or its folder's name for `<case>/scan.json`.
 fn file_stem(p: &Path, index: usize) -> String {
-    let stem = p.file_stem().map_or_else(|| format!("scan{index}"), |s| s.to_string_lossy().into_owned());
+    let mut stem = p.file_stem().map_or_else(|| format!("scan{index}"), |s| s.to_string_lossy().into_owned());
+    if stem == "scan"
+        && let Some(dir) = p.parent().and_then(|d| d.file_name())
+    {
+        stem = dir.to_string_lossy().into_owned();
+    }
     stem.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
 }
 
