@@ -141,21 +141,27 @@ pub fn overlay(pseudo_colour: &RgbImage, inspection: &Inspection) -> RgbImage {
     let mut img = pseudo_colour.clone();
     // Labels and lines grow with the image so they stay legible on a 6,000-pixel scan.
     let scale = (img.height().max(img.width()) as i64 / 600).clamp(1, 4);
+    // Boxes lowest score first, so the best end up on top.
     for f in inspection.findings.iter().rev() {
-        let c = threat_colour(f.threat);
         let b = f.bbox_px;
-        draw_rect(
-            &mut img,
-            b.x1.floor() as i64,
-            b.y1.floor() as i64,
-            b.x2.ceil() as i64 - 1,
-            b.y2.ceil() as i64 - 1,
-            scale,
-            c,
-        );
+        let (x0, y0) = (b.x1.floor() as i64, b.y1.floor() as i64);
+        let (x1, y1) = (b.x2.ceil() as i64 - 1, b.y2.ceil() as i64 - 1);
+        draw_rect(&mut img, x0, y0, x1, y1, scale, threat_colour(f.threat));
+    }
+    // Labels best first; one that would cover an earlier label is left out (its box stays),
+    // so crowded areas stay readable.
+    let mut placed: Vec<(i64, i64, i64, i64)> = Vec::new();
+    for f in &inspection.findings {
+        let b = f.bbox_px;
         let label = format!("{} {:.2}", f.class_name, f.score);
-        let ty = if b.y1 as i64 > 10 * scale { b.y1 as i64 - 9 * scale } else { b.y2 as i64 + 2 * scale };
-        draw_text(&mut img, b.x1 as i64 + scale, ty, &label, scale, c);
+        let x = b.x1 as i64 + scale;
+        let y = if b.y1 as i64 > 10 * scale { b.y1 as i64 - 9 * scale } else { b.y2 as i64 + 2 * scale };
+        let rect = (x - scale, y - scale, x + label.len() as i64 * 6 * scale, y + 8 * scale);
+        if placed.iter().any(|p| rect.0 < p.2 && p.0 < rect.2 && rect.1 < p.3 && p.1 < rect.3) {
+            continue;
+        }
+        placed.push(rect);
+        draw_text(&mut img, x, y, &label, scale, threat_colour(f.threat));
     }
     let banner_colour = match inspection.decision {
         Decision::Clear => Rgb([60, 200, 60]),
