@@ -16,7 +16,10 @@ pub struct DemoArgs {
     /// Recipe used when the dataset is missing.
     #[arg(long, default_value = "datasets/recipes/tiny.toml")]
     pub recipe: PathBuf,
-    /// Folder for the demo's pictures.
+    /// Pipeline config for the inspection step.
+    #[arg(long, default_value = "models/pipeline.default.toml")]
+    pub config: PathBuf,
+    /// Folder for the demo's pictures and inspection outputs.
     #[arg(long, default_value = "out/demo")]
     pub out: PathBuf,
 }
@@ -60,8 +63,21 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         save_png(&render_grey(&pre.attenuation.high, WindowLevel::auto(&pre.attenuation.high)), &high)?;
         println!("== nii-atr render: {}, {}", material.display(), high.display());
     }
+    let inspect_out = args.out.join("inspect");
     println!(
-        "\nsummary: {} test scans shown; labels in {}, case truth in {}",
+        "\n== nii-atr inspect {} --config {} -o {}",
+        args.dataset.join("test").display(),
+        args.config.display(),
+        inspect_out.display()
+    );
+    nii_atr::inspect::cli::run(&nii_atr::inspect::cli::InspectArgs {
+        inputs: vec![args.dataset.join("test")],
+        config: args.config.clone(),
+        out: inspect_out.clone(),
+        no_overlay: false,
+    })?;
+    println!(
+        "\nsummary: {} test scans shown and inspected; labels in {}, case truth in {}",
         cases.len(),
         args.dataset.join("test/annotations.json").display(),
         args.dataset.join("test/truth.jsonl").display()
