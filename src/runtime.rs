@@ -140,6 +140,13 @@ fn python_package_libraries() -> Vec<PathBuf> {
 /// Picks the first candidate that exists, or says where it looked.
 pub fn locate(explicit: Option<&Path>) -> Result<(LibrarySource, PathBuf), RuntimeError> {
     let all = candidates(explicit);
+    // A path the user named (flag, config or ORT_DYLIB_PATH) is meant: never fall past it.
+    if let Some((source, path)) =
+        all.iter().find(|(s, _)| matches!(s, LibrarySource::Explicit | LibrarySource::Environment))
+        && !path.is_file()
+    {
+        return Err(RuntimeError::NotFound { searched: vec![(*source, path.clone())] });
+    }
     all.iter().find(|(_, p)| p.is_file()).cloned().ok_or(RuntimeError::NotFound { searched: all })
 }
 
@@ -239,6 +246,13 @@ mod tests {
         let c = candidates(Some(bogus));
         assert_eq!(c[0], (LibrarySource::Explicit, bogus.to_path_buf()));
         assert!(c.iter().any(|(s, _)| *s == LibrarySource::ProjectCache));
+    }
+
+    #[test]
+    fn a_named_path_that_is_missing_is_not_skipped() {
+        let err = locate(Some(Path::new("/nonexistent/libonnxruntime.so"))).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("explicit path: /nonexistent/libonnxruntime.so") && msg.contains("make setup"), "{msg}");
     }
 
     #[test]

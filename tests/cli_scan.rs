@@ -64,3 +64,21 @@ fn errors_are_one_clear_line_and_a_failing_exit() {
     let out = bin().args(["render"]).output().unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_missing_onnx_runtime_library_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let scan = nii_atr::example::container_scan(40.0, 3);
+    let path = write_scan(&scan, dir.path(), PlaneFormat::Png).unwrap();
+    let out = bin()
+        .args(["--ort-library", "/nonexistent/libonnxruntime.so", "inspect"])
+        .arg(&path)
+        .args(["--config", concat!(env!("CARGO_MANIFEST_DIR"), "/models/pipeline.default.toml"), "-o"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("/nonexistent/libonnxruntime.so") && err.contains("make setup"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -83,9 +83,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(a) => info::run(&a),
         Command::Render(a) => render::run(&a),
-        Command::Demo(a) => demo::run(&a),
+        Command::Demo(a) => {
+            if let Some(lib) = &cli.ort_library {
+                nii_atr::runtime::init(Some(lib))?;
+            }
+            demo::run(&a)
+        }
         Command::Inspect(a) => {
-            nii_atr::runtime::init(cli.ort_library.as_deref())?;
+            if let Some(lib) = &cli.ort_library {
+                nii_atr::runtime::init(Some(lib))?;
+            }
             let summary = nii_atr::inspect::cli::run(&a)?;
             anyhow::ensure!(
                 summary.failed == 0,

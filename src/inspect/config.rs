@@ -151,6 +151,10 @@ pub struct PipelineConfig {
     /// Calibration, scanner profile override and material smoothing (the scan core's options).
     #[serde(default)]
     pub preprocess: PreprocessOptions,
+    /// ONNX Runtime library, relative to this file; used unless the runtime is already loaded
+    /// (the `--ort-library` flag loads it first and so wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ort_library: Option<PathBuf>,
     /// Folder the model paths are relative to (the config's folder; not serialised).
     #[serde(skip)]
     pub base_dir: PathBuf,

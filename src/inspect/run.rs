@@ -111,6 +111,11 @@ fn ms(d: Duration) -> f64 {
 impl Pipeline {
     /// Loads every enabled model; any bad model or spec fails here, before a scan is read.
     pub fn load(cfg: PipelineConfig) -> Result<Self, InspectError> {
+        if crate::runtime::loaded().is_none()
+            && let Some(lib) = &cfg.ort_library
+        {
+            crate::runtime::init(Some(&cfg.resolve(lib))).map_err(crate::detect::DetectError::from)?;
+        }
         let mut models = Vec::new();
         for entry in cfg.models.iter().filter(|m| m.enabled) {
             let path = cfg.resolve(&entry.path);
