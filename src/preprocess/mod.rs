@@ -46,9 +46,29 @@ pub fn preprocess(scan: &Scan, opts: &PreprocessOptions) -> Result<Preprocessed,
         None => resolve_profile(scan)?,
     };
     let attenuation = calibration::calibrate(scan, &opts.calibration)?;
-    let materials =
-        materials::MaterialClassifier::new(profile.clone()).classify(&attenuation, opts.material_smoothing_radius);
+    let materials = classifier_for(&profile).classify(&attenuation, opts.material_smoothing_radius);
     Ok(Preprocessed { attenuation, materials, profile })
+}
+
+/// The prepared classifier for `profile`, from a small process-wide cache: building its
+/// decision table costs a few milliseconds, and a stream of scans from one scanner shares
+/// one profile.
+fn classifier_for(profile: &MaterialProfile) -> std::sync::Arc<materials::MaterialClassifier> {
+    use std::sync::{Arc, Mutex};
+    const CAPACITY: usize = 8;
+    static CACHE: Mutex<Vec<Arc<materials::MaterialClassifier>>> = Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = cache.iter().position(|c| c.profile() == profile) {
+        let hit = cache.remove(i);
+        cache.push(hit.clone());
+        return hit;
+    }
+    let built = Arc::new(materials::MaterialClassifier::new(profile.clone()));
+    if cache.len() >= CAPACITY {
+        cache.remove(0);
+    }
+    cache.push(built.clone());
+    built
 }
 
 /// The profile a scan names: inline, a built-in name, or `<name>.json` beside the scan
@@ -92,5 +112,26 @@ pub fn resolve_profile(scan: &Scan) -> Result<MaterialProfile, ProfileError> {
                 ),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifiers_are_shared_per_profile_and_the_cache_stays_bounded() {
+        let linac = materials::fallback_profile(materials::SourceKind::Linac);
+        let a = classifier_for(&linac);
+        let b = classifier_for(&linac.clone());
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        for i in 0..20 {
+            let mut p = linac.clone();
+            p.name = format!("variant-{i}");
+            let c = classifier_for(&p);
+            assert_eq!(c.profile().name, p.name);
+        }
+        let tube = classifier_for(&materials::fallback_profile(materials::SourceKind::Tube));
+        assert!(tube.profile().r_increases_with_z);
     }
 }
