@@ -104,6 +104,21 @@ fn shrink(v: &ScanViews, scale: f32) -> ScanViews {
     ScanViews { attenuation, materials, pseudo_colour }
 }
 
+/// Tile ranges per model run. With a dynamic batch dimension the first run takes one tile:
+/// the model starts after one tile is filled instead of a whole batch, and the rest is filled
+/// while it runs.
+fn batch_plan(n_tiles: usize, batch: usize, dynamic: bool) -> Vec<std::ops::Range<usize>> {
+    let batch = batch.max(1);
+    let first = if dynamic && batch > 1 { n_tiles.min(1) } else { 0 };
+    let mut plan: Vec<_> = (first > 0).then_some(0..first).into_iter().collect();
+    let mut start = first;
+    while start < n_tiles {
+        plan.push(start..(start + batch).min(n_tiles));
+        start += batch;
+    }
+    plan
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -250,19 +265,31 @@ impl Pipeline {
         let mut canvas = matches!(spec.decoder, DecoderSpec::Anomalib { .. }).then(|| AnomalyCanvas::new(rows, cols));
         let mut waited = Duration::ZERO;
 
-        // Producer: fills the next batch while the model runs the current one.
+        // Producer: fills the next batch while the model runs the current one. Two tensors
+        // circulate (filled, running) instead of a fresh zeroed allocation per batch.
+        let plan = batch_plan(tiles.len(), batch, det.batch_dim() == BatchDim::Dynamic);
         std::thread::scope(|s| -> Result<(), InspectError> {
-            let (tx, rx) = mpsc::sync_channel::<Result<(usize, Array4<f32>), InspectError>>(1);
+            type Filled = Result<(std::ops::Range<usize>, Array4<f32>), InspectError>;
+            let (tx, rx) = mpsc::sync_channel::<Filled>(1);
+            let (back_tx, back_rx) = mpsc::channel::<Array4<f32>>();
             let tiles_ref = &tiles;
             let recipe_ref = &recipe;
+            let plan_ref = &plan;
             s.spawn(move || {
-                for (k, chunk) in tiles_ref.chunks(batch).enumerate() {
+                let mut spare: Vec<Array4<f32>> = Vec::with_capacity(2);
+                for range in plan_ref {
+                    let chunk = &tiles_ref[range.clone()];
                     // Static-batch models get a full batch; the padding tiles are ignored.
                     let n = if det.batch_dim() == BatchDim::Dynamic { chunk.len() } else { batch };
-                    let mut tensor = Array4::<f32>::zeros((n, recipe_ref.len(), th, tw));
+                    let shape = (n, recipe_ref.len(), th, tw);
+                    spare.extend(back_rx.try_iter());
+                    let mut tensor = match spare.iter().position(|t| t.dim() == shape) {
+                        Some(i) => spare.swap_remove(i),
+                        None => Array4::<f32>::zeros(shape),
+                    };
                     let filled = source
                         .fill_batch(chunk, recipe_ref, tensor.slice_mut(ndarray::s![..chunk.len(), .., .., ..]))
-                        .map(|_| (k, tensor))
+                        .map(|_| (range.clone(), tensor))
                         .map_err(|e| InspectError::Tiles {
                             scan: scan.display_name(),
                             model: spec.name.clone(),
@@ -277,8 +304,8 @@ impl Pipeline {
                 let t = Instant::now();
                 let Ok(msg) = rx.recv() else { break };
                 waited += t.elapsed();
-                let (k, tensor) = msg?;
-                let chunk = &tiles[k * batch..(k * batch + batch).min(tiles.len())];
+                let (range, tensor) = msg?;
+                let chunk = &tiles[range];
                 let input = match spec.input.layout {
                     Layout::Nchw => tensor.view(),
                     Layout::Nhwc => tensor.view().permuted_axes([0, 2, 3, 1]),
@@ -287,6 +314,8 @@ impl Pipeline {
                 let t = Instant::now();
                 let decoded = det.decode(&outputs, tensor.shape()[0], &mut stats)?;
                 times.decode += t.elapsed();
+                // The producer may be gone (last batch): then the tensor is simply dropped.
+                let _ = back_tx.send(tensor);
                 match decoded {
                     Decoded::Boxes(per_tile) => {
                         for (rect, dets) in chunk.iter().zip(per_tile) {
@@ -421,5 +450,19 @@ impl Pipeline {
             findings: findings.len(),
         };
         Ok((findings, run))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_plan;
+
+    #[test]
+    fn batch_plan_covers_every_tile_once_and_starts_small_when_it_can() {
+        assert_eq!(batch_plan(10, 4, true), vec![0..1, 1..5, 5..9, 9..10]);
+        assert_eq!(batch_plan(10, 4, false), vec![0..4, 4..8, 8..10]);
+        assert_eq!(batch_plan(1, 8, true), vec![0..1]);
+        assert_eq!(batch_plan(0, 8, true), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(batch_plan(3, 1, true), vec![0..1, 1..2, 2..3]);
     }
 }
