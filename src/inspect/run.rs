@@ -46,30 +46,26 @@ pub struct Pipeline {
     models: Vec<LoadedModel>,
 }
 
-/// Summed-area table of non-air pixels, so the air test of a tile costs four lookups.
-struct ContentIntegral {
-    table: Array2<u32>,
-}
-
-impl ContentIntegral {
-    fn new(att: &Array2<f32>, air_attenuation: f32) -> Self {
-        let (rows, cols) = att.dim();
-        let mut table = Array2::<u32>::zeros((rows + 1, cols + 1));
-        for y in 0..rows {
-            let mut row_sum = 0u32;
-            for x in 0..cols {
-                row_sum += u32::from(att[[y, x]] > air_attenuation);
-                table[[y + 1, x + 1]] = table[[y, x + 1]] + row_sum;
-            }
+/// Whether at least `need` pixels of `rect` are not air. Counting stops at `need`, so a tile
+/// with cargo is decided after a few rows and only all-air tiles are read in full.
+fn has_content(att: &Array2<f32>, rect: &TileRect, air_attenuation: f32, need: usize) -> bool {
+    if need == 0 {
+        return true;
+    }
+    let cols = att.ncols();
+    let Some(plane) = att.as_slice() else {
+        let tile = att.slice(ndarray::s![rect.y..rect.y + rect.height, rect.x..rect.x + rect.width]);
+        return tile.iter().filter(|&&a| a > air_attenuation).count() >= need;
+    };
+    let mut seen = 0;
+    for y in rect.y..rect.y + rect.height {
+        let row = &plane[y * cols + rect.x..y * cols + rect.x + rect.width];
+        seen += row.iter().filter(|&&a| a > air_attenuation).count();
+        if seen >= need {
+            return true;
         }
-        Self { table }
     }
-
-    fn count(&self, r: &TileRect) -> u32 {
-        let t = &self.table;
-        let (x0, y0, x1, y1) = (r.x, r.y, r.x + r.width, r.y + r.height);
-        t[[y1, x1]] + t[[y0, x0]] - t[[y0, x1]] - t[[y1, x0]]
-    }
+    false
 }
 
 /// The views shrunk by `scale` (< 1) with area averaging: each output pixel is the mean of
@@ -246,12 +242,16 @@ impl Pipeline {
         };
         let all_tiles = grid.tiles(rows, cols).map_err(tile_err)?;
         let tiles: Vec<TileRect> = if tiling.skip_air_tiles {
-            let content = ContentIntegral::new(&views.attenuation.high, tiling.air_attenuation);
-            all_tiles
-                .iter()
-                .copied()
-                .filter(|r| content.count(r) as f32 >= tiling.min_content_fraction * (r.width * r.height) as f32)
-                .collect()
+            use rayon::prelude::*;
+            let att = &views.attenuation.high;
+            let keep: Vec<bool> = all_tiles
+                .par_iter()
+                .map(|r| {
+                    let need = (tiling.min_content_fraction * (r.width * r.height) as f32).ceil().max(0.0) as usize;
+                    has_content(att, r, tiling.air_attenuation, need)
+                })
+                .collect();
+            all_tiles.iter().zip(keep).filter(|(_, k)| *k).map(|(r, _)| *r).collect()
         } else {
             all_tiles.clone()
         };
@@ -310,10 +310,7 @@ impl Pipeline {
                     Layout::Nchw => tensor.view(),
                     Layout::Nhwc => tensor.view().permuted_axes([0, 2, 3, 1]),
                 };
-                let outputs = det.run(input, &mut times)?;
-                let t = Instant::now();
-                let decoded = det.decode(&outputs, tensor.shape()[0], &mut stats)?;
-                times.decode += t.elapsed();
+                let decoded = det.run_decode(input, &mut stats, &mut times)?;
                 // The producer may be gone (last batch): then the tensor is simply dropped.
                 let _ = back_tx.send(tensor);
                 match decoded {
@@ -384,9 +381,7 @@ impl Pipeline {
                 Layout::Nchw => tensor.view(),
                 Layout::Nhwc => tensor.view().permuted_axes([0, 2, 3, 1]),
             };
-            let outputs = det.run(input, &mut times)?;
-            let t = Instant::now();
-            if let Decoded::Boxes(per_tile) = det.decode(&outputs, n, &mut stats)? {
+            if let Decoded::Boxes(per_tile) = det.run_decode(input, &mut stats, &mut times)? {
                 let (sx, sy) = (cols as f32 / rect.width as f32, rows as f32 / rect.height as f32);
                 for d in per_tile.into_iter().next().unwrap_or_default() {
                     let local = d.bbox.clip(rect.width as f32, rect.height as f32);
@@ -396,7 +391,6 @@ impl Pipeline {
                     }
                 }
             }
-            times.decode += t.elapsed();
         }
         timings.add_run(&times);
 
@@ -455,7 +449,33 @@ impl Pipeline {
 
 #[cfg(test)]
 mod tests {
-    use super::batch_plan;
+    use super::{TileRect, batch_plan, has_content};
+    use ndarray::Array2;
+
+    #[test]
+    fn content_test_counts_non_air_pixels_up_to_the_need() {
+        let mut att = Array2::<f32>::zeros((8, 10));
+        att[[2, 3]] = 1.0;
+        att[[5, 7]] = 1.0;
+        let all = TileRect { x: 0, y: 0, width: 10, height: 8 };
+        assert!(has_content(&att, &all, 0.05, 2));
+        assert!(!has_content(&att, &all, 0.05, 3));
+        assert!(has_content(&att, &all, 0.05, 0));
+        let left = TileRect { x: 0, y: 0, width: 5, height: 8 };
+        assert!(has_content(&att, &left, 0.05, 1) && !has_content(&att, &left, 0.05, 2));
+        // Exactly at the air threshold is air.
+        assert!(!has_content(
+            &Array2::from_elem((4, 4), 0.05f32),
+            &TileRect { x: 0, y: 0, width: 4, height: 4 },
+            0.05,
+            1
+        ));
+        // Other memory orders take the slow path to the same answer.
+        let mut fortran = Array2::<f32>::zeros(ndarray::ShapeBuilder::f((8, 10)));
+        fortran.assign(&att);
+        assert!(!fortran.is_standard_layout());
+        assert!(has_content(&fortran, &all, 0.05, 2) && !has_content(&fortran, &all, 0.05, 3));
+    }
 
     #[test]
     fn batch_plan_covers_every_tile_once_and_starts_small_when_it_can() {
