@@ -39,6 +39,9 @@ pub enum Command {
     Eval(nii_atr::eval::cli::EvalArgs),
     /// Generate labelled dual-energy cargo scans from a recipe (physics-based simulator).
     Synth(nii_atr::synth::cli::SynthArgs),
+    /// Declared-cargo verification over a generated split (preprocess + physics checks, no
+    /// models), scored against its truth: mass error, per-check precision/recall, false flags.
+    Verify(nii_atr::verify::cli::VerifyArgs),
 }
 
 /// Size limits for reading scans; the defaults fit a 40 ft container at 1 mm pitch.
@@ -104,5 +107,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Eval(a) => Ok(nii_atr::eval::cli::run(&a)?),
         Command::Synth(a) => nii_atr::synth::cli::run(&a).map(|_| ()).map_err(Into::into),
+        Command::Verify(a) => nii_atr::verify::cli::run(&a).map(|_| ()).map_err(Into::into),
     }
 }

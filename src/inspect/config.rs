@@ -151,6 +151,9 @@ pub struct PipelineConfig {
     /// Calibration, scanner profile override and material smoothing (the scan core's options).
     #[serde(default)]
     pub preprocess: PreprocessOptions,
+    /// Declared-cargo verification against the manifest (all keys default).
+    #[serde(default)]
+    pub verify: crate::verify::VerifyConfig,
     /// ONNX Runtime library, relative to this file; used unless the runtime is already loaded
     /// (the `--ort-library` flag loads it first and so wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,6 +220,7 @@ impl PipelineConfig {
         if d.threat_weights.values().chain([&d.default_weight]).any(|w| !w.is_finite() || *w < 0.0) {
             return Err("decision: threat weights must be finite and >= 0".into());
         }
+        self.verify.check()?;
         Ok(())
     }
 }
