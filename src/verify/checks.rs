@@ -348,21 +348,9 @@ fn commodity(
     }
     let in_class =
         |mix: &[f64; 4]| -> f64 { (0..4).filter(|&k| classes.contains(&MIX_CLASSES[k])).map(|k| mix[k]).sum() };
-    // The bulk of the load: medians over the loaded slices, so a minority part unlike the
-    // rest (a concealed object, a second commodity) does not decide; that is undeclared_goods.
-    let loaded: Vec<&Slice> = m.slices.iter().filter(|s| s.occupied >= cfg.loaded_slice_occupancy).collect();
-    let median = |mut v: Vec<f64>| -> f64 {
-        v.sort_by(f64::total_cmp);
-        if v.is_empty() { 0.0 } else { v[v.len() / 2] }
-    };
-    let (share, density) = if loaded.is_empty() {
-        (in_class(&m.mix_by_mass), m.density_g_cm3)
-    } else {
-        (
-            median(loaded.iter().map(|s| in_class(&s.mix)).collect()),
-            median(loaded.iter().map(|s| s.density_g_cm3).collect()),
-        )
-    };
+    // The whole load (occupancy-weighted density, mass-weighted mix): medians over slices were
+    // tried and are noisier (sparse slices between coils, machinery crates).
+    let (share, density) = (in_class(&m.mix_by_mass), m.density_g_cm3);
     let (lo, hi) = (d0 / cfg.density_margin, d1 * cfg.density_margin);
     let class_bad = share < min_share;
     let density_bad = !(lo..=hi).contains(&density);
@@ -372,14 +360,12 @@ fn commodity(
         100.0 * min_share
     );
     let measured_txt = format!(
-        "measured mix organic {:.0} % / mixed {:.0} % / inorganic {:.0} % / metal {:.0} % by mass; median over the \
-         loaded length: {:.0} % {}, apparent density {density:.2} g/cm3",
+        "measured mix organic {:.0} % / mixed {:.0} % / inorganic {:.0} % / metal {:.0} % by mass, apparent density \
+         {density:.2} g/cm3",
         100.0 * m.mix_by_mass[0],
         100.0 * m.mix_by_mass[1],
         100.0 * m.mix_by_mass[2],
-        100.0 * m.mix_by_mass[3],
-        100.0 * share,
-        class_names(&classes)
+        100.0 * m.mix_by_mass[3]
     );
     let mut r = if class_bad || density_bad {
         let mut why = Vec::new();

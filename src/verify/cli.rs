@@ -186,7 +186,18 @@ fn print_summary(s: &VerificationScores, results: &[VerificationResult], seconds
         n.cases
     );
     let r = |x: &super::eval::Rate| format!("{} ({}/{})", f(x.rate.map(|v| 100.0 * v)), x.hits, x.cases);
-    println!("under-declared >= 25 % caught: {}", r(&s.underdeclared_large_recall));
+    println!(
+        "under-declared >= 25 % caught: {} (penetrable loads: {})",
+        r(&s.underdeclared_large_recall),
+        r(&s.underdeclared_large_recall_penetrable)
+    );
+    let p = &s.mass_error_penetrable;
+    println!(
+        "mass error, penetrable loads: median {} p95 {} ({} cases)",
+        f(p.median_abs_pct),
+        f(p.p95_abs_pct),
+        p.cases
+    );
     println!(
         "false flags on correct declarations: {} (nothing concealed: {})",
         r(&s.false_flags_correct),
