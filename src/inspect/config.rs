@@ -239,6 +239,28 @@ mod tests {
     }
 
     #[test]
+    fn configs_without_verify_still_load_and_bad_verify_keys_are_rejected() {
+        // A config written before declared-cargo verification existed: defaults apply.
+        let base = "schema_version = 1\n[[models]]\npath = 'm.onnx'\n";
+        let old: PipelineConfig = toml::from_str(base).unwrap();
+        old.check().unwrap();
+        assert_eq!(old.verify, crate::verify::VerifyConfig::default());
+        assert!(old.verify.enabled);
+        let tuned: PipelineConfig = toml::from_str(&format!("{base}[verify]\nweight_tolerance = 0.1\n")).unwrap();
+        tuned.check().unwrap();
+        assert_eq!(tuned.verify.weight_tolerance, 0.1);
+        for bad in [
+            "[verify]\nweight_tolerance = -0.1\n",
+            "[verify]\nfinding_score = 2.0\n",
+            "[verify]\nclass_materials = ['cellulose', 'bone', 'glass', 'unobtainium']\n",
+        ] {
+            let cfg: PipelineConfig = toml::from_str(&format!("{base}{bad}")).unwrap();
+            assert!(cfg.check().is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<PipelineConfig>(&format!("{base}[verify]\nweight_tolerence = 0.1\n")).is_err());
+    }
+
+    #[test]
     fn bad_configs_are_rejected() {
         let base = "schema_version = 1\n[[models]]\npath = 'm.onnx'\n";
         let ok: PipelineConfig = toml::from_str(base).unwrap();

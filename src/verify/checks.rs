@@ -106,8 +106,8 @@ fn region_of(m: &CargoMeasures, slices: &[&Slice]) -> Option<RegionEvidence> {
     let density = if occ > 0.0 { slices.iter().map(|s| s.density_g_cm3 * s.occupied).sum::<f64>() / occ } else { 0.0 };
     let mut mix = [0.0; 4];
     for s in slices {
-        for k in 0..4 {
-            mix[k] += s.mix[k] * s.mass_kg.max(0.0);
+        for (acc, v) in mix.iter_mut().zip(&s.mix) {
+            *acc += v * s.mass_kg.max(0.0);
         }
     }
     let dom = (0..4).max_by(|&a, &b| mix[a].total_cmp(&mix[b])).unwrap_or(0);
@@ -408,8 +408,8 @@ fn features(slices: &[&Slice]) -> ([f64; 4], f64) {
     for s in slices {
         let w = s.mass_kg.max(0.0);
         total += w;
-        for k in 0..4 {
-            mix[k] += s.mix[k] * w;
+        for (acc, v) in mix.iter_mut().zip(&s.mix) {
+            *acc += v * w;
         }
     }
     if total > 0.0 {
@@ -545,8 +545,8 @@ mod tests {
         let mass_kg = slices.iter().map(|s| s.mass_kg).sum();
         let mut mix = [0.0; 4];
         for s in &slices {
-            for k in 0..4 {
-                mix[k] += s.mix[k] * s.mass_kg / mass_kg;
+            for (acc, v) in mix.iter_mut().zip(&s.mix) {
+                *acc += v * s.mass_kg / mass_kg;
             }
         }
         let density = slices.iter().map(|s| s.density_g_cm3).sum::<f64>() / slices.len().max(1) as f64;

@@ -209,10 +209,10 @@ fn print_summary(s: &VerificationScores, results: &[VerificationResult], seconds
         r(&s.empty_false_flags)
     );
     let skipped_reasons: usize = results.iter().filter(|v| v.measure_error.is_some()).count();
-    if skipped_reasons > 0 {
-        if let Some(why) = results.iter().find_map(|v| v.measure_error.as_deref()) {
-            println!("{skipped_reasons} scans not measured, e.g.: {why}");
-        }
+    if skipped_reasons > 0
+        && let Some(why) = results.iter().find_map(|v| v.measure_error.as_deref())
+    {
+        println!("{skipped_reasons} scans not measured, e.g.: {why}");
     }
 }
 

@@ -361,8 +361,8 @@ pub fn measure(
     }
     // Dead detector rows: the load there is taken as the mean of the rows next to them.
     let mut dead_fill = 0.0f64;
-    for i in 0..row_masses.len() {
-        if row_masses[i].is_none() {
+    for (i, row) in row_masses.iter().enumerate() {
+        if row.is_none() {
             let prev = row_masses[..i].iter().rev().find_map(|m| *m);
             let next = row_masses[i + 1..].iter().find_map(|m| *m);
             dead_fill += match (prev, next) {
@@ -383,8 +383,8 @@ pub fn measure(
 
     let mut class_mass = [0.0f64; 5];
     for m in &col_mass {
-        for k in 0..5 {
-            class_mass[k] += m[k];
+        for (acc, v) in class_mass.iter_mut().zip(m) {
+            *acc += v;
         }
     }
     let raw_g: f64 = class_mass.iter().sum::<f64>() + dead_fill + hidden;
@@ -413,8 +413,8 @@ pub fn measure(
         let mut mix = [0.0f64; 4];
         let mut mass_g = 0.0;
         for m in &col_mass[s0..s1] {
-            for k in 0..4 {
-                mix[k] += m[k];
+            for (acc, v) in mix.iter_mut().zip(m) {
+                *acc += v;
             }
             mass_g += m.iter().sum::<f64>();
         }
