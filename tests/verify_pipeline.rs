@@ -110,3 +110,27 @@ fn an_image_without_a_container_is_skipped_with_a_reason() {
     assert!(r.measure_error.as_deref().unwrap().contains("no container"), "{:?}", r.measure_error);
     assert!(r.checks.iter().all(|c| c.outcome == Outcome::Skipped));
 }
+
+#[test]
+fn inspection_carries_the_checks_and_a_flag_reaches_the_decision() {
+    use nii_atr::inspect::findings::FindingKind;
+    use nii_atr::inspect::{Decision, Pipeline, PipelineConfig};
+    let (mut scan, _) = case(&recipe("empty_share = 0.0\ncommodities = [\"garments\"]\n"), 0);
+    scan.descriptor.manifest = Some(Manifest { declared_empty: true, ..Manifest::default() });
+    let cfg =
+        PipelineConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pipeline.default.toml")).unwrap();
+    let (r, _) = Pipeline::load(cfg.clone()).unwrap().inspect(&scan).unwrap();
+    let cargo = r.cargo.as_ref().expect("verification is on by default");
+    assert_eq!(cargo.checks.len(), 4);
+    let f = r.findings.iter().find(|f| f.kind == FindingKind::ManifestCheck).expect("a manifest finding");
+    assert_eq!(f.class_name, "not_empty");
+    assert_eq!(f.cargo_check.as_ref().unwrap().outcome, Outcome::Flagged);
+    assert!(r.decision >= Decision::Review, "{:?}: {:?}", r.decision, r.reasons);
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["cargo"]["checks"][3]["check"], "not_empty");
+    // Verification off: no cargo block, no manifest finding.
+    let mut off = cfg;
+    off.verify.enabled = false;
+    let (r, _) = Pipeline::load(off).unwrap().inspect(&scan).unwrap();
+    assert!(r.cargo.is_none() && r.findings.iter().all(|f| f.kind != FindingKind::ManifestCheck));
+}

@@ -151,9 +151,8 @@ impl VerifyConfig {
                 return Err(format!("verify.{name} must be in [0, 1]"));
             }
         }
-        if !(self.air_attenuation.is_finite() && self.chassis_band_attenuation.is_finite())
-            || !(self.baseline_margin.is_finite() && self.baseline_margin >= 0.0)
-        {
+        let finite = self.air_attenuation.is_finite() && self.chassis_band_attenuation.is_finite();
+        if !(finite && self.baseline_margin.is_finite() && self.baseline_margin >= 0.0) {
             return Err("verify: attenuation thresholds must be finite".into());
         }
         let table = crate::physics::AttenuationTable::embedded().map_err(|e| e.to_string())?;
