@@ -217,6 +217,10 @@ pub fn find_cargo_region(
     let a = &att.high;
     let (rows, cols) = a.dim();
     let air = cfg.air_attenuation;
+    let ok = |v: f32| v.is_finite() && (0.1..=100.0).contains(&v);
+    if !(ok(pitch.along) && ok(pitch.vertical)) {
+        return Err(format!("pixel pitch {pitch:?} mm outside 0.1..100 mm"));
+    }
     let col_frac: Vec<f64> =
         (0..cols).map(|c| a.column(c).iter().filter(|&&v| v > 2.0 * air).count() as f64 / rows.max(1) as f64).collect();
     let front = col_frac.iter().position(|&f| f > 0.3).ok_or("no container in the image (no column holds material)")?;
@@ -264,7 +268,7 @@ pub fn find_cargo_region(
         }
         low[i]
     };
-    let band = (top + min_height..rows.saturating_sub(k)).find(|&r| {
+    let band = (top.saturating_add(min_height)..rows.saturating_sub(k)).find(|&r| {
         !dead[r] && low[r] > cfg.chassis_band_attenuation && low[r] - near(r, true).max(near(r, false)) > 1.0
     });
     let (bottom, floor_found) = match band {
@@ -524,6 +528,38 @@ mod tests {
         assert!((8.0..12.0).contains(&x), "{x}");
         // Noise below the container gives a negative density of the same size, not NaN.
         assert!((model.areal_density(MaterialClass::Organic, -0.45) + x).abs() < 1e-4);
+    }
+
+    #[test]
+    fn regions_need_a_sane_pitch_and_a_container() {
+        let (rows, cols) = (300, 900);
+        // A box of wall-like attenuation filling the middle of the image, air around it.
+        let high = ndarray::Array2::from_shape_fn((rows, cols), |(r, c)| {
+            if (20..280).contains(&r) && (100..800).contains(&c) { 0.5f32 } else { 0.0 }
+        });
+        let att = AttenuationImage {
+            low: Some(high.clone()),
+            high,
+            flags: ndarray::Array2::zeros((rows, cols)),
+            max_attenuation: 11.5,
+            air_high: ndarray::Array1::zeros(rows),
+            dark_high: ndarray::Array1::zeros(rows),
+        };
+        let cfg = VerifyConfig::default();
+        for bad in [0.0, -5.0, f32::NAN, 1e6] {
+            let err = find_cargo_region(&att, &PixelPitch { along: bad, vertical: 10.0 }, &cfg).unwrap_err();
+            assert!(err.contains("pixel pitch"), "{err}");
+        }
+        // 700 columns of 10 mm: a 7 m "container" whose ends are found at columns 100 and 800,
+        // interior 17 cm (17 columns) inside them; no chassis band, so the bottom is the last
+        // row with material.
+        let r = find_cargo_region(&att, &PixelPitch { along: 10.0, vertical: 10.0 }, &cfg).unwrap();
+        assert_eq!(r.container_columns, [100, 800]);
+        assert_eq!(r.columns, [117, 783]);
+        assert_eq!(r.rows, [20, 280]);
+        assert!(!r.floor_found);
+        // Too short to be a container at 1 mm pitch (0.7 m).
+        assert!(find_cargo_region(&att, &PixelPitch { along: 1.0, vertical: 10.0 }, &cfg).is_err());
     }
 
     #[test]
