@@ -1,7 +1,8 @@
 //! nii-atr: automated threat recognition for dual-energy X-ray scans of cargo.
 //!
 //! Pipeline order: [`scan`] (read) → [`preprocess`] (calibrate, materials, views, tiles) →
-//! detectors → merge → findings and decision → reports. [`runtime`] loads ONNX Runtime.
+//! detectors → merge → findings and decision → reports; [`verify`] checks the load against
+//! the declared manifest. [`runtime`] loads ONNX Runtime.
 
 pub mod bench;
 pub mod detect;
@@ -15,5 +16,6 @@ pub mod preprocess;
 pub mod runtime;
 pub mod scan;
 pub mod synth;
+pub mod verify;
 
 pub use error::{Error, Result, error_chain};

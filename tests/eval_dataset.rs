@@ -63,7 +63,10 @@ fn dataset_runs_are_scored_with_latency_and_can_be_compared() {
     assert_eq!(p["n_scans"], 3);
     assert_eq!(p["failed"].as_array().unwrap().len(), 0);
     let stages: Vec<&str> = p["latency"].as_array().unwrap().iter().map(|l| l["stage"].as_str().unwrap()).collect();
-    assert_eq!(stages, ["read", "calibrate", "render", "preprocess", "ort_run", "decode", "merge", "inspect", "scan"]);
+    assert_eq!(
+        stages,
+        ["read", "calibrate", "render", "preprocess", "ort_run", "decode", "merge", "verify", "inspect", "scan"]
+    );
     for l in p["latency"].as_array().unwrap() {
         let (med, p95, max) =
             (l["median_ms"].as_f64().unwrap(), l["p95_ms"].as_f64().unwrap(), l["max_ms"].as_f64().unwrap());
@@ -75,10 +78,14 @@ fn dataset_runs_are_scored_with_latency_and_can_be_compared() {
         .sum();
     assert_eq!(decided, 3);
     assert_eq!(p["scan_scores"][0]["score"], "pipeline risk");
+    // The default pipeline checks the manifests; a generated split's truth scores them.
+    assert_eq!(r["verification"]["cases"], 3);
+    assert!(r["verification"]["checks"]["weight_mismatch"].is_object());
     // The toy detector's class is not a threat category of the labels: counted, not scored.
     assert_eq!(r["inputs"]["n_predictions"], 0);
     let md = std::fs::read_to_string(a.join("summary.md")).unwrap();
     assert!(md.contains("## Pipeline run") && md.contains("| latency (ms) | median | p95 | max |"), "{md}");
+    assert!(md.contains("## Declared-cargo verification"), "{md}");
     // The engine's detections are kept beside the report, so `eval compare` can re-score them.
     assert!(a.join("predictions.json").is_file());
     assert_eq!(

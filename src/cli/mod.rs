@@ -43,6 +43,9 @@ pub enum Command {
     /// Speed figures as ratios to same-process baselines: pipeline overhead over model time,
     /// merge, decode, tile tensors.
     Bench(bench::BenchArgs),
+    /// Declared-cargo verification over a generated split (preprocess + physics checks, no
+    /// models), scored against its truth: mass error, per-check precision/recall, false flags.
+    Verify(nii_atr::verify::cli::VerifyArgs),
 }
 
 /// Size limits for reading scans; the defaults fit a 40 ft container at 1 mm pitch.
@@ -119,5 +122,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             bench::run(&a)
         }
         Command::Synth(a) => nii_atr::synth::cli::run(&a).map(|_| ()).map_err(Into::into),
+        Command::Verify(a) => nii_atr::verify::cli::run(&a).map(|_| ()).map_err(Into::into),
     }
 }

@@ -222,6 +222,18 @@ fn score_dataset(args: &ScoreArgs, split: &Path) -> Result<Evaluation, EvalError
     let pb = progress_bar();
     let mut ev = report::evaluate_with_progress(&dataset, &predictions, &config, &model, &pb)?;
     ev.report.pipeline = Some(run.pipeline);
+    // A generated split records what was really loaded: score the manifest checks against it.
+    if split.join("truth.jsonl").is_file() && !run.verification.is_empty() {
+        let truth = crate::verify::eval::read_truth(split)
+            .map_err(|e| EvalError::Report { path: split.join("truth.jsonl"), reason: crate::error_chain(&e) })?;
+        let by_case: std::collections::HashMap<&str, &crate::synth::dataset::CaseTruth> =
+            truth.iter().map(|t| (t.case_id.as_str(), t)).collect();
+        let cases: Vec<_> =
+            run.verification.iter().filter_map(|(id, v)| by_case.get(id.as_str()).map(|t| (*t, v))).collect();
+        if !cases.is_empty() {
+            ev.report.verification = Some(crate::verify::eval::VerificationScores::from_cases(cases));
+        }
+    }
     let mut written = Vec::new();
     if let Some(dir) = &args.report {
         pb.set_message("writing report");
@@ -231,6 +243,9 @@ fn score_dataset(args: &ScoreArgs, split: &Path) -> Result<Evaluation, EvalError
     println!("{}", summary_line(&ev.report));
     if let Some(p) = &ev.report.pipeline {
         print!("{}", super::engine::markdown(p));
+    }
+    if let Some(v) = &ev.report.verification {
+        print!("{}", v.markdown());
     }
     for p in written {
         println!("wrote {}", p.display());

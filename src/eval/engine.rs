@@ -172,6 +172,8 @@ pub struct PipelineRun {
 pub struct EngineRun {
     pub detections: Vec<ImageDetections>,
     pub pipeline: PipelineRun,
+    /// Declared-cargo verification of each inspected scan, by scan id.
+    pub verification: Vec<(String, crate::verify::VerificationResult)>,
 }
 
 struct ScanResult {
@@ -221,6 +223,7 @@ pub fn run_split(
     });
 
     let mut detections = Vec::with_capacity(results.len());
+    let mut verification = Vec::new();
     let mut unmapped: BTreeMap<String, usize> = BTreeMap::new();
     let mut failed = Vec::new();
     let (mut decisions_threat, mut decisions_clean) = (DecisionCounts::default(), DecisionCounts::default());
@@ -228,13 +231,17 @@ pub fn run_split(
     // Per scan: risk, then each model's highest finding score (-inf without findings).
     let mut scores: Vec<Vec<f64>> = vec![Vec::with_capacity(results.len()); 1 + model_names.len()];
     let mut labels = Vec::with_capacity(results.len());
-    let stages = ["read", "calibrate", "render", "preprocess", "ort_run", "decode", "merge", "inspect", "scan"];
+    let stages =
+        ["read", "calibrate", "render", "preprocess", "ort_run", "decode", "merge", "verify", "inspect", "scan"];
     let mut latency: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     for r in &results {
         labels.push(positive.contains(&r.image_id));
         let mut boxes = Vec::new();
         match &r.outcome {
             Ok(ins) => {
+                if let Some(cargo) = &ins.cargo {
+                    verification.push((ins.scan_id.clone(), cargo.clone()));
+                }
                 if positive.contains(&r.image_id) {
                     decisions_threat.add(ins.decision);
                 } else {
@@ -277,6 +284,7 @@ pub fn run_split(
                     t.ort_run_ms,
                     t.decode_ms,
                     t.merge_ms,
+                    t.verify_ms,
                     t.total_ms,
                     r.read_ms + t.total_ms,
                 ];
@@ -319,7 +327,7 @@ pub fn run_split(
         latency: stages.iter().zip(latency).map(|(s, v)| stage_latency(s, v)).collect(),
         wall_s: started.elapsed().as_secs_f64(),
     };
-    EngineRun { detections, pipeline: pipeline_run }
+    EngineRun { detections, pipeline: pipeline_run, verification }
 }
 
 /// A progress bar over the scans of a split.

@@ -129,6 +129,9 @@ pub struct Report {
     /// Present when the report comes from running a pipeline over a split (`--dataset`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<super::engine::PipelineRun>,
+    /// Declared-cargo checks against the split's truth (`--dataset` on a generated split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::verify::eval::VerificationScores>,
 }
 
 /// The report plus the per-scan state that comparisons and plots need.
@@ -247,6 +250,7 @@ pub fn evaluate_with_progress(
         tide,
         bootstrap,
         pipeline: None,
+        verification: None,
     };
     Ok(Evaluation { report, coco: ev, scans })
 }
@@ -449,6 +453,10 @@ pub fn markdown(r: &Report) -> String {
     if let Some(p) = &r.pipeline {
         s.push('\n');
         s.push_str(&super::engine::markdown(p));
+    }
+    if let Some(v) = &r.verification {
+        s.push('\n');
+        s.push_str(&v.markdown());
     }
     let _ = writeln!(
         s,

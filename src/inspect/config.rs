@@ -151,6 +151,9 @@ pub struct PipelineConfig {
     /// Calibration, scanner profile override and material smoothing (the scan core's options).
     #[serde(default)]
     pub preprocess: PreprocessOptions,
+    /// Declared-cargo verification against the manifest (all keys default).
+    #[serde(default)]
+    pub verify: crate::verify::VerifyConfig,
     /// ONNX Runtime library, relative to this file; used unless the runtime is already loaded
     /// (the `--ort-library` flag loads it first and so wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,6 +220,7 @@ impl PipelineConfig {
         if d.threat_weights.values().chain([&d.default_weight]).any(|w| !w.is_finite() || *w < 0.0) {
             return Err("decision: threat weights must be finite and >= 0".into());
         }
+        self.verify.check()?;
         Ok(())
     }
 }
@@ -232,6 +236,28 @@ mod tests {
         assert!(cfg.models.iter().any(|m| m.enabled));
         assert!(cfg.resolve(&cfg.models[0].path).is_file(), "default model path must exist");
         assert_eq!(cfg.decision.weight(ThreatCategory::Weapon), 1.0);
+    }
+
+    #[test]
+    fn configs_without_verify_still_load_and_bad_verify_keys_are_rejected() {
+        // A config written before declared-cargo verification existed: defaults apply.
+        let base = "schema_version = 1\n[[models]]\npath = 'm.onnx'\n";
+        let old: PipelineConfig = toml::from_str(base).unwrap();
+        old.check().unwrap();
+        assert_eq!(old.verify, crate::verify::VerifyConfig::default());
+        assert!(old.verify.enabled);
+        let tuned: PipelineConfig = toml::from_str(&format!("{base}[verify]\nweight_tolerance = 0.1\n")).unwrap();
+        tuned.check().unwrap();
+        assert_eq!(tuned.verify.weight_tolerance, 0.1);
+        for bad in [
+            "[verify]\nweight_tolerance = -0.1\n",
+            "[verify]\nfinding_score = 2.0\n",
+            "[verify]\nclass_materials = ['cellulose', 'bone', 'glass', 'unobtainium']\n",
+        ] {
+            let cfg: PipelineConfig = toml::from_str(&format!("{base}{bad}")).unwrap();
+            assert!(cfg.check().is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<PipelineConfig>(&format!("{base}[verify]\nweight_tolerence = 0.1\n")).is_err());
     }
 
     #[test]

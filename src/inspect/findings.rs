@@ -20,6 +20,8 @@ pub enum FindingKind {
     AnomalyRegion,
     /// A tile (or merged tiles) a classifier flagged.
     TileClass,
+    /// A declared-cargo check that flagged the load against the manifest (`verify`).
+    ManifestCheck,
 }
 
 /// A box in millimetres: `x` along the vehicle (scan direction), `y` down the detector.
@@ -113,6 +115,9 @@ pub struct Finding {
     pub evidence: MaterialEvidence,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<RegionStats>,
+    /// The manifest check behind a [`FindingKind::ManifestCheck`] finding, with its evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cargo_check: Option<crate::verify::CheckResult>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -163,6 +168,8 @@ pub struct StageTimings {
     /// Copying outputs out of ONNX Runtime and decoding them.
     pub decode_ms: f64,
     pub merge_ms: f64,
+    /// Declared-cargo verification (measures and manifest checks).
+    pub verify_ms: f64,
     pub total_ms: f64,
 }
 
@@ -188,6 +195,10 @@ pub struct Inspection {
     pub findings: Vec<Finding>,
     pub models: Vec<ModelRun>,
     pub timings: StageTimings,
+    /// Declared-cargo verification: the load's measures and every manifest check with its
+    /// outcome (passed, flagged, skipped with the reason); absent when `[verify]` is disabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cargo: Option<crate::verify::VerificationResult>,
 }
 
 /// Risk and decision from findings, model health and the configured rule.
@@ -254,6 +265,7 @@ mod tests {
                 mean_attenuation: 0.0,
             },
             region: None,
+            cargo_check: None,
         }
     }
 

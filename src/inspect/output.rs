@@ -219,9 +219,11 @@ mod tests {
                     mean_attenuation: 3.0,
                 },
                 region: None,
+                cargo_check: None,
             }],
             models: vec![],
             timings: StageTimings::default(),
+            cargo: None,
         }
     }
 

@@ -44,6 +44,8 @@ struct LoadedModel {
 pub struct Pipeline {
     cfg: PipelineConfig,
     models: Vec<LoadedModel>,
+    /// Commodity reference of the manifest checks (built-in lines plus `[verify] reference`).
+    reference: crate::verify::CommodityReference,
 }
 
 /// Whether at least `need` pixels of `rect` are not air. Counting stops at `need`, so a tile
@@ -148,7 +150,11 @@ impl Pipeline {
             }
             models.push(LoadedModel { detector, batch_size: entry.batch_size });
         }
-        Ok(Self { cfg, models })
+        let extra = cfg.verify.reference.as_ref().map(|p| cfg.resolve(p));
+        let reference = crate::verify::CommodityReference::with_extra(extra.as_deref()).map_err(|e| {
+            InspectError::Config(ConfigError::Invalid { path: cfg.base_dir.clone(), reason: e.to_string() })
+        })?;
+        Ok(Self { cfg, models, reference })
     }
 
     pub fn from_path(config: &Path) -> Result<Self, InspectError> {
@@ -192,6 +198,16 @@ impl Pipeline {
             findings.extend(f);
             runs.push(r);
         }
+        // Declared-cargo verification: physics only, after preprocessing; its flagged checks
+        // are findings and so take part in the decision.
+        let t = Instant::now();
+        let cargo = self.cfg.verify.enabled.then(|| {
+            crate::verify::verify(scan, &views.attenuation, &views.materials, &self.reference, &self.cfg.verify)
+        });
+        if let Some(c) = &cargo {
+            findings.extend(crate::verify::findings(c, scan, &views.attenuation, &views.materials, &self.cfg.verify));
+        }
+        timings.verify_ms = ms(t.elapsed());
         findings.sort_by(|a: &Finding, b: &Finding| b.score.total_cmp(&a.score));
         let (risk_score, decision, reasons) = decide(&findings, &runs, &self.cfg.decision);
         timings.total_ms = ms(start.elapsed());
@@ -209,6 +225,7 @@ impl Pipeline {
             findings,
             models: runs,
             timings,
+            cargo,
         };
         Ok((inspection, views))
     }
@@ -412,6 +429,7 @@ impl Pipeline {
                 model: spec.name.clone(),
                 evidence: MaterialEvidence::in_box(&bbox, &views.attenuation.high, Some(&views.materials)),
                 region,
+                cargo_check: None,
             }
         };
         let mut findings = Vec::new();
