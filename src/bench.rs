@@ -179,6 +179,8 @@ pub struct EndToEnd {
     pub tensors_ms: f64,
     pub decode_ms: f64,
     pub merge_ms: f64,
+    /// Declared-cargo verification, when the config runs it.
+    pub verify_ms: f64,
     pub outputs_ms: f64,
     /// Everything but the model, over the model's time.
     pub overhead: f64,
@@ -228,6 +230,7 @@ pub fn end_to_end(
         tensors_ms: t.preprocess_ms,
         decode_ms: t.decode_ms,
         merge_ms: t.merge_ms,
+        verify_ms: t.verify_ms,
         outputs_ms,
         overhead: (wall_ms - t.ort_run_ms) / t.ort_run_ms,
     })

@@ -87,8 +87,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!("  ONNX Runtime run                       {:>9.1} ms", e2e.ort_run_ms);
     println!(
         "  read {:.1}, calibrate+materials {:.1}, render {:.1}, tensors not hidden {:.1}, decode {:.1}, \
-         merge {:.1}, report+overlay {:.1} ms",
-        e2e.read_ms, e2e.calibrate_ms, e2e.render_ms, e2e.tensors_ms, e2e.decode_ms, e2e.merge_ms, e2e.outputs_ms
+         merge {:.1}, manifest checks {:.1}, report+overlay {:.1} ms",
+        e2e.read_ms,
+        e2e.calibrate_ms,
+        e2e.render_ms,
+        e2e.tensors_ms,
+        e2e.decode_ms,
+        e2e.merge_ms,
+        e2e.verify_ms,
+        e2e.outputs_ms
     );
     println!("{}", line(&overhead));
     println!("\ncomponents (median of {} runs, same process):", runs * 3);
