@@ -11,7 +11,7 @@ PYTHON      ?= python3
 CARGO       ?= cargo
 DEMO_DIR    := out/demo
 
-.PHONY: all setup demo test fmt clippy unit bench clean-cache
+.PHONY: all setup demo test fmt clippy unit bench models clean-cache
 
 all: test
 
@@ -60,6 +60,36 @@ unit:
 ## bench: criterion benches (not part of `make test`)
 bench: setup
 	$(CARGO) bench
+
+## models: regenerate training data, retrain and export both shipped models (not part of `make test`)
+# Each model trains within its --budget-min on 2 CPU cores; TRAIN_CASES / VAL_CASES are the first
+# cases of the cargo-bench train / val splits (the test split is never touched here).
+MODELS_DATA ?= datasets/generated/models-bench
+TRAIN_CASES ?= 300
+VAL_CASES   ?= 100
+TRAIN_VENV  := .cache/train-venv
+TRAIN_PY    := $(TRAIN_VENV)/bin/python
+DET_SPEC    := models/concealment-det/model.toml
+
+$(TRAIN_VENV)/ok: models/train/requirements.txt
+	$(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install --quiet -r models/train/requirements.txt
+	@touch $@
+
+models: setup $(TRAIN_VENV)/ok
+	$(CARGO) build --release --quiet
+	./target/release/nii-atr synth --recipe datasets/recipes/cargo-bench.toml --split train --cases $(TRAIN_CASES) \
+	  --no-preview -o $(MODELS_DATA)
+	./target/release/nii-atr synth --recipe datasets/recipes/cargo-bench.toml --split val --cases $(VAL_CASES) \
+	  --no-preview -o $(MODELS_DATA)
+	./target/release/nii-atr tiles --dataset $(MODELS_DATA)/train --spec $(DET_SPEC) \
+	  --config models/pipeline.default.toml --keep-background 0.25 -o $(MODELS_DATA)/tiles-train
+	./target/release/nii-atr tiles --dataset $(MODELS_DATA)/val --spec $(DET_SPEC) \
+	  --config models/pipeline.default.toml --keep-background 1.0 -o $(MODELS_DATA)/tiles-val
+	cd models/train && ../../$(TRAIN_PY) detector.py --train ../../$(MODELS_DATA)/tiles-train \
+	  --val ../../$(MODELS_DATA)/tiles-val --spec ../../$(DET_SPEC) --out ../concealment-det
+	cd models/train && ../../$(TRAIN_PY) anomaly.py --train ../../$(MODELS_DATA)/tiles-train \
+	  --val ../../$(MODELS_DATA)/tiles-val --spec ../../$(DET_SPEC) --out ../cargo-anomaly
 
 clean-cache:
 	rm -rf .cache

@@ -3,6 +3,7 @@
 mod demo;
 mod info;
 mod render;
+mod tiles;
 
 use std::path::PathBuf;
 
@@ -39,6 +40,8 @@ pub enum Command {
     Eval(nii_atr::eval::cli::EvalArgs),
     /// Generate labelled dual-energy cargo scans from a recipe (physics-based simulator).
     Synth(nii_atr::synth::cli::SynthArgs),
+    /// Export model-input tiles and clipped box labels from a labelled split, for training.
+    Tiles(tiles::TilesArgs),
 }
 
 /// Size limits for reading scans; the defaults fit a 40 ft container at 1 mm pitch.
@@ -104,5 +107,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Eval(a) => Ok(nii_atr::eval::cli::run(&a)?),
         Command::Synth(a) => nii_atr::synth::cli::run(&a).map(|_| ()).map_err(Into::into),
+        Command::Tiles(a) => tiles::run(&a),
     }
 }

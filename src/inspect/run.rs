@@ -47,12 +47,13 @@ pub struct Pipeline {
 }
 
 /// Summed-area table of non-air pixels, so the air test of a tile costs four lookups.
-struct ContentIntegral {
+/// Public so that training-tile export (`preprocess::export`) skips exactly the same tiles.
+pub struct ContentIntegral {
     table: Array2<u32>,
 }
 
 impl ContentIntegral {
-    fn new(att: &Array2<f32>, air_attenuation: f32) -> Self {
+    pub fn new(att: &Array2<f32>, air_attenuation: f32) -> Self {
         let (rows, cols) = att.dim();
         let mut table = Array2::<u32>::zeros((rows + 1, cols + 1));
         for y in 0..rows {
@@ -65,7 +66,7 @@ impl ContentIntegral {
         Self { table }
     }
 
-    fn count(&self, r: &TileRect) -> u32 {
+    pub fn count(&self, r: &TileRect) -> u32 {
         let t = &self.table;
         let (x0, y0, x1, y1) = (r.x, r.y, r.x + r.width, r.y + r.height);
         t[[y1, x1]] + t[[y0, x0]] - t[[y0, x1]] - t[[y1, x0]]
@@ -74,7 +75,8 @@ impl ContentIntegral {
 
 /// The views shrunk by `scale` (< 1) with area averaging: each output pixel is the mean of
 /// the source pixels it covers, so thin dense objects fade instead of vanishing or aliasing.
-fn shrink(v: &ScanViews, scale: f32) -> ScanViews {
+/// Public so that training export builds the full-scan input exactly as inference does.
+pub fn shrink(v: &ScanViews, scale: f32) -> ScanViews {
     let (rows, cols) = (v.attenuation.rows(), v.attenuation.columns());
     let (h, w) = (((rows as f32 * scale).round() as usize).max(1), ((cols as f32 * scale).round() as usize).max(1));
     let span = |i: usize, n_out: usize, n_in: usize| {
