@@ -63,7 +63,7 @@ fn exported_tiles_are_the_engines_inputs_with_their_boxes() {
     let dir = tempfile::tempdir().unwrap();
     let recipe = Recipe::parse(RECIPE, Path::new("t.toml")).unwrap();
     let cat = Catalogue::embedded(AttenuationTable::embedded().unwrap()).unwrap();
-    let gen = GenerateOptions {
+    let generate_opts = GenerateOptions {
         out: dir.path().join("data"),
         splits: vec![],
         cases: None,
@@ -72,7 +72,7 @@ fn exported_tiles_are_the_engines_inputs_with_their_boxes() {
         previews: false,
         progress: false,
     };
-    generate(&recipe, &cat, &gen).unwrap();
+    generate(&recipe, &cat, &generate_opts).unwrap();
     let split = dir.path().join("data/train");
     let spec = dir.path().join("spec.toml");
     std::fs::write(&spec, SPEC).unwrap();
