@@ -336,9 +336,9 @@ schema_version = 1
 name = "concealment-det"
 version = "{version}"
 task = "detect"
-# Scores are shifted per class so that 0.5 is each class's operating point chosen on val
-# (at most {rate_pct}% of val scans without the class score above it). The output floor is
-# lower so that ROC curves and mAP see the whole score range.
+# Scores are shifted per class so that 0.5 is each class's operating point chosen on val:
+# the {q_pct}% quantile of the class's top score over val scans without the class. The output
+# floor is lower so that ROC curves and mAP see the whole score range.
 score_threshold = {floor}
 
 [input]
@@ -429,7 +429,7 @@ def main() -> None:
         f'\n[[classes]]\nname = "{n}"\nthreat = "{THREATS[n]}"\n' for n in CATEGORIES
     )
     (args.out / "model.toml").write_text(SPEC.format(
-        version=args.version, rate_pct=args.val_rate * 100, floor=args.floor, w=inp["width"], h=inp["height"],
+        version=args.version, q_pct=f"{(1 - args.val_rate) * 100:g}", floor=args.floor, w=inp["width"], h=inp["height"],
         m0=ch[0].get("mean", 0.0), s0=ch[0].get("std", 1.0), m1=ch[1].get("mean", 0.0), s1=ch[1].get("std", 1.0),
         m2=ch[2].get("mean", 0.0), s2=ch[2].get("std", 1.0), classes=classes))
     params = sum(p.numel() for p in model.parameters())
