@@ -5,43 +5,20 @@
 //! prints the time inside ONNX Runtime's `run` against everything else (target: < 10%).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ndarray::{Array2, concatenate, s};
-use nii_atr::inspect::config::ModelEntry;
 use nii_atr::inspect::output::{write_overlay, write_report};
 use nii_atr::inspect::{Inspection, Pipeline, PipelineConfig};
-use nii_atr::scan::{Limits, PlaneFormat, Scan, write_scan};
+use nii_atr::scan::{Limits, PlaneFormat, write_scan};
 use std::hint::black_box;
 use std::path::Path;
 
-/// Two 20 ft example containers back to back at 5 mm pitch: 680 x 2760 pixels, 40 ft long.
-fn forty_foot() -> Scan {
-    let a = nii_atr::example::container_scan(5.0, 1);
-    let b = nii_atr::example::container_scan(5.0, 2);
-    let join =
-        |x: &Array2<u16>, y: &Array2<u16>| concatenate![ndarray::Axis(1), x.slice(s![.., ..]), y.slice(s![.., ..])];
-    let high = join(&a.high, &b.high);
-    let low = join(a.low.as_ref().unwrap(), b.low.as_ref().unwrap());
-    let mut d = a.descriptor.clone();
-    d.scan_id = "bench-40ft".into();
-    // The example estimates air from the scan lines before the vehicle: still true of the join.
-    Scan::new(d, high, Some(low)).unwrap()
-}
-
 fn pipeline() -> Pipeline {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut cfg = PipelineConfig::load(&root.join("models/pipeline.default.toml")).unwrap();
-    cfg.models = vec![ModelEntry {
-        path: root.join("models/fixtures/bench_yolov8_640.onnx"),
-        spec: None,
-        batch_size: 4,
-        enabled: true,
-    }];
-    Pipeline::load(cfg).unwrap()
+    Pipeline::load(PipelineConfig::load(&root.join("benches/pipeline.bench.toml")).unwrap()).unwrap()
 }
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let scan = forty_foot();
+    let scan = nii_atr::example::forty_foot_scan();
     let path = write_scan(&scan, dir.path(), PlaneFormat::Tiff).unwrap();
     let p = pipeline();
     let limits = Limits::default();

@@ -4,46 +4,11 @@
 //! the 705,600 head values (the part no decoder avoids).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ndarray::Array3;
+use nii_atr::bench::{merge_configs, tile_boxes, yolo_head};
 use nii_atr::detect::decode::{BoxParams, DecodeStats, yolo_v8};
-use nii_atr::detect::merge::{MergeConfig, MergeMethod, merge};
-use nii_atr::detect::{BoxXyxy, Detection, MatchMetric};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use nii_atr::detect::merge::merge;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-
-/// 10,000 boxes as overlapping tiles report them: 2,500 objects over a 6,000 x 1,300 scan,
-/// each seen 4 times with jitter, 5 classes.
-fn tile_boxes() -> Vec<Detection> {
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let mut out = Vec::with_capacity(10_000);
-    for _ in 0..2_500 {
-        let (x, y) = (rng.random_range(0.0..6000.0f32), rng.random_range(0.0..1300.0f32));
-        let (w, h) = (rng.random_range(10.0..120.0f32), rng.random_range(10.0..120.0f32));
-        let class_id = rng.random_range(0..5u32);
-        for _ in 0..4 {
-            let j = |r: &mut ChaCha8Rng| r.random_range(-4.0..4.0f32);
-            let bbox = BoxXyxy::new(x + j(&mut rng), y + j(&mut rng), x + w + j(&mut rng), y + h + j(&mut rng));
-            out.push(Detection { bbox, score: rng.random_range(0.25..1.0), class_id });
-        }
-    }
-    out
-}
-
-fn yolo_head() -> Array3<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    // Like a real head: box rows in pixels, class scores mostly near zero, a few confident.
-    Array3::from_shape_fn((1, 84, 8400), |(_, r, _)| {
-        if r < 4 {
-            rng.random_range(0.0..640.0)
-        } else if rng.random_range(0.0..1.0f32) < 0.001 {
-            rng.random_range(0.3..1.0)
-        } else {
-            rng.random_range(0.0..0.05)
-        }
-    })
-}
 
 /// Median wall time of `f` over `n` runs.
 fn median(n: usize, mut f: impl FnMut()) -> Duration {
@@ -75,14 +40,7 @@ fn bench(c: &mut Criterion) {
         idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
         black_box(idx);
     };
-    let configs = [
-        (
-            "nms iou",
-            MergeConfig { method: MergeMethod::Nms, metric: MatchMetric::Iou, threshold: 0.45, ..Default::default() },
-        ),
-        ("greedy_nmm ios", MergeConfig { method: MergeMethod::GreedyNmm, ..Default::default() }),
-        ("nmm ios", MergeConfig { method: MergeMethod::Nmm, ..Default::default() }),
-    ];
+    let configs = merge_configs();
     let mut g = c.benchmark_group("merge_10k");
     g.sample_size(10);
     g.bench_function("baseline: sort scores", |b| b.iter(sort));

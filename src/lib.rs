@@ -3,6 +3,7 @@
 //! Pipeline order: [`scan`] (read) → [`preprocess`] (calibrate, materials, views, tiles) →
 //! detectors → merge → findings and decision → reports. [`runtime`] loads ONNX Runtime.
 
+pub mod bench;
 pub mod detect;
 pub mod error;
 pub mod eval;
@@ -15,4 +16,4 @@ pub mod runtime;
 pub mod scan;
 pub mod synth;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_chain};

@@ -69,7 +69,7 @@ fn objects_are_found_once_in_scan_coordinates() {
     let m = &r.models[0];
     assert_eq!(m.tiles_total, 8);
     assert_eq!(m.tiles_skipped_air, 5, "only tiles 0, 48 and 240 hold material");
-    assert_eq!(m.runs, 1, "three tiles fit one batch of 8");
+    assert_eq!(m.runs, 2, "the first run takes one tile so the model starts early; two more fit a batch of 8");
     assert_eq!(m.dropped.non_finite, 0);
 
     // A: tile 0 sees cell x 48..64 (box 40..72 clipped to the tile: 40..64, cut on the right),
@@ -99,6 +99,21 @@ fn objects_are_found_once_in_scan_coordinates() {
 }
 
 #[test]
+fn channels_last_models_see_the_same_tiles() {
+    let s = two_objects();
+    let nchw = inspect(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8), &s);
+    let nhwc = inspect(config("yolov8_nhwc_toy.onnx", "yolov8_nhwc_toy_scan.toml", 8), &s);
+    assert_eq!(nhwc.findings.len(), 2);
+    for (a, b) in nchw.findings.iter().zip(&nhwc.findings) {
+        assert_eq!((a.bbox_px, &a.class_name, a.score), (b.bbox_px, &b.class_name, b.score));
+    }
+    // The spec's layout must match the model: NCHW spec on the NHWC model fails at load.
+    let wrong = config("yolov8_nhwc_toy.onnx", "yolov8_toy_scan.toml", 8);
+    let e = Pipeline::load(wrong).err().expect("layout mismatch is refused").to_string();
+    assert!(e.contains("yolov8_nhwc_toy.onnx"), "{e}");
+}
+
+#[test]
 fn batch_size_does_not_change_findings() {
     let s = two_objects();
     let one = inspect(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 1), &s);
@@ -124,7 +139,7 @@ fn skipping_air_tiles_loses_nothing() {
     all.tiling.skip_air_tiles = false;
     let every = inspect(all, &s);
     assert_eq!(every.models[0].tiles_skipped_air, 0);
-    assert_eq!(every.models[0].runs, 1);
+    assert_eq!(every.models[0].runs, 2, "8 tiles: one, then a batch of 7");
     let skipping = inspect(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8), &s);
     assert_eq!(every.findings, skipping.findings);
 }

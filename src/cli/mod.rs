@@ -1,5 +1,6 @@
 //! Subcommands of the `nii-atr` binary.
 
+mod bench;
 mod demo;
 mod info;
 mod render;
@@ -37,11 +38,14 @@ pub enum Command {
     /// Run the pipeline's detectors over scans: findings, decision, report, overlay, COCO results.
     Inspect(nii_atr::inspect::cli::InspectArgs),
     /// Score detections against labelled scans (COCO metrics, Pd/Pfa, FROC, TIDE) and report.
-    Eval(nii_atr::eval::cli::EvalArgs),
+    Eval(Box<nii_atr::eval::cli::EvalArgs>),
     /// Generate labelled dual-energy cargo scans from a recipe (physics-based simulator).
     Synth(nii_atr::synth::cli::SynthArgs),
     /// Export model-input tiles and clipped box labels from a labelled split, for training.
     Tiles(tiles::TilesArgs),
+    /// Speed figures as ratios to same-process baselines: pipeline overhead over model time,
+    /// merge, decode, tile tensors.
+    Bench(bench::BenchArgs),
 }
 
 /// Size limits for reading scans; the defaults fit a 40 ft container at 1 mm pitch.
@@ -105,7 +109,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Eval(a) => Ok(nii_atr::eval::cli::run(&a)?),
+        Command::Eval(a) => {
+            if let Some(lib) = &cli.ort_library {
+                nii_atr::runtime::init(Some(lib))?;
+            }
+            Ok(nii_atr::eval::cli::run(&a)?)
+        }
+        Command::Bench(a) => {
+            if let Some(lib) = &cli.ort_library {
+                nii_atr::runtime::init(Some(lib))?;
+            }
+            bench::run(&a)
+        }
         Command::Synth(a) => nii_atr::synth::cli::run(&a).map(|_| ()).map_err(Into::into),
         Command::Tiles(a) => tiles::run(&a),
     }

@@ -133,8 +133,39 @@ impl Detector {
         }
     }
 
-    /// One ONNX Runtime run on exactly one model batch; returns the decoder's outputs.
-    pub fn run(&self, input: ArrayView4<'_, f32>, times: &mut RunTimes) -> Result<ModelOutputs, DetectError> {
+    /// One ONNX Runtime run on exactly one model batch; returns the decoder's outputs,
+    /// copied out of ONNX Runtime.
+    pub fn run(&self, input: ArrayView4<'_, f32>, times: &mut RunTimes) -> Result<ModelOutputs<'static>, DetectError> {
+        self.run_with(input, times, |outputs| Ok(outputs.clone().into_owned()))
+    }
+
+    /// One run of `batch` tiles, decoded while the outputs still sit in ONNX Runtime's
+    /// buffers: a detection head of a few MB per batch is read in place, not copied.
+    pub fn run_decode(
+        &self,
+        input: ArrayView4<'_, f32>,
+        stats: &mut DecodeStats,
+        times: &mut RunTimes,
+    ) -> Result<Decoded, DetectError> {
+        let batch = input.shape()[0];
+        let mut decode_time = std::time::Duration::ZERO;
+        let decoded = self.run_with(input, times, |outputs| {
+            let t = Instant::now();
+            let d = self.decode(outputs, batch, stats);
+            decode_time = t.elapsed();
+            d
+        })?;
+        times.decode += decode_time;
+        Ok(decoded)
+    }
+
+    /// Runs one batch and hands the outputs (f32 ones borrowed from ONNX Runtime) to `f`.
+    fn run_with<R>(
+        &self,
+        input: ArrayView4<'_, f32>,
+        times: &mut RunTimes,
+        f: impl FnOnce(&ModelOutputs<'_>) -> Result<R, DetectError>,
+    ) -> Result<R, DetectError> {
         let n = input.shape()[0];
         let expected = self.input_shape(n);
         if input.shape() != expected || n == 0 || matches!(self.batch_dim, BatchDim::Static(b) if b != n) {
@@ -164,21 +195,19 @@ impl Detector {
                 };
                 use ort::value::TensorElementType as T;
                 let tensor = match value.dtype().tensor_type() {
-                    Some(T::Float32) => {
-                        OutputTensor::F32(value.try_extract_array::<f32>().map_err(run_err)?.to_owned())
-                    }
-                    Some(T::Bool) => OutputTensor::Bool(value.try_extract_array::<bool>().map_err(run_err)?.to_owned()),
+                    Some(T::Float32) => OutputTensor::F32(value.try_extract_array::<f32>().map_err(run_err)?.into()),
+                    Some(T::Bool) => OutputTensor::Bool(value.try_extract_array::<bool>().map_err(run_err)?.into()),
                     Some(T::Float64) => {
-                        OutputTensor::F32(value.try_extract_array::<f64>().map_err(run_err)?.mapv(|v| v as f32))
+                        OutputTensor::F32(value.try_extract_array::<f64>().map_err(run_err)?.mapv(|v| v as f32).into())
                     }
                     Some(T::Int64) => {
-                        OutputTensor::F32(value.try_extract_array::<i64>().map_err(run_err)?.mapv(|v| v as f32))
+                        OutputTensor::F32(value.try_extract_array::<i64>().map_err(run_err)?.mapv(|v| v as f32).into())
                     }
                     Some(T::Int32) => {
-                        OutputTensor::F32(value.try_extract_array::<i32>().map_err(run_err)?.mapv(|v| v as f32))
+                        OutputTensor::F32(value.try_extract_array::<i32>().map_err(run_err)?.mapv(|v| v as f32).into())
                     }
                     Some(T::Uint8) => {
-                        OutputTensor::F32(value.try_extract_array::<u8>().map_err(run_err)?.mapv(f32::from))
+                        OutputTensor::F32(value.try_extract_array::<u8>().map_err(run_err)?.mapv(f32::from).into())
                     }
                     Some(other) => return Err(unsupported(&format!("{other:?}"))),
                     None => return Err(unsupported("not a tensor")),
@@ -188,7 +217,7 @@ impl Detector {
             times.ort_run += t1 - t0;
             times.extract += t1.elapsed();
             times.runs += 1;
-            Ok(ModelOutputs { tensors })
+            f(&ModelOutputs { tensors })
         })
     }
 
@@ -268,10 +297,7 @@ impl Detector {
         let step = self.run_batch(batch);
         let mut all: Option<Decoded> = None;
         for chunk in input.axis_chunks_iter(Axis(0), step) {
-            let outputs = self.run(chunk, times)?;
-            let t = Instant::now();
-            let decoded = self.decode(&outputs, chunk.shape()[0], stats)?;
-            times.decode += t.elapsed();
+            let decoded = self.run_decode(chunk, stats, times)?;
             match &mut all {
                 None => all = Some(decoded),
                 Some(a) => a.extend(decoded),

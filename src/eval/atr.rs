@@ -49,6 +49,13 @@ pub struct AtrConfig {
     pub cnr_bins: Vec<f64>,
     /// False positives per scan at which FROC sensitivity is read.
     pub froc_fp_per_scan: Vec<f64>,
+    /// Pfa limits at which the scan-level Pd of each class (and of any threat) is read.
+    #[serde(default = "default_pfa_limits")]
+    pub pfa_limits: Vec<f64>,
+}
+
+fn default_pfa_limits() -> Vec<f64> {
+    vec![0.005, 0.01, 0.02, 0.03, 0.05]
 }
 
 impl Default for AtrConfig {
@@ -58,6 +65,7 @@ impl Default for AtrConfig {
             alarm_threshold: 0.5,
             cnr_bins: vec![0.0, 1.0, 2.0, 3.0, 5.0, f64::INFINITY],
             froc_fp_per_scan: vec![0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
+            pfa_limits: default_pfa_limits(),
         }
     }
 }
@@ -268,6 +276,67 @@ pub struct AtrMetrics {
     /// Empty when no annotation carries a CNR.
     pub by_cnr: Vec<DifficultyBin>,
     pub n_truth_without_cnr: usize,
+    /// Scan-level operating points of any threat (first row) and of each class.
+    #[serde(default)]
+    pub per_class_scan: Vec<ClassScanRoc>,
+}
+
+/// Scan-level ROC of one class, as customs targets are set ("vehicles: Pd >= 99% at Pfa <=
+/// 0.5%"): positives are the scans holding that class, negatives the scans without any threat
+/// (a scan with another threat is neither), and a scan's score is its highest detection of
+/// that class. The "any threat" row uses every class, as [`AtrMetrics::roc`] does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassScanRoc {
+    /// `None` for the "any threat" row.
+    pub category_id: Option<i64>,
+    pub name: String,
+    pub n_positive: usize,
+    pub n_negative: usize,
+    /// `None` without both positive and negative scans.
+    pub auc: Option<f64>,
+    /// Pd at each of [`AtrConfig::pfa_limits`].
+    pub pd_at_pfa: Vec<OperatingPoint>,
+}
+
+/// [`ClassScanRoc`] rows: any threat first, then each class in id order.
+pub fn per_class_scan_roc(dataset: &Dataset, predictions: &Predictions, pfa_limits: &[f64]) -> Vec<ClassScanRoc> {
+    let image_ids = dataset.sorted_image_ids();
+    let index: HashMap<i64, usize> = image_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let n = image_ids.len();
+    let mut threat = vec![false; n];
+    for g in &dataset.annotations {
+        threat[index[&g.image_id]] = true;
+    }
+    let row = |category_id: Option<i64>, name: String| {
+        let mut scores = vec![f64::NEG_INFINITY; n];
+        let mut holds = vec![false; n];
+        for d in predictions.detections.iter().filter(|d| category_id.is_none_or(|c| d.category_id == c)) {
+            let s = &mut scores[index[&d.image_id]];
+            *s = s.max(d.score);
+        }
+        for g in dataset.annotations.iter().filter(|g| category_id.is_none_or(|c| g.category_id == c)) {
+            holds[index[&g.image_id]] = true;
+        }
+        // Scans holding only other threats take no part in this class's ROC.
+        let keep: Vec<usize> = (0..n).filter(|&i| holds[i] || !threat[i]).collect();
+        let s: Vec<f64> = keep.iter().map(|&i| scores[i]).collect();
+        let p: Vec<bool> = keep.iter().map(|&i| holds[i]).collect();
+        let n_positive = p.iter().filter(|&&x| x).count();
+        let r = roc(&s, &p);
+        ClassScanRoc {
+            category_id,
+            name,
+            n_positive,
+            n_negative: p.len() - n_positive,
+            auc: r.as_ref().map(|r| r.auc),
+            pd_at_pfa: r.as_ref().map(|r| pfa_limits.iter().map(|&l| r.pd_at_pfa(l)).collect()).unwrap_or_default(),
+        }
+    };
+    let mut categories = dataset.categories.clone();
+    categories.sort_by_key(|c| c.id);
+    std::iter::once(row(None, "any threat".into()))
+        .chain(categories.iter().map(|c| row(Some(c.id), c.name.clone())))
+        .collect()
 }
 
 /// Truth and detections of one image, grouped once for the hit tests.
@@ -434,6 +503,7 @@ pub fn atr_metrics(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig
         froc: froc(dataset, predictions, cfg),
         by_cnr,
         n_truth_without_cnr,
+        per_class_scan: per_class_scan_roc(dataset, predictions, &cfg.pfa_limits),
     }
 }
 
@@ -492,6 +562,49 @@ mod tests {
         let p = r.pfa_at_pd(0.9);
         assert_eq!((p.pfa, p.threshold), (1.0 / 3.0, Some(0.3)));
         assert!((r.auc - 8.0 / 9.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn class_scan_roc_leaves_out_scans_of_other_threats() {
+        use crate::eval::dataset::{Category, ImageInfo};
+        let image = |id| ImageInfo { id, file_name: None, width: None, height: None };
+        let truth = |id, image_id, category_id| GroundTruth {
+            id,
+            image_id,
+            category_id,
+            bbox: [0.0, 0.0, 10.0, 10.0],
+            area: 100.0,
+            iscrowd: false,
+            cnr: None,
+        };
+        let det =
+            |image_id, category_id, score| Detection { image_id, category_id, bbox: [0.0, 0.0, 10.0, 10.0], score };
+        // Scans 1-2 hold a car, 3 a gun, 4-5 are clean.
+        let dataset = Dataset {
+            images: (1..=5).map(image).collect(),
+            categories: vec![Category { id: 1, name: "car".into() }, Category { id: 2, name: "gun".into() }],
+            annotations: vec![truth(1, 1, 1), truth(2, 2, 1), truth(3, 3, 2)],
+            ..Dataset::default()
+        };
+        let predictions = Predictions {
+            detections: vec![det(1, 1, 0.9), det(2, 2, 0.8), det(3, 1, 0.95), det(4, 1, 0.5), det(5, 2, 0.7)],
+            ..Predictions::default()
+        };
+        let rows = per_class_scan_roc(&dataset, &predictions, &[0.0, 0.5]);
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["any threat", "car", "gun"]);
+        // Any threat: positives 1 (0.9), 2 (0.8), 3 (0.95); negatives 4 (0.5), 5 (0.7).
+        assert_eq!((rows[0].n_positive, rows[0].n_negative), (3, 2));
+        assert_eq!(rows[0].auc, Some(1.0));
+        // Car: scan 3 (gun only) takes no part, though it holds the highest car score.
+        // Positives 1 (0.9), 2 (none: -inf); negatives 4 (0.5), 5 (none).
+        assert_eq!((rows[1].n_positive, rows[1].n_negative), (2, 2));
+        assert_eq!(rows[1].auc, Some(0.625));
+        assert_eq!((rows[1].pd_at_pfa[0].pd, rows[1].pd_at_pfa[0].threshold), (0.5, Some(0.9)));
+        // Pfa <= 50 % allows threshold 0.5, which adds no Pd: the lower-Pfa point is kept.
+        assert_eq!((rows[1].pd_at_pfa[1].pd, rows[1].pd_at_pfa[1].pfa), (0.5, 0.0));
+        // Gun: positive 3 (gun score: none), negatives 4 (none), 5 (0.7): the positive ranks last.
+        assert_eq!(rows[2].auc, Some(0.25));
     }
 
     #[test]

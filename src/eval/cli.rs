@@ -36,8 +36,18 @@ pub enum EvalCommand {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScoreArgs {
+    /// A labelled split (`annotations.json` plus case folders, as `nii-atr synth` writes):
+    /// run the pipeline of `--config` over every case and score it in process.
+    #[arg(long, conflicts_with_all = ["gt", "yolo_images", "predictions"])]
+    pub dataset: Option<PathBuf>,
+    /// Pipeline config for `--dataset` (default: models/pipeline.default.toml).
+    #[arg(long, requires = "dataset")]
+    pub config: Option<PathBuf>,
+    /// With `--dataset`: only the first N cases of the split (quick looks; say so when quoting).
+    #[arg(long, requires = "dataset")]
+    pub limit: Option<usize>,
     /// COCO instances JSON holding the ground truth.
-    #[arg(long, required_unless_present = "yolo_images")]
+    #[arg(long, required_unless_present_any = ["yolo_images", "dataset"])]
     pub gt: Option<PathBuf>,
     /// YOLO ground truth: list of `file_name width height` lines (image id = line number).
     #[arg(long, conflicts_with = "gt", requires = "yolo_labels")]
@@ -162,8 +172,81 @@ fn progress_bar() -> ProgressBar {
     pb
 }
 
+/// Runs the pipeline over a split and scores it; writes the report (and the COCO results
+/// the engine made, so `eval compare` can re-score them) when `--report` is given.
+fn score_dataset(args: &ScoreArgs, split: &Path) -> Result<Evaluation, EvalError> {
+    let start = Instant::now();
+    let config = config_from(args)?;
+    let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from("models/pipeline.default.toml"));
+    let annotations = split.join("annotations.json");
+    let mut dataset = Dataset::from_coco_json(&annotations)?;
+    let mut cases = super::engine::split_cases(split, &annotations)?;
+    if let Some(n) = args.limit {
+        cases.truncate(n);
+        let keep: std::collections::HashSet<i64> = cases.iter().map(|c| c.image_id).collect();
+        dataset.images.retain(|i| keep.contains(&i.id));
+        dataset.annotations.retain(|a| keep.contains(&a.image_id));
+    }
+    let pipeline = crate::inspect::Pipeline::from_path(&config_path)
+        .map_err(|e| EvalError::Pipeline { path: config_path.clone(), source: Box::new(e) })?;
+    println!(
+        "running {} on {} scans of {}{}",
+        config_path.display(),
+        cases.len(),
+        split.display(),
+        args.limit.map_or_else(String::new, |n| format!(" (first {n} only)"))
+    );
+    let pb = super::engine::scan_progress(cases.len());
+    let run = super::engine::run_split(&pipeline, &config_path, &cases, &dataset, &crate::scan::Limits::default(), &pb);
+    pb.finish_and_clear();
+    let mut predictions = Predictions::from_engine(&run.detections, &dataset)?;
+    if let Some(dir) = &args.report {
+        // Written before scoring so the report names (and hashes) the predictions it scored.
+        std::fs::create_dir_all(dir).map_err(|source| EvalError::Write { path: dir.clone(), source })?;
+        let path = dir.join("predictions.json");
+        let results: Vec<serde_json::Value> = predictions
+            .detections
+            .iter()
+            .map(|d| serde_json::json!({"image_id": d.image_id, "category_id": d.category_id, "bbox": d.bbox, "score": d.score}))
+            .collect();
+        std::fs::write(
+            &path,
+            serde_json::to_string(&results).map_err(|source| EvalError::Json { path: path.clone(), source })?,
+        )
+        .map_err(|source| EvalError::Write { path: path.clone(), source })?;
+        predictions.source = path;
+    }
+    let model = args.name.clone().unwrap_or_else(|| {
+        config_path.file_stem().map_or_else(|| "pipeline".into(), |n| n.to_string_lossy().into_owned())
+    });
+    let pb = progress_bar();
+    let mut ev = report::evaluate_with_progress(&dataset, &predictions, &config, &model, &pb)?;
+    ev.report.pipeline = Some(run.pipeline);
+    let mut written = Vec::new();
+    if let Some(dir) = &args.report {
+        pb.set_message("writing report");
+        written = report::write_report(&ev, dir)?;
+    }
+    pb.finish_and_clear();
+    println!("{}", summary_line(&ev.report));
+    if let Some(p) = &ev.report.pipeline {
+        print!("{}", super::engine::markdown(p));
+    }
+    for p in written {
+        println!("wrote {}", p.display());
+    }
+    println!("done in {:.2} s", start.elapsed().as_secs_f64());
+    if let Some(p) = ev.report.pipeline.as_ref().filter(|p| !p.failed.is_empty()) {
+        return Err(EvalError::ScansFailed { failed: p.failed.len(), total: p.n_scans });
+    }
+    Ok(ev)
+}
+
 /// Scores one prediction set; writes the report when `--report` is given.
 pub fn score(args: &ScoreArgs) -> Result<Evaluation, EvalError> {
+    if let Some(split) = &args.dataset {
+        return score_dataset(args, split);
+    }
     let start = Instant::now();
     let config = config_from(args)?;
     let pb = progress_bar();
@@ -244,24 +327,13 @@ pub struct PairedResult {
     pub differences: Vec<PairedDifference>,
 }
 
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Re-scores a report's inputs (same config, no bootstrap) for the paired bootstrap.
 fn rescore(report: &Report, path: &Path) -> Result<Evaluation, EvalError> {
     let gt = PathBuf::from(&report.inputs.ground_truth.path);
     let preds = PathBuf::from(&report.inputs.predictions.path);
     let dataset = Dataset::from_coco_json(&gt).map_err(|e| EvalError::Report {
         path: path.to_path_buf(),
-        reason: format!("cannot re-read its ground truth for the paired bootstrap: {}", with_causes(&e)),
+        reason: format!("cannot re-read its ground truth for the paired bootstrap: {}", crate::error_chain(&e)),
     })?;
     let predictions = if preds.is_dir() {
         dataset::yolo_predictions(&preds, &dataset)
@@ -270,7 +342,7 @@ fn rescore(report: &Report, path: &Path) -> Result<Evaluation, EvalError> {
     }
     .map_err(|e| EvalError::Report {
         path: path.to_path_buf(),
-        reason: format!("cannot re-read its predictions for the paired bootstrap: {}", with_causes(&e)),
+        reason: format!("cannot re-read its predictions for the paired bootstrap: {}", crate::error_chain(&e)),
     })?;
     if report::fnv1a64_file(&preds) != report.inputs.predictions.fnv1a64 && !preds.is_dir() {
         return Err(EvalError::Report {

@@ -49,6 +49,14 @@ pub enum EvalError {
     Params(String),
     #[error("{path}: {reason}")]
     Report { path: PathBuf, reason: String },
+    #[error("pipeline {path}")]
+    Pipeline {
+        path: PathBuf,
+        #[source]
+        source: Box<crate::inspect::InspectError>,
+    },
+    #[error("{failed} of {total} scans could not be inspected (scored as scans without detections; see the report)")]
+    ScansFailed { failed: usize, total: usize },
     #[error("plotting {what} failed: {reason}")]
     Plot { what: String, reason: String },
 }

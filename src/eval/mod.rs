@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod coco;
 pub mod dataset;
+pub mod engine;
 mod error;
 pub mod plots;
 pub mod report;

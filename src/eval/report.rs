@@ -126,6 +126,9 @@ pub struct Report {
     pub atr: AtrMetrics,
     pub tide: TideBreakdown,
     pub bootstrap: Option<HeadlineIntervals>,
+    /// Present when the report comes from running a pipeline over a split (`--dataset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<super::engine::PipelineRun>,
 }
 
 /// The report plus the per-scan state that comparisons and plots need.
@@ -243,6 +246,7 @@ pub fn evaluate_with_progress(
         atr,
         tide,
         bootstrap,
+        pipeline: None,
     };
     Ok(Evaluation { report, coco: ev, scans })
 }
@@ -370,6 +374,41 @@ pub fn markdown(r: &Report) -> String {
         }
         None => s.push_str("No ROC: the set needs both threat and clean scans.\n\n"),
     }
+    let rows = &r.atr.per_class_scan;
+    if let Some(first) = rows.first() {
+        let limits: Vec<f64> = first.pd_at_pfa.iter().map(|p| p.target).collect();
+        let _ = writeln!(
+            s,
+            "Scan-level Pd per class (positives: scans holding the class; negatives: scans without any \
+             threat; score: the scan's highest detection of the class):\n"
+        );
+        let _ = writeln!(
+            s,
+            "| class | threat scans | clean scans | ROC AUC | {} |\n|---|---|---|---|{}",
+            limits.iter().map(|l| format!("Pd at Pfa <= {}%", l * 100.0)).collect::<Vec<_>>().join(" | "),
+            "---|".repeat(limits.len())
+        );
+        for row in rows {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                row.name,
+                row.n_positive,
+                row.n_negative,
+                fo(row.auc),
+                if row.pd_at_pfa.is_empty() {
+                    vec!["n/a"; limits.len()].join(" | ")
+                } else {
+                    row.pd_at_pfa
+                        .iter()
+                        .map(|p| format!("{} (Pfa {})", f(p.pd), f(p.pfa)))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                }
+            );
+        }
+        s.push('\n');
+    }
     let fr = &r.atr.froc;
     let _ = writeln!(
         s,
@@ -406,6 +445,10 @@ pub fn markdown(r: &Report) -> String {
             let hi = bin.cnr_max.map_or_else(|| "inf".into(), |v| v.to_string());
             let _ = writeln!(s, "| [{}, {}) | {} | {} |", bin.cnr_min, hi, bin.n_truth, fo(bin.pd));
         }
+    }
+    if let Some(p) = &r.pipeline {
+        s.push('\n');
+        s.push_str(&super::engine::markdown(p));
     }
     let _ = writeln!(
         s,

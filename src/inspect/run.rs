@@ -46,31 +46,27 @@ pub struct Pipeline {
     models: Vec<LoadedModel>,
 }
 
-/// Summed-area table of non-air pixels, so the air test of a tile costs four lookups.
+/// Whether at least `need` pixels of `rect` are not air. Counting stops at `need`, so a tile
+/// with cargo is decided after a few rows and only all-air tiles are read in full.
 /// Public so that training-tile export (`preprocess::export`) skips exactly the same tiles.
-pub struct ContentIntegral {
-    table: Array2<u32>,
-}
-
-impl ContentIntegral {
-    pub fn new(att: &Array2<f32>, air_attenuation: f32) -> Self {
-        let (rows, cols) = att.dim();
-        let mut table = Array2::<u32>::zeros((rows + 1, cols + 1));
-        for y in 0..rows {
-            let mut row_sum = 0u32;
-            for x in 0..cols {
-                row_sum += u32::from(att[[y, x]] > air_attenuation);
-                table[[y + 1, x + 1]] = table[[y, x + 1]] + row_sum;
-            }
+pub fn has_content(att: &Array2<f32>, rect: &TileRect, air_attenuation: f32, need: usize) -> bool {
+    if need == 0 {
+        return true;
+    }
+    let cols = att.ncols();
+    let Some(plane) = att.as_slice() else {
+        let tile = att.slice(ndarray::s![rect.y..rect.y + rect.height, rect.x..rect.x + rect.width]);
+        return tile.iter().filter(|&&a| a > air_attenuation).count() >= need;
+    };
+    let mut seen = 0;
+    for y in rect.y..rect.y + rect.height {
+        let row = &plane[y * cols + rect.x..y * cols + rect.x + rect.width];
+        seen += row.iter().filter(|&&a| a > air_attenuation).count();
+        if seen >= need {
+            return true;
         }
-        Self { table }
     }
-
-    pub fn count(&self, r: &TileRect) -> u32 {
-        let t = &self.table;
-        let (x0, y0, x1, y1) = (r.x, r.y, r.x + r.width, r.y + r.height);
-        t[[y1, x1]] + t[[y0, x0]] - t[[y0, x1]] - t[[y1, x0]]
-    }
+    false
 }
 
 /// The views shrunk by `scale` (< 1) with area averaging: each output pixel is the mean of
@@ -104,6 +100,21 @@ pub fn shrink(v: &ScanViews, scale: f32) -> ScanViews {
     let pseudo_colour =
         image::imageops::resize(&v.pseudo_colour, w as u32, h as u32, image::imageops::FilterType::Triangle);
     ScanViews { attenuation, materials, pseudo_colour }
+}
+
+/// Tile ranges per model run. With a dynamic batch dimension the first run takes one tile:
+/// the model starts after one tile is filled instead of a whole batch, and the rest is filled
+/// while it runs.
+fn batch_plan(n_tiles: usize, batch: usize, dynamic: bool) -> Vec<std::ops::Range<usize>> {
+    let batch = batch.max(1);
+    let first = if dynamic && batch > 1 { n_tiles.min(1) } else { 0 };
+    let mut plan: Vec<_> = (first > 0).then_some(0..first).into_iter().collect();
+    let mut start = first;
+    while start < n_tiles {
+        plan.push(start..(start + batch).min(n_tiles));
+        start += batch;
+    }
+    plan
 }
 
 fn ms(d: Duration) -> f64 {
@@ -233,12 +244,16 @@ impl Pipeline {
         };
         let all_tiles = grid.tiles(rows, cols).map_err(tile_err)?;
         let tiles: Vec<TileRect> = if tiling.skip_air_tiles {
-            let content = ContentIntegral::new(&views.attenuation.high, tiling.air_attenuation);
-            all_tiles
-                .iter()
-                .copied()
-                .filter(|r| content.count(r) as f32 >= tiling.min_content_fraction * (r.width * r.height) as f32)
-                .collect()
+            use rayon::prelude::*;
+            let att = &views.attenuation.high;
+            let keep: Vec<bool> = all_tiles
+                .par_iter()
+                .map(|r| {
+                    let need = (tiling.min_content_fraction * (r.width * r.height) as f32).ceil().max(0.0) as usize;
+                    has_content(att, r, tiling.air_attenuation, need)
+                })
+                .collect();
+            all_tiles.iter().zip(keep).filter(|(_, k)| *k).map(|(r, _)| *r).collect()
         } else {
             all_tiles.clone()
         };
@@ -252,19 +267,31 @@ impl Pipeline {
         let mut canvas = matches!(spec.decoder, DecoderSpec::Anomalib { .. }).then(|| AnomalyCanvas::new(rows, cols));
         let mut waited = Duration::ZERO;
 
-        // Producer: fills the next batch while the model runs the current one.
+        // Producer: fills the next batch while the model runs the current one. Two tensors
+        // circulate (filled, running) instead of a fresh zeroed allocation per batch.
+        let plan = batch_plan(tiles.len(), batch, det.batch_dim() == BatchDim::Dynamic);
         std::thread::scope(|s| -> Result<(), InspectError> {
-            let (tx, rx) = mpsc::sync_channel::<Result<(usize, Array4<f32>), InspectError>>(1);
+            type Filled = Result<(std::ops::Range<usize>, Array4<f32>), InspectError>;
+            let (tx, rx) = mpsc::sync_channel::<Filled>(1);
+            let (back_tx, back_rx) = mpsc::channel::<Array4<f32>>();
             let tiles_ref = &tiles;
             let recipe_ref = &recipe;
+            let plan_ref = &plan;
             s.spawn(move || {
-                for (k, chunk) in tiles_ref.chunks(batch).enumerate() {
+                let mut spare: Vec<Array4<f32>> = Vec::with_capacity(2);
+                for range in plan_ref {
+                    let chunk = &tiles_ref[range.clone()];
                     // Static-batch models get a full batch; the padding tiles are ignored.
                     let n = if det.batch_dim() == BatchDim::Dynamic { chunk.len() } else { batch };
-                    let mut tensor = Array4::<f32>::zeros((n, recipe_ref.len(), th, tw));
+                    let shape = (n, recipe_ref.len(), th, tw);
+                    spare.extend(back_rx.try_iter());
+                    let mut tensor = match spare.iter().position(|t| t.dim() == shape) {
+                        Some(i) => spare.swap_remove(i),
+                        None => Array4::<f32>::zeros(shape),
+                    };
                     let filled = source
                         .fill_batch(chunk, recipe_ref, tensor.slice_mut(ndarray::s![..chunk.len(), .., .., ..]))
-                        .map(|_| (k, tensor))
+                        .map(|_| (range.clone(), tensor))
                         .map_err(|e| InspectError::Tiles {
                             scan: scan.display_name(),
                             model: spec.name.clone(),
@@ -279,16 +306,15 @@ impl Pipeline {
                 let t = Instant::now();
                 let Ok(msg) = rx.recv() else { break };
                 waited += t.elapsed();
-                let (k, tensor) = msg?;
-                let chunk = &tiles[k * batch..(k * batch + batch).min(tiles.len())];
+                let (range, tensor) = msg?;
+                let chunk = &tiles[range];
                 let input = match spec.input.layout {
                     Layout::Nchw => tensor.view(),
                     Layout::Nhwc => tensor.view().permuted_axes([0, 2, 3, 1]),
                 };
-                let outputs = det.run(input, &mut times)?;
-                let t = Instant::now();
-                let decoded = det.decode(&outputs, tensor.shape()[0], &mut stats)?;
-                times.decode += t.elapsed();
+                let decoded = det.run_decode(input, &mut stats, &mut times)?;
+                // The producer may be gone (last batch): then the tensor is simply dropped.
+                let _ = back_tx.send(tensor);
                 match decoded {
                     Decoded::Boxes(per_tile) => {
                         for (rect, dets) in chunk.iter().zip(per_tile) {
@@ -357,9 +383,7 @@ impl Pipeline {
                 Layout::Nchw => tensor.view(),
                 Layout::Nhwc => tensor.view().permuted_axes([0, 2, 3, 1]),
             };
-            let outputs = det.run(input, &mut times)?;
-            let t = Instant::now();
-            if let Decoded::Boxes(per_tile) = det.decode(&outputs, n, &mut stats)? {
+            if let Decoded::Boxes(per_tile) = det.run_decode(input, &mut stats, &mut times)? {
                 let (sx, sy) = (cols as f32 / rect.width as f32, rows as f32 / rect.height as f32);
                 for d in per_tile.into_iter().next().unwrap_or_default() {
                     let local = d.bbox.clip(rect.width as f32, rect.height as f32);
@@ -369,7 +393,6 @@ impl Pipeline {
                     }
                 }
             }
-            times.decode += t.elapsed();
         }
         timings.add_run(&times);
 
@@ -423,5 +446,45 @@ impl Pipeline {
             findings: findings.len(),
         };
         Ok((findings, run))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TileRect, batch_plan, has_content};
+    use ndarray::Array2;
+
+    #[test]
+    fn content_test_counts_non_air_pixels_up_to_the_need() {
+        let mut att = Array2::<f32>::zeros((8, 10));
+        att[[2, 3]] = 1.0;
+        att[[5, 7]] = 1.0;
+        let all = TileRect { x: 0, y: 0, width: 10, height: 8 };
+        assert!(has_content(&att, &all, 0.05, 2));
+        assert!(!has_content(&att, &all, 0.05, 3));
+        assert!(has_content(&att, &all, 0.05, 0));
+        let left = TileRect { x: 0, y: 0, width: 5, height: 8 };
+        assert!(has_content(&att, &left, 0.05, 1) && !has_content(&att, &left, 0.05, 2));
+        // Exactly at the air threshold is air.
+        assert!(!has_content(
+            &Array2::from_elem((4, 4), 0.05f32),
+            &TileRect { x: 0, y: 0, width: 4, height: 4 },
+            0.05,
+            1
+        ));
+        // Other memory orders take the slow path to the same answer.
+        let mut fortran = Array2::<f32>::zeros(ndarray::ShapeBuilder::f((8, 10)));
+        fortran.assign(&att);
+        assert!(!fortran.is_standard_layout());
+        assert!(has_content(&fortran, &all, 0.05, 2) && !has_content(&fortran, &all, 0.05, 3));
+    }
+
+    #[test]
+    fn batch_plan_covers_every_tile_once_and_starts_small_when_it_can() {
+        assert_eq!(batch_plan(10, 4, true), vec![0..1, 1..5, 5..9, 9..10]);
+        assert_eq!(batch_plan(10, 4, false), vec![0..4, 4..8, 8..10]);
+        assert_eq!(batch_plan(1, 8, true), vec![0..1]);
+        assert_eq!(batch_plan(0, 8, true), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(batch_plan(3, 1, true), vec![0..1, 1..2, 2..3]);
     }
 }

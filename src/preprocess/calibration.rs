@@ -82,6 +82,9 @@ pub fn calibrate(scan: &Scan, opts: &CalibrationOptions) -> Result<AttenuationIm
                            low: bool,
                            mut fl: Array2<u8>|
      -> Result<PlaneCalibration, ScanError> {
+        // Scan's planes are public: one built from a transposed or sliced array is copied to
+        // row-major once here, so the row kernels can take rows as slices.
+        let counts = &counts.as_standard_layout();
         let rows = counts.nrows();
         let dark: Array1<f32> = match (rendered, plane_counts(&cal.dark, low)) {
             (true, _) | (false, None) => Array1::zeros(rows),
@@ -102,7 +105,7 @@ pub fn calibrate(scan: &Scan, opts: &CalibrationOptions) -> Result<AttenuationIm
             let mean = region.iter().map(|&v| v as f64).sum::<f64>() / region.len() as f64;
             Array1::from_elem(rows, mean as f32)
         } else {
-            Array1::from_elem(rows, percentile_u16(counts, opts.air_percentile))
+            Array1::from_elem(rows, percentile_u16(&counts.view(), opts.air_percentile))
         };
         // Pulse-to-pulse source intensity along the scan, from detector rows that only see air.
         let wobble: Option<Array1<f32>> =
@@ -260,7 +263,7 @@ fn calibrate_row_table(
 }
 
 /// The `p`-th percentile of 16-bit counts, by histogram (one pass, no sort).
-fn percentile_u16(a: &Array2<u16>, p: f32) -> f32 {
+fn percentile_u16(a: &ndarray::ArrayView2<u16>, p: f32) -> f32 {
     let mut hist = vec![0u64; 65536];
     for &v in a.iter() {
         hist[v as usize] += 1;
@@ -321,6 +324,27 @@ mod tests {
         let mut d = ScanDescriptor::minimal("t", source, PlaneFiles { high: "h".into(), low: None });
         d.calibration = cal;
         Scan::new(d, high, low).unwrap()
+    }
+
+    #[test]
+    fn planes_in_any_memory_order_calibrate_alike() {
+        // A console may hand over column-major planes (one detector read-out per column).
+        use ndarray::ShapeBuilder;
+        let scan = crate::example::container_scan(20.0, 3);
+        let fortran = |a: &Array2<u16>| {
+            let mut f = Array2::<u16>::zeros(a.dim().f());
+            f.assign(a);
+            f
+        };
+        let mut transposed = scan.clone();
+        transposed.high = fortran(&scan.high);
+        transposed.low = scan.low.as_ref().map(fortran);
+        assert!(!transposed.high.is_standard_layout());
+        let want = calibrate(&scan, &CalibrationOptions::default()).unwrap();
+        let got = calibrate(&transposed, &CalibrationOptions::default()).unwrap();
+        assert_eq!(got.high, want.high);
+        assert_eq!(got.low, want.low);
+        assert_eq!(got.flags, want.flags);
     }
 
     #[test]

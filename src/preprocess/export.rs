@@ -27,7 +27,7 @@ use super::render::{Palette, render_material};
 use super::tiles::{TileGrid, TileRect, TileSource};
 use crate::detect::spec::{ModelSpec, SpecError, Task};
 use crate::inspect::config::{ConfigError, PipelineConfig};
-use crate::inspect::run::{ContentIntegral, ScanViews, shrink};
+use crate::inspect::run::{ScanViews, has_content, shrink};
 use crate::scan::Limits;
 use crate::synth::dataset::CaseTruth;
 use crate::synth::threats::CATEGORIES;
@@ -276,10 +276,9 @@ fn export_case(
     };
     let all = grid.tiles(rows, cols).map_err(|e| case_err(e.into()))?;
     // The air test of `inspect::run`, expression for expression.
-    let content = ContentIntegral::new(&views.attenuation.high, tiling.air_attenuation);
     let runs = |r: &TileRect| {
-        !tiling.skip_air_tiles
-            || content.count(r) as f32 >= tiling.min_content_fraction * (r.width * r.height) as f32
+        let need = (tiling.min_content_fraction * (r.width * r.height) as f32).ceil().max(0.0) as usize;
+        !tiling.skip_air_tiles || has_content(&views.attenuation.high, r, tiling.air_attenuation, need)
     };
     let file = format!("{}.npy", truth.case_id);
     let mut records = Vec::new();

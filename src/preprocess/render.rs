@@ -64,25 +64,66 @@ impl Palette {
 pub fn render_material(att: &AttenuationImage, materials: &MaterialMap, palette: &Palette) -> RgbImage {
     let (rows, cols) = att.high.dim();
     let mut buf = vec![0u8; rows * cols * 3];
-    let high = att.high.as_slice().expect("standard layout");
-    let class = materials.class.as_slice().expect("standard layout");
+    let high = att.high.as_standard_layout();
+    let high = high.as_slice().expect("standard layout");
+    let class = materials.class.as_standard_layout();
+    let class = class.as_slice().expect("standard layout");
+    let lut = ColourTable::new(palette);
     buf.par_chunks_mut(cols * 3).enumerate().for_each(|(r, out)| {
         for c in 0..cols {
             let i = r * cols + c;
-            let a = high[i].max(0.0);
-            let px = match MaterialClass::from_u8(class[i]).and_then(|k| palette.colour(k)) {
-                None => [255, 255, 255],
-                Some(rgb) => {
-                    let sat = (a / palette.saturation_attenuation).clamp(0.0, 1.0).sqrt();
-                    let dark = (a / palette.dark_attenuation).clamp(0.0, 1.0).powf(0.8);
-                    let v = 1.0 - (1.0 - palette.min_brightness) * dark;
-                    rgb.map(|ch| ((255.0 * (1.0 - sat) + ch as f32 * sat) * v).round().clamp(0.0, 255.0) as u8)
-                }
-            };
-            out[c * 3..c * 3 + 3].copy_from_slice(&px);
+            out[c * 3..c * 3 + 3].copy_from_slice(&lut.colour(class[i], high[i]));
         }
     });
     RgbImage::from_raw(cols as u32, rows as u32, buf).expect("buffer sized to image")
+}
+
+/// The colour of one pixel, computed exactly: the reference [`ColourTable`] tabulates.
+fn shade(palette: &Palette, class: u8, a: f32) -> [u8; 3] {
+    match MaterialClass::from_u8(class).and_then(|k| palette.colour(k)) {
+        None => [255, 255, 255],
+        Some(rgb) => {
+            let a = a.max(0.0);
+            let sat = (a / palette.saturation_attenuation).clamp(0.0, 1.0).sqrt();
+            let dark = (a / palette.dark_attenuation).clamp(0.0, 1.0).powf(0.8);
+            let v = 1.0 - (1.0 - palette.min_brightness) * dark;
+            rgb.map(|ch| ((255.0 * (1.0 - sat) + ch as f32 * sat) * v).round().clamp(0.0, 255.0) as u8)
+        }
+    }
+}
+
+/// [`shade`] tabulated per class over `u = sqrt(a / a_max)`: a square root per pixel instead
+/// of a `powf`, and in `u` both the saturation (`~u`) and the darkening (`~u^1.6`) are smooth,
+/// so 4,096 steps keep every channel within one grey level of the exact colour.
+struct ColourTable {
+    inv_a_max: f32,
+    /// `CLASSES x STEPS` colours.
+    table: Vec<[u8; 3]>,
+}
+
+impl ColourTable {
+    const STEPS: usize = 4096;
+    const CLASSES: usize = 8;
+
+    fn new(palette: &Palette) -> Self {
+        let a_max = palette.saturation_attenuation.max(palette.dark_attenuation).max(f32::MIN_POSITIVE);
+        let mut table = Vec::with_capacity(Self::CLASSES * Self::STEPS);
+        for class in 0..Self::CLASSES as u8 {
+            for k in 0..Self::STEPS {
+                let u = k as f32 / (Self::STEPS - 1) as f32;
+                table.push(shade(palette, class, a_max * u * u));
+            }
+        }
+        Self { inv_a_max: 1.0 / a_max, table }
+    }
+
+    #[inline]
+    fn colour(&self, class: u8, a: f32) -> [u8; 3] {
+        // NaN attenuation maps to step 0 (`as` saturates NaN to 0), like air-thin material.
+        let u = (a * self.inv_a_max).clamp(0.0, 1.0).sqrt();
+        let k = (u * (Self::STEPS - 1) as f32 + 0.5) as usize;
+        self.table[(class as usize).min(Self::CLASSES - 1) * Self::STEPS + k.min(Self::STEPS - 1)]
+    }
 }
 
 /// Window and level on attenuation: `level - window/2` is drawn white, `level + window/2` black.
@@ -178,6 +219,22 @@ mod tests {
         assert!(dark_org.iter().map(|&v| v as u32).sum::<u32>() < light_org.iter().map(|&v| v as u32).sum::<u32>());
         assert!(metal[2] > metal[0], "metal is blue");
         assert!(px(4).iter().all(|&v| v < 60), "impenetrable is dark: {:?}", px(4));
+    }
+
+    #[test]
+    fn tabulated_colours_stay_within_one_level_of_the_exact_shade() {
+        let palette = Palette::default();
+        let lut = ColourTable::new(&palette);
+        for class in 0..7u8 {
+            for i in 0..20_000 {
+                let a = i as f32 * 0.0007; // 0 to 14: past both palette limits
+                let (got, want) = (lut.colour(class, a), shade(&palette, class, a));
+                for ch in 0..3 {
+                    assert!(got[ch].abs_diff(want[ch]) <= 1, "class {class} a {a}: {got:?} vs {want:?}");
+                }
+            }
+        }
+        assert_eq!(lut.colour(MaterialClass::Air as u8, 3.0), [255, 255, 255]);
     }
 
     #[test]

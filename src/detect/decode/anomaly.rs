@@ -138,9 +138,9 @@ mod tests {
     }
 
     fn outputs(map: ArrayD<f32>, score: Option<ArrayD<f32>>, mask: Option<OutputTensor>) -> ModelOutputs {
-        let mut t = vec![("anomaly_map".to_string(), OutputTensor::F32(map))];
+        let mut t = vec![("anomaly_map".to_string(), OutputTensor::F32(map.into()))];
         if let Some(s) = score {
-            t.push(("pred_score".into(), OutputTensor::F32(s)));
+            t.push(("pred_score".into(), OutputTensor::F32(s.into())));
         }
         if let Some(m) = mask {
             t.push(("pred_mask".into(), m));
@@ -153,7 +153,7 @@ mod tests {
         let mut map = ArrayD::<f32>::zeros(IxDyn(&[2, 1, 3, 4]));
         map[[1, 0, 2, 3]] = 0.8;
         let score = ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![0.1, 0.8]).unwrap();
-        let mask = OutputTensor::Bool(map.mapv(|v| v > 0.5));
+        let mask = OutputTensor::Bool(map.mapv(|v| v > 0.5).into());
         let mut stats = DecodeStats::default();
         let tiles = decode(&outputs(map, Some(score), Some(mask)), &names(true, true), 2, &mut stats).unwrap();
         assert_eq!(tiles.len(), 2);
@@ -185,7 +185,7 @@ mod tests {
         let map = ArrayD::<f32>::zeros(IxDyn(&[1, 1, 4, 4]));
         let bad_score = ArrayD::<f32>::zeros(IxDyn(&[1, 3]));
         assert!(decode(&outputs(map.clone(), Some(bad_score), None), &names(true, false), 1, &mut stats).is_err());
-        let bad_mask = OutputTensor::F32(ArrayD::<f32>::zeros(IxDyn(&[1, 1, 2, 2])));
+        let bad_mask = OutputTensor::F32(ArrayD::<f32>::zeros(IxDyn(&[1, 1, 2, 2])).into());
         assert!(decode(&outputs(map.clone(), None, Some(bad_mask)), &names(false, true), 1, &mut stats).is_err());
         let err = decode(&outputs(map.clone(), None, None), &names(true, false), 1, &mut stats).unwrap_err();
         assert!(matches!(err, DecodeError::MissingOutput { .. }), "{err}");

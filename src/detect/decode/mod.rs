@@ -11,33 +11,47 @@ pub mod yolo_v8;
 
 use super::geometry::{BoxXyxy, Detection};
 use super::merge::nms_indices;
-use ndarray::{ArrayD, ArrayViewD, Ix3};
+use ndarray::{ArrayViewD, CowArray, Ix3, IxDyn};
 use serde::Serialize;
 
-/// A model output copied out of ONNX Runtime.
+/// A model output: borrowed from ONNX Runtime's output buffer while a run's outputs are
+/// decoded in place, owned when copied out (or converted from another element type).
 #[derive(Debug, Clone)]
-pub enum OutputTensor {
-    F32(ArrayD<f32>),
-    Bool(ArrayD<bool>),
+pub enum OutputTensor<'a> {
+    F32(CowArray<'a, f32, IxDyn>),
+    Bool(CowArray<'a, bool, IxDyn>),
 }
 
-impl OutputTensor {
+impl OutputTensor<'_> {
     pub fn shape(&self) -> &[usize] {
         match self {
             Self::F32(a) => a.shape(),
             Self::Bool(a) => a.shape(),
         }
     }
+
+    /// A copy that no longer borrows from ONNX Runtime.
+    pub fn into_owned(self) -> OutputTensor<'static> {
+        match self {
+            Self::F32(a) => OutputTensor::F32(a.into_owned().into()),
+            Self::Bool(a) => OutputTensor::Bool(a.into_owned().into()),
+        }
+    }
 }
 
 /// All outputs of one run, by name, in the model's order.
 #[derive(Debug, Clone, Default)]
-pub struct ModelOutputs {
-    pub tensors: Vec<(String, OutputTensor)>,
+pub struct ModelOutputs<'a> {
+    pub tensors: Vec<(String, OutputTensor<'a>)>,
 }
 
-impl ModelOutputs {
-    pub fn get(&self, name: &str) -> Option<&OutputTensor> {
+impl<'a> ModelOutputs<'a> {
+    /// A copy that no longer borrows from ONNX Runtime.
+    pub fn into_owned(self) -> ModelOutputs<'static> {
+        ModelOutputs { tensors: self.tensors.into_iter().map(|(n, t)| (n, t.into_owned())).collect() }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&OutputTensor<'a>> {
         self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
 

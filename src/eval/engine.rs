@@ -1,0 +1,434 @@
+//! `nii-atr eval --dataset <split> --config <pipeline.toml>`: runs the inspection pipeline
+//! over every case of a labelled split and scores it in process. Besides the COCO and
+//! operating-point metrics of the boxes, the report holds what only a pipeline run has: its
+//! own scan-level decisions and risk score, each model's scan-level AUROC (the anomaly
+//! model's included) and the latency per scan and per stage.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use super::EvalError;
+use super::atr::{OperatingPoint, roc};
+use super::dataset::{Dataset, ImageDetections, MAX_INPUT_BYTES, ScoredBox};
+use crate::inspect::findings::{Decision, FindingKind, Inspection};
+use crate::inspect::{InspectError, Pipeline};
+use crate::scan::Limits;
+
+/// One case of a split: its COCO image id and its scan descriptor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitCase {
+    pub image_id: i64,
+    pub scan: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct RawImages {
+    images: Vec<RawImage>,
+}
+
+#[derive(Deserialize)]
+struct RawImage {
+    id: i64,
+    file_name: Option<String>,
+    /// The generator writes the scan descriptor's path, relative to the split.
+    scan: Option<String>,
+}
+
+/// The scans of a split's COCO file: each image's `scan` entry, else `scan.json` beside its
+/// `file_name` (`<case>/preview.png` -> `<case>/scan.json`), both relative to the split.
+pub fn split_cases(split: &Path, annotations: &Path) -> Result<Vec<SplitCase>, EvalError> {
+    let size = std::fs::metadata(annotations)
+        .map_err(|source| EvalError::Read { path: annotations.to_path_buf(), source })?
+        .len();
+    if size > MAX_INPUT_BYTES {
+        return Err(EvalError::TooLarge { path: annotations.to_path_buf(), size, limit: MAX_INPUT_BYTES });
+    }
+    let bytes =
+        std::fs::read(annotations).map_err(|source| EvalError::Read { path: annotations.to_path_buf(), source })?;
+    let raw: RawImages =
+        serde_json::from_slice(&bytes).map_err(|source| EvalError::Json { path: annotations.to_path_buf(), source })?;
+    raw.images
+        .into_iter()
+        .map(|img| {
+            let rel = match (img.scan, img.file_name) {
+                (Some(scan), _) => PathBuf::from(scan),
+                (None, Some(name)) => Path::new(&name).parent().unwrap_or(Path::new("")).join("scan.json"),
+                (None, None) => {
+                    return Err(EvalError::Report {
+                        path: annotations.to_path_buf(),
+                        reason: format!(
+                            "image {} has neither `scan` nor `file_name`: its scan cannot be found",
+                            img.id
+                        ),
+                    });
+                }
+            };
+            if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                return Err(EvalError::Report {
+                    path: annotations.to_path_buf(),
+                    reason: format!("image {}: scan path {} leaves the split folder", img.id, rel.display()),
+                });
+            }
+            Ok(SplitCase { image_id: img.id, scan: split.join(rel) })
+        })
+        .collect()
+}
+
+/// Median, 95th percentile and maximum of one stage over the scans, in milliseconds.
+/// Percentiles interpolate linearly between order statistics (numpy's default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageLatency {
+    pub stage: String,
+    pub median_ms: f64,
+    pub p95_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Linear-interpolation percentile of sorted values (`q` in [0, 1]).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        1 => sorted[0],
+        n => {
+            let h = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let (lo, frac) = (h.floor() as usize, h - h.floor());
+            if lo + 1 >= n { sorted[n - 1] } else { sorted[lo] + frac * (sorted[lo + 1] - sorted[lo]) }
+        }
+    }
+}
+
+fn stage_latency(stage: &str, mut values: Vec<f64>) -> StageLatency {
+    values.sort_by(f64::total_cmp);
+    StageLatency {
+        stage: stage.to_string(),
+        median_ms: percentile(&values, 0.5),
+        p95_ms: percentile(&values, 0.95),
+        max_ms: values.last().copied().unwrap_or(f64::NAN),
+    }
+}
+
+/// How often the pipeline decided clear / review / alarm on threat and on clean scans.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DecisionCounts {
+    pub clear: usize,
+    pub review: usize,
+    pub alarm: usize,
+}
+
+impl DecisionCounts {
+    fn add(&mut self, d: Decision) {
+        match d {
+            Decision::Clear => self.clear += 1,
+            Decision::Review => self.review += 1,
+            Decision::Alarm => self.alarm += 1,
+        }
+    }
+}
+
+/// Scan-level AUROC of one score (the pipeline's risk, or one model's highest finding).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanScoreRoc {
+    pub score: String,
+    pub auc: Option<f64>,
+    pub pd_at_pfa: Vec<OperatingPoint>,
+}
+
+/// A scan the pipeline could not inspect; it is scored as a scan without detections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedScan {
+    pub scan: String,
+    pub error: String,
+}
+
+/// What the pipeline run adds to the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineRun {
+    pub config: String,
+    /// `name version` of every model the config ran.
+    pub models: Vec<String>,
+    pub n_scans: usize,
+    pub failed: Vec<FailedScan>,
+    /// Findings whose class is not a ground-truth category (anomaly regions, manifest
+    /// checks, classes the labels lack), by class name: they count for the decision and the
+    /// scan-level scores below, not for the box metrics.
+    pub unmapped_findings: BTreeMap<String, usize>,
+    /// Decisions on scans holding a labelled threat.
+    pub decisions_threat: DecisionCounts,
+    /// Decisions on scans without one.
+    pub decisions_clean: DecisionCounts,
+    /// Scan-level ROC of the pipeline's risk score, then of each model's highest finding score.
+    pub scan_scores: Vec<ScanScoreRoc>,
+    /// Reading the scan, each pipeline stage, and the whole scan (read + inspect).
+    pub latency: Vec<StageLatency>,
+    pub wall_s: f64,
+}
+
+/// The engine's detections plus the pipeline section of the report.
+pub struct EngineRun {
+    pub detections: Vec<ImageDetections>,
+    pub pipeline: PipelineRun,
+}
+
+struct ScanResult {
+    image_id: i64,
+    read_ms: f64,
+    outcome: Result<Inspection, String>,
+}
+
+/// Runs `pipeline` over `cases` (next scan read on a second thread while one is inspected)
+/// and maps findings to the dataset's categories by class name.
+pub fn run_split(
+    pipeline: &Pipeline,
+    config: &Path,
+    cases: &[SplitCase],
+    dataset: &Dataset,
+    limits: &Limits,
+    progress: &ProgressBar,
+) -> EngineRun {
+    let started = Instant::now();
+    let by_name: BTreeMap<&str, i64> = dataset.categories.iter().map(|c| (c.name.as_str(), c.id)).collect();
+    let positive: std::collections::HashSet<i64> = dataset.annotations.iter().map(|g| g.image_id).collect();
+    let mut results: Vec<ScanResult> = Vec::with_capacity(cases.len());
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel(1);
+        s.spawn(move || {
+            for case in cases {
+                let t = Instant::now();
+                let scan = crate::scan::read_scan(&case.scan, limits);
+                if tx.send((case, scan, t.elapsed().as_secs_f64() * 1e3)).is_err() {
+                    return;
+                }
+            }
+        });
+        for (case, scan, read_ms) in rx {
+            progress.set_message(case.scan.display().to_string());
+            let outcome = scan
+                .map_err(InspectError::from)
+                .and_then(|scan| pipeline.inspect(&scan))
+                .map(|(ins, _)| ins)
+                .map_err(|e| crate::error_chain(&e));
+            if let Err(e) = &outcome {
+                progress.println(format!("warning: {}: {e}", case.scan.display()));
+            }
+            results.push(ScanResult { image_id: case.image_id, read_ms, outcome });
+            progress.inc(1);
+        }
+    });
+
+    let mut detections = Vec::with_capacity(results.len());
+    let mut unmapped: BTreeMap<String, usize> = BTreeMap::new();
+    let mut failed = Vec::new();
+    let (mut decisions_threat, mut decisions_clean) = (DecisionCounts::default(), DecisionCounts::default());
+    let model_names: Vec<String> = pipeline.detectors().map(|d| d.spec().name.clone()).collect();
+    // Per scan: risk, then each model's highest finding score (-inf without findings).
+    let mut scores: Vec<Vec<f64>> = vec![Vec::with_capacity(results.len()); 1 + model_names.len()];
+    let mut labels = Vec::with_capacity(results.len());
+    let stages = ["read", "calibrate", "render", "preprocess", "ort_run", "decode", "merge", "inspect", "scan"];
+    let mut latency: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
+    for r in &results {
+        labels.push(positive.contains(&r.image_id));
+        let mut boxes = Vec::new();
+        match &r.outcome {
+            Ok(ins) => {
+                if positive.contains(&r.image_id) {
+                    decisions_threat.add(ins.decision);
+                } else {
+                    decisions_clean.add(ins.decision);
+                }
+                scores[0].push(f64::from(ins.risk_score));
+                for (k, name) in model_names.iter().enumerate() {
+                    let best = ins
+                        .findings
+                        .iter()
+                        .filter(|f| &f.model == name)
+                        .map(|f| f64::from(f.score))
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    scores[k + 1].push(best);
+                }
+                for f in &ins.findings {
+                    let id = matches!(f.kind, FindingKind::Object | FindingKind::TileClass)
+                        .then(|| by_name.get(f.class_name.as_str()))
+                        .flatten();
+                    match id {
+                        Some(&category_id) => boxes.push(ScoredBox {
+                            category_id,
+                            bbox: [
+                                f64::from(f.bbox_px.x1),
+                                f64::from(f.bbox_px.y1),
+                                f64::from(f.bbox_px.width()),
+                                f64::from(f.bbox_px.height()),
+                            ],
+                            score: f64::from(f.score),
+                        }),
+                        None => *unmapped.entry(f.class_name.clone()).or_default() += 1,
+                    }
+                }
+                let t = &ins.timings;
+                let values = [
+                    r.read_ms,
+                    t.calibrate_ms,
+                    t.render_ms,
+                    t.preprocess_ms,
+                    t.ort_run_ms,
+                    t.decode_ms,
+                    t.merge_ms,
+                    t.total_ms,
+                    r.read_ms + t.total_ms,
+                ];
+                for (v, l) in values.iter().zip(latency.iter_mut()) {
+                    l.push(*v);
+                }
+            }
+            Err(e) => {
+                let scan = cases.iter().find(|c| c.image_id == r.image_id).map(|c| c.scan.display().to_string());
+                failed.push(FailedScan { scan: scan.unwrap_or_default(), error: e.clone() });
+                for s in &mut scores {
+                    s.push(f64::NEG_INFINITY);
+                }
+            }
+        }
+        detections.push(ImageDetections { image_id: r.image_id, detections: boxes });
+    }
+    let limits_pfa = [0.005, 0.01, 0.02, 0.03, 0.05];
+    let scan_scores = std::iter::once("pipeline risk".to_string())
+        .chain(model_names.iter().map(|m| format!("{m} (highest finding)")))
+        .zip(&scores)
+        .map(|(name, s)| {
+            let r = roc(s, &labels);
+            ScanScoreRoc {
+                score: name,
+                auc: r.as_ref().map(|r| r.auc),
+                pd_at_pfa: r.map(|r| limits_pfa.iter().map(|&l| r.pd_at_pfa(l)).collect()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let pipeline_run = PipelineRun {
+        config: config.display().to_string(),
+        models: pipeline.detectors().map(|d| format!("{} {}", d.spec().name, d.spec().version)).collect(),
+        n_scans: results.len(),
+        failed,
+        unmapped_findings: unmapped,
+        decisions_threat,
+        decisions_clean,
+        scan_scores,
+        latency: stages.iter().zip(latency).map(|(s, v)| stage_latency(s, v)).collect(),
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    EngineRun { detections, pipeline: pipeline_run }
+}
+
+/// A progress bar over the scans of a split.
+pub fn scan_progress(n: usize) -> ProgressBar {
+    let pb = ProgressBar::new(n as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} scans, eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+/// The Markdown section of a pipeline run.
+pub fn markdown(p: &PipelineRun) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## Pipeline run\n\nConfig `{}`, models: {}. {} scans in {:.1} s, {} failed (scored as scans without \
+         detections).\n",
+        p.config,
+        p.models.join(", "),
+        p.n_scans,
+        p.wall_s,
+        p.failed.len()
+    );
+    for f in p.failed.iter().take(10) {
+        let _ = writeln!(s, "- failed: `{}`: {}", f.scan, f.error);
+    }
+    if !p.failed.is_empty() {
+        s.push('\n');
+    }
+    let _ = writeln!(
+        s,
+        "| decision | threat scans | clean scans |\n|---|---|---|\n| clear | {} | {} |\n| review | {} | {} |\n| alarm | {} | {} |\n",
+        p.decisions_threat.clear,
+        p.decisions_clean.clear,
+        p.decisions_threat.review,
+        p.decisions_clean.review,
+        p.decisions_threat.alarm,
+        p.decisions_clean.alarm
+    );
+    if let Some(first) = p.scan_scores.iter().find(|r| !r.pd_at_pfa.is_empty()) {
+        let limits: Vec<f64> = first.pd_at_pfa.iter().map(|o| o.target).collect();
+        let _ = writeln!(
+            s,
+            "| scan score | ROC AUC | {} |\n|---|---|{}",
+            limits.iter().map(|l| format!("Pd at Pfa <= {}%", l * 100.0)).collect::<Vec<_>>().join(" | "),
+            "---|".repeat(limits.len())
+        );
+        for r in &p.scan_scores {
+            let cells = if r.pd_at_pfa.is_empty() {
+                vec!["n/a".to_string(); limits.len()]
+            } else {
+                r.pd_at_pfa.iter().map(|o| format!("{:.3} (Pfa {:.3})", o.pd, o.pfa)).collect()
+            };
+            let auc = r.auc.map_or_else(|| "n/a".into(), |a| format!("{a:.3}"));
+            let _ = writeln!(s, "| {} | {} | {} |", r.score, auc, cells.join(" | "));
+        }
+        s.push('\n');
+    }
+    if !p.unmapped_findings.is_empty() {
+        let _ = writeln!(
+            s,
+            "Findings outside the ground-truth classes (decision and scan scores only): {}.\n",
+            p.unmapped_findings.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let _ = writeln!(s, "| latency (ms) | median | p95 | max |\n|---|---|---|---|");
+    for l in &p.latency {
+        let _ = writeln!(s, "| {} | {:.1} | {:.1} | {:.1} |", l.stage, l.median_ms, l.p95_ms, l.max_ms);
+    }
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_match_numpy_linear() {
+        // numpy.percentile([1, 2, 3, 4, 10], [50, 95]) = [3.0, 8.8]
+        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
+        assert_eq!(percentile(&v, 0.5), 3.0);
+        assert!((percentile(&v, 0.95) - 8.8).abs() < 1e-12);
+        assert_eq!(percentile(&[7.0], 0.95), 7.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn split_cases_find_scans_and_refuse_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ann = dir.path().join("annotations.json");
+        std::fs::write(
+            &ann,
+            r#"{"images": [{"id": 1, "file_name": "c1/preview.png"}, {"id": 2, "scan": "c2/scan.json"}],
+                "annotations": [], "categories": []}"#,
+        )
+        .unwrap();
+        let cases = split_cases(dir.path(), &ann).unwrap();
+        assert_eq!(cases[0], SplitCase { image_id: 1, scan: dir.path().join("c1/scan.json") });
+        assert_eq!(cases[1].scan, dir.path().join("c2/scan.json"));
+        std::fs::write(&ann, r#"{"images": [{"id": 1, "scan": "../../etc/scan.json"}]}"#).unwrap();
+        let e = split_cases(dir.path(), &ann).unwrap_err().to_string();
+        assert!(e.contains("leaves the split folder"), "{e}");
+        std::fs::write(&ann, r#"{"images": [{"id": 3}]}"#).unwrap();
+        assert!(split_cases(dir.path(), &ann).unwrap_err().to_string().contains("image 3"));
+        std::fs::write(&ann, "{").unwrap();
+        assert!(matches!(split_cases(dir.path(), &ann), Err(EvalError::Json { .. })));
+    }
+}

@@ -1,0 +1,123 @@
+//! `nii-atr eval --dataset`: the pipeline over a generated split, scored in process, with
+//! the pipeline section (decisions, scan scores, latency) and a report `eval compare` reads.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nii-atr"))
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Three cases of the tiny recipe's test split.
+fn split() -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["synth", "--recipe"])
+        .arg(root().join("datasets/recipes/tiny.toml"))
+        .args(["--cases", "3", "--split", "test", "--no-preview", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn eval(split: &Path, report: &Path, extra: &[&str]) -> std::process::Output {
+    bin()
+        .arg("eval")
+        .arg("--dataset")
+        .arg(split)
+        .arg("--config")
+        .arg(root().join("models/pipeline.default.toml"))
+        .arg("--report")
+        .arg(report)
+        .args(["--bootstrap", "50"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn read(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn dataset_runs_are_scored_with_latency_and_can_be_compared() {
+    let data = split();
+    let test = data.path().join("test");
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let o = eval(&test, &a, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("on 3 scans"), "{stdout}");
+    let r = read(&a.join("report.json"));
+    assert_eq!(r["inputs"]["n_scans"], 3);
+    let p = &r["pipeline"];
+    assert_eq!(p["n_scans"], 3);
+    assert_eq!(p["failed"].as_array().unwrap().len(), 0);
+    let stages: Vec<&str> = p["latency"].as_array().unwrap().iter().map(|l| l["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["read", "calibrate", "render", "preprocess", "ort_run", "decode", "merge", "inspect", "scan"]);
+    for l in p["latency"].as_array().unwrap() {
+        let (med, p95, max) =
+            (l["median_ms"].as_f64().unwrap(), l["p95_ms"].as_f64().unwrap(), l["max_ms"].as_f64().unwrap());
+        assert!(med >= 0.0 && med <= p95 && p95 <= max, "{l}");
+    }
+    let decided: u64 = ["decisions_threat", "decisions_clean"]
+        .iter()
+        .flat_map(|k| ["clear", "review", "alarm"].map(|d| p[k][d].as_u64().unwrap()))
+        .sum();
+    assert_eq!(decided, 3);
+    assert_eq!(p["scan_scores"][0]["score"], "pipeline risk");
+    // The toy detector's class is not a threat category of the labels: counted, not scored.
+    assert_eq!(r["inputs"]["n_predictions"], 0);
+    let md = std::fs::read_to_string(a.join("summary.md")).unwrap();
+    assert!(md.contains("## Pipeline run") && md.contains("| latency (ms) | median | p95 | max |"), "{md}");
+    // The engine's detections are kept beside the report, so `eval compare` can re-score them.
+    assert!(a.join("predictions.json").is_file());
+    assert_eq!(
+        r["inputs"]["predictions"]["path"],
+        std::fs::canonicalize(a.join("predictions.json")).unwrap().display().to_string()
+    );
+
+    // --limit takes the first cases only, and says so.
+    let o = eval(&test, &b, &["--limit", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(first 2 only)"));
+    assert_eq!(read(&b.join("report.json"))["inputs"]["n_scans"], 2);
+
+    let o = bin().args(["eval", "compare"]).arg(&a).arg(&a).args(["--bootstrap", "20"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_case_that_cannot_be_read_fails_the_run_but_is_reported() {
+    let data = split();
+    let test = data.path().join("test");
+    let case = std::fs::read_dir(&test).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
+    std::fs::write(case.join("high.png"), b"not a png").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let o = eval(&test, tmp.path(), &[]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("1 of 3 scans could not be inspected"), "{stderr}");
+    let r = read(&tmp.path().join("report.json"));
+    let failed = r["pipeline"]["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0]["scan"].as_str().unwrap().contains(case.file_name().unwrap().to_str().unwrap()));
+}
+
+#[test]
+fn a_split_without_annotations_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = eval(tmp.path(), &tmp.path().join("r"), &[]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("annotations.json"), "{stderr}");
+}
