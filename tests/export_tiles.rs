@@ -53,7 +53,8 @@ fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
     let header = std::str::from_utf8(&raw[10..10 + hlen]).unwrap();
     assert!(header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"), "{header}");
     let shape_txt = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
-    let shape: Vec<usize> = shape_txt.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap()).collect();
+    let shape: Vec<usize> =
+        shape_txt.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap()).collect();
     let data = raw[10 + hlen..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
     (shape, data)
 }
@@ -149,10 +150,14 @@ fn exported_tiles_are_the_engines_inputs_with_their_boxes() {
                     // A truth box wholly inside the tile is a label, shifted into tile pixels.
                     for t in &case.threats {
                         let [x, y, w, h] = t.bbox;
-                        let inside =
-                            x >= r.rect.x && y >= r.rect.y && x + w <= r.rect.x + 64 && y + h <= r.rect.y + 64;
+                        let inside = x >= r.rect.x && y >= r.rect.y && x + w <= r.rect.x + 64 && y + h <= r.rect.y + 64;
                         if inside && w >= 4 && h >= 4 {
-                            let want = [(x - r.rect.x) as f32, (y - r.rect.y) as f32, (x + w - r.rect.x) as f32, (y + h - r.rect.y) as f32];
+                            let want = [
+                                (x - r.rect.x) as f32,
+                                (y - r.rect.y) as f32,
+                                (x + w - r.rect.x) as f32,
+                                (y + h - r.rect.y) as f32,
+                            ];
                             assert!(r.boxes.iter().any(|b| b.bbox == want && b.category == t.category), "{want:?}");
                             boxes_seen_whole += 1;
                         }
@@ -164,10 +169,15 @@ fn exported_tiles_are_the_engines_inputs_with_their_boxes() {
                 TileKind::FullScan => {
                     // The engine's full-scan pass: the same shrink, placed at (0, 0), air-padded.
                     let pseudo = render_material(&pre.attenuation, &pre.materials, &Palette::default());
-                    let views = ScanViews { attenuation: pre.attenuation.clone(), materials: pre.materials.clone(), pseudo_colour: pseudo };
+                    let views = ScanViews {
+                        attenuation: pre.attenuation.clone(),
+                        materials: pre.materials.clone(),
+                        pseudo_colour: pseudo,
+                    };
                     let scale = (64.0 / cols as f32).min(64.0 / rows as f32);
                     let small = shrink(&views, scale);
-                    let rect = TileRect { x: 0, y: 0, width: small.attenuation.columns(), height: small.attenuation.rows() };
+                    let rect =
+                        TileRect { x: 0, y: 0, width: small.attenuation.columns(), height: small.attenuation.rows() };
                     let mut want = ndarray::Array4::<f32>::zeros((1, 3, 64, 64));
                     TileSource::new(&small.attenuation).fill_batch(&[rect], &recipe_ch, want.view_mut()).unwrap();
                     let got: Vec<f32> = (0..3).flat_map(|c| plane(c).to_vec()).collect();

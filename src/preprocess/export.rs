@@ -176,10 +176,8 @@ fn unit_hash(case: &str, index: usize, seed: u64) -> f64 {
 pub fn write_npy(path: &Path, data: &Array4<f32>) -> Result<u64, ExportError> {
     let io = |source| ExportError::Io { path: path.into(), source };
     let s = data.shape();
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}, {}, {}), }}",
-        s[0], s[1], s[2], s[3]
-    );
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}, {}, {}), }}", s[0], s[1], s[2], s[3]);
     // Magic (6) + version (2) + length (2) + header, padded with spaces to a multiple of 64.
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
@@ -207,8 +205,11 @@ pub fn read_truth(split: &Path) -> Result<Vec<CaseTruth>, ExportError> {
         if line.trim().is_empty() {
             continue;
         }
-        let t: CaseTruth =
-            serde_json::from_str(&line).map_err(|source| ExportError::Truth { path: path.clone(), line: i + 1, source })?;
+        let t: CaseTruth = serde_json::from_str(&line).map_err(|source| ExportError::Truth {
+            path: path.clone(),
+            line: i + 1,
+            source,
+        })?;
         if let Some(bad) = t.threats.iter().find(|th| !CATEGORIES.contains(&th.category.as_str())) {
             return Err(ExportError::Category { path, category: bad.category.clone() });
         }
@@ -367,7 +368,10 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
     let start = std::time::Instant::now();
     let spec = ModelSpec::from_path(&opts.spec)?;
     if spec.input.layout != crate::detect::spec::Layout::Nchw {
-        return Err(ExportError::Unsupported { spec: opts.spec.clone(), reason: "only NCHW inputs are exported".into() });
+        return Err(ExportError::Unsupported {
+            spec: opts.spec.clone(),
+            reason: "only NCHW inputs are exported".into(),
+        });
     }
     if !(0.0..=1.0).contains(&opts.keep_background) {
         return Err(ExportError::Unsupported {
@@ -379,7 +383,11 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
     let mut truth = read_truth(&opts.split)?;
     if let Some(n) = opts.cases {
         if n > truth.len() {
-            return Err(ExportError::Cases { path: opts.split.join("truth.jsonl"), requested: n, available: truth.len() });
+            return Err(ExportError::Cases {
+                path: opts.split.join("truth.jsonl"),
+                requested: n,
+                available: truth.len(),
+            });
         }
         truth.truncate(n);
     }
