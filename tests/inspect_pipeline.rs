@@ -45,6 +45,8 @@ fn config(model: &str, spec: &str, batch_size: usize) -> PipelineConfig {
         vec![ModelEntry { path: fixtures().join(model), spec: Some(fixtures().join(spec)), batch_size, enabled: true }];
     cfg.tiling.overlap_width_ratio = 0.25;
     cfg.tiling.overlap_height_ratio = 0.25;
+    // The shipped default runs a full-scan pass for its detector; these tests count tile runs.
+    cfg.tiling.full_scan_pass = false;
     cfg
 }
 
