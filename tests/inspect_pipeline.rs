@@ -41,10 +41,17 @@ fn scan(rows: usize, cols: usize, blocks: &[(usize, usize, usize, usize, f32)]) 
 fn config(model: &str, spec: &str, batch_size: usize) -> PipelineConfig {
     let mut cfg =
         PipelineConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/pipeline.default.toml")).unwrap();
-    cfg.models =
-        vec![ModelEntry { path: fixtures().join(model), spec: Some(fixtures().join(spec)), batch_size, enabled: true }];
+    cfg.models = vec![ModelEntry {
+        path: fixtures().join(model),
+        spec: Some(fixtures().join(spec)),
+        batch_size,
+        enabled: true,
+        min_score: None,
+    }];
     cfg.tiling.overlap_width_ratio = 0.25;
     cfg.tiling.overlap_height_ratio = 0.25;
+    // The shipped default runs a full-scan pass for its detector; these tests count tile runs.
+    cfg.tiling.full_scan_pass = false;
     cfg
 }
 
@@ -111,6 +118,22 @@ fn channels_last_models_see_the_same_tiles() {
     let wrong = config("yolov8_nhwc_toy.onnx", "yolov8_toy_scan.toml", 8);
     let e = Pipeline::load(wrong).err().expect("layout mismatch is refused").to_string();
     assert!(e.contains("yolov8_nhwc_toy.onnx"), "{e}");
+}
+
+#[test]
+fn min_score_leaves_out_weak_findings() {
+    // Block A scores 0.9, a fainter block 0.7 (A = 2.8 over a whole cell).
+    let s = scan(64, 400, &[(40, 16, 72, 32, 3.6), (256, 32, 272, 48, 2.8)]);
+    let all = inspect(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8), &s);
+    let mut cfg = config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8);
+    cfg.models[0].min_score = Some(0.8);
+    let strong = inspect(cfg, &s);
+    assert!(all.findings.iter().any(|f| f.score < 0.8), "{:?}", all.findings);
+    assert!(!strong.findings.is_empty() && strong.findings.iter().all(|f| f.score >= 0.8));
+    assert_eq!(strong.findings.len() + 1, all.findings.len());
+    let mut bad = config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8);
+    bad.models[0].min_score = Some(1.5);
+    assert!(Pipeline::load(bad).is_err());
 }
 
 #[test]

@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod info;
 mod render;
+mod tiles;
 
 use std::path::PathBuf;
 
@@ -40,6 +41,8 @@ pub enum Command {
     Eval(Box<nii_atr::eval::cli::EvalArgs>),
     /// Generate labelled dual-energy cargo scans from a recipe (physics-based simulator).
     Synth(nii_atr::synth::cli::SynthArgs),
+    /// Export model-input tiles and clipped box labels from a labelled split, for training.
+    Tiles(tiles::TilesArgs),
     /// Speed figures as ratios to same-process baselines: pipeline overhead over model time,
     /// merge, decode, tile tensors.
     Bench(bench::BenchArgs),
@@ -123,5 +126,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Synth(a) => nii_atr::synth::cli::run(&a).map(|_| ()).map_err(Into::into),
         Command::Verify(a) => nii_atr::verify::cli::run(&a).map(|_| ()).map_err(Into::into),
+        Command::Tiles(a) => tiles::run(&a),
     }
 }

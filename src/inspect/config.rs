@@ -24,6 +24,11 @@ pub struct ModelEntry {
     pub batch_size: usize,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Findings of this model scoring below this are left out of the inspection. Evaluation
+    /// configs keep every box (ROC and mAP need the low scores); officer-facing configs show
+    /// the ones that can move the decision. Absent: the spec's thresholds alone decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f32>,
 }
 
 fn default_batch() -> usize {
@@ -193,6 +198,9 @@ impl PipelineConfig {
         }
         if !self.models.iter().any(|m| m.enabled) {
             return Err("no enabled [[models]]".into());
+        }
+        if let Some(m) = self.models.iter().find(|m| m.min_score.is_some_and(|s| !(0.0..=1.0).contains(&s))) {
+            return Err(format!("model {}: min_score {:?} outside 0..=1", m.path.display(), m.min_score));
         }
         if let Some(m) = self.models.iter().find(|m| m.batch_size == 0 || m.batch_size > 1024) {
             return Err(format!("model {}: batch_size {} outside 1..=1024", m.path.display(), m.batch_size));

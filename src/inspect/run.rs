@@ -38,6 +38,7 @@ pub const MAX_BATCH_BYTES: u128 = 4 << 30;
 struct LoadedModel {
     detector: Detector,
     batch_size: usize,
+    min_score: Option<f32>,
 }
 
 /// Loaded models plus the config: built once, then used for any number of scans.
@@ -50,7 +51,8 @@ pub struct Pipeline {
 
 /// Whether at least `need` pixels of `rect` are not air. Counting stops at `need`, so a tile
 /// with cargo is decided after a few rows and only all-air tiles are read in full.
-fn has_content(att: &Array2<f32>, rect: &TileRect, air_attenuation: f32, need: usize) -> bool {
+/// Public so that training-tile export (`preprocess::export`) skips exactly the same tiles.
+pub fn has_content(att: &Array2<f32>, rect: &TileRect, air_attenuation: f32, need: usize) -> bool {
     if need == 0 {
         return true;
     }
@@ -72,7 +74,8 @@ fn has_content(att: &Array2<f32>, rect: &TileRect, air_attenuation: f32, need: u
 
 /// The views shrunk by `scale` (< 1) with area averaging: each output pixel is the mean of
 /// the source pixels it covers, so thin dense objects fade instead of vanishing or aliasing.
-fn shrink(v: &ScanViews, scale: f32) -> ScanViews {
+/// Public so that training export builds the full-scan input exactly as inference does.
+pub fn shrink(v: &ScanViews, scale: f32) -> ScanViews {
     let (rows, cols) = (v.attenuation.rows(), v.attenuation.columns());
     let (h, w) = (((rows as f32 * scale).round() as usize).max(1), ((cols as f32 * scale).round() as usize).max(1));
     let span = |i: usize, n_out: usize, n_in: usize| {
@@ -124,6 +127,8 @@ fn ms(d: Duration) -> f64 {
 impl Pipeline {
     /// Loads every enabled model; any bad model or spec fails here, before a scan is read.
     pub fn load(cfg: PipelineConfig) -> Result<Self, InspectError> {
+        // A config built in code gets the same checks as one read from a file.
+        cfg.check().map_err(|reason| ConfigError::Invalid { path: cfg.base_dir.join("<pipeline config>"), reason })?;
         if crate::runtime::loaded().is_none()
             && let Some(lib) = &cfg.ort_library
         {
@@ -148,7 +153,7 @@ impl Pipeline {
                     ),
                 }));
             }
-            models.push(LoadedModel { detector, batch_size: entry.batch_size });
+            models.push(LoadedModel { detector, batch_size: entry.batch_size, min_score: entry.min_score });
         }
         let extra = cfg.verify.reference.as_ref().map(|p| cfg.resolve(p));
         let reference = crate::verify::CommodityReference::with_extra(extra.as_deref()).map_err(|e| {
@@ -447,6 +452,9 @@ impl Pipeline {
             for (b, stats) in regions(&map, *threshold, a.min_region_px, a.eight_connected) {
                 findings.push(make(FindingKind::AnomalyRegion, 0, stats.peak.clamp(0.0, 1.0), b, Some(stats)));
             }
+        }
+        if let Some(min) = model.min_score {
+            findings.retain(|f| f.score >= min);
         }
         timings.merge_ms += ms(t.elapsed());
         let run = ModelRun {

@@ -1,6 +1,7 @@
 //! Preprocessing: calibration to attenuation, material discrimination, officer views, tiles.
 
 pub mod calibration;
+pub mod export;
 pub mod materials;
 pub mod render;
 pub mod tiles;
