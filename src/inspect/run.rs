@@ -437,11 +437,15 @@ impl Pipeline {
                 cargo_check: None,
             }
         };
+        // `min_score` drops a finding before its material evidence is gathered: the evidence
+        // reads every pixel of the box, the costly part for a model emitting hundreds of weak
+        // boxes per scan.
+        let shown = |score: f32| model.min_score.is_none_or(|m| score >= m);
         let mut findings = Vec::new();
-        for d in merge_tiles(&boxes, &cuts, &self.cfg.merge) {
+        for d in merge_tiles(&boxes, &cuts, &self.cfg.merge).into_iter().filter(|d| shown(d.score)) {
             findings.push(make(FindingKind::Object, d.class_id, d.score, d.bbox, None));
         }
-        for (rect, class_id, score) in tile_classes {
+        for (rect, class_id, score) in tile_classes.into_iter().filter(|t| shown(t.2)) {
             let b =
                 BoxXyxy::new(rect.x as f32, rect.y as f32, (rect.x + rect.width) as f32, (rect.y + rect.height) as f32);
             findings.push(make(FindingKind::TileClass, class_id, score, b, None));
@@ -450,11 +454,11 @@ impl Pipeline {
             let map = c.average();
             let a = &self.cfg.anomaly;
             for (b, stats) in regions(&map, *threshold, a.min_region_px, a.eight_connected) {
-                findings.push(make(FindingKind::AnomalyRegion, 0, stats.peak.clamp(0.0, 1.0), b, Some(stats)));
+                let score = stats.peak.clamp(0.0, 1.0);
+                if shown(score) {
+                    findings.push(make(FindingKind::AnomalyRegion, 0, score, b, Some(stats)));
+                }
             }
-        }
-        if let Some(min) = model.min_score {
-            findings.retain(|f| f.score >= min);
         }
         timings.merge_ms += ms(t.elapsed());
         let run = ModelRun {
