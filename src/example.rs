@@ -129,7 +129,11 @@ pub fn forty_foot_scan() -> Scan {
     let a = container_scan(5.0, 1);
     let b = container_scan(5.0, 2);
     let join = |x: &Array2<u16>, y: &Array2<u16>| {
-        ndarray::concatenate(ndarray::Axis(1), &[x.view(), y.view()]).expect("same number of rows")
+        // Row-major like a plane read from a file (`concatenate` along columns gives column-major).
+        ndarray::concatenate(ndarray::Axis(1), &[x.view(), y.view()])
+            .expect("same number of rows")
+            .as_standard_layout()
+            .into_owned()
     };
     let high = join(&a.high, &b.high);
     let low = join(a.low.as_ref().expect("dual energy"), b.low.as_ref().expect("dual energy"));

@@ -78,106 +78,108 @@ pub fn calibrate(scan: &Scan, opts: &CalibrationOptions) -> Result<AttenuationIm
         pc.as_ref().and_then(|p| if low { p.low.clone() } else { Some(p.high.clone()) })
     };
 
-    let calibrate_plane = |counts: &Array2<u16>,
-                           low: bool,
-                           mut fl: Array2<u8>|
-     -> Result<PlaneCalibration, ScanError> {
-        // Scan's planes are public: one built from a transposed or sliced array is copied to
-        // row-major once here, so the row kernels can take rows as slices.
-        let counts = &counts.as_standard_layout();
-        let rows = counts.nrows();
-        let dark: Array1<f32> = match (rendered, plane_counts(&cal.dark, low)) {
-            (true, _) | (false, None) => Array1::zeros(rows),
-            (false, Some(c)) => Array1::from_shape_fn(rows, |r| c.at(r)),
-        };
-        let air: Array1<f32> = if rendered {
-            Array1::from_elem(rows, u16::MAX as f32)
-        } else if let Some(c) = plane_counts(&cal.air, low) {
-            Array1::from_shape_fn(rows, |r| c.at(r))
-        } else if let Some([c0, c1]) = cal.air_region.as_ref().and_then(|a| a.columns) {
-            // Scan lines before the vehicle: mean open beam of each detector row.
-            let n = (c1 - c0) as f32;
-            Array1::from_shape_fn(rows, |r| {
-                counts.row(r).slice(ndarray::s![c0..c1]).iter().map(|&v| v as f32).sum::<f32>() / n
-            })
-        } else if let Some([r0, r1]) = cal.air_region.as_ref().and_then(|a| a.rows) {
-            let region = counts.slice(ndarray::s![r0..r1, ..]);
-            let mean = region.iter().map(|&v| v as f64).sum::<f64>() / region.len() as f64;
-            Array1::from_elem(rows, mean as f32)
-        } else {
-            Array1::from_elem(rows, percentile_u16(&counts.view(), opts.air_percentile))
-        };
-        // Pulse-to-pulse source intensity along the scan, from detector rows that only see air.
-        let wobble: Option<Array1<f32>> =
-            cal.air_region.as_ref().and_then(|a| a.rows).filter(|_| !rendered).map(|[r0, r1]| {
-                Array1::from_shape_fn(counts.ncols(), |c| {
-                    let mut s = 0.0f32;
-                    for r in r0..r1 {
-                        let range = air[r] - dark[r];
-                        if range > 0.0 {
-                            s += (counts[[r, c]] as f32 - dark[r]) / range;
-                        }
-                    }
-                    let f = s / (r1 - r0) as f32;
-                    // A wobble factor far from 1 means the "air" rows are not air here: ignore it.
-                    if (0.5..=2.0).contains(&f) { 1.0 / f } else { 1.0 }
+    let calibrate_plane =
+        |counts: &Array2<u16>, low: bool, mut fl: Array2<u8>| -> Result<PlaneCalibration, ScanError> {
+            // Scan's planes are public: one built from a transposed or sliced array is copied to
+            // row-major once here, so the row kernels can take rows as slices.
+            let counts = &counts.as_standard_layout();
+            let rows = counts.nrows();
+            let dark: Array1<f32> = match (rendered, plane_counts(&cal.dark, low)) {
+                (true, _) | (false, None) => Array1::zeros(rows),
+                (false, Some(c)) => Array1::from_shape_fn(rows, |r| c.at(r)),
+            };
+            let air: Array1<f32> = if rendered {
+                Array1::from_elem(rows, u16::MAX as f32)
+            } else if let Some(c) = plane_counts(&cal.air, low) {
+                Array1::from_shape_fn(rows, |r| c.at(r))
+            } else if let Some([c0, c1]) = cal.air_region.as_ref().and_then(|a| a.columns) {
+                // Scan lines before the vehicle: mean open beam of each detector row.
+                let n = (c1 - c0) as f32;
+                Array1::from_shape_fn(rows, |r| {
+                    counts.row(r).slice(ndarray::s![c0..c1]).iter().map(|&v| v as f32).sum::<f32>() / n
                 })
-            });
-        if air.iter().zip(dark.iter()).all(|(a, d)| a - d < 1.0) {
-            return Err(bad(format!(
-                "{} plane: open-beam counts are not above dark counts in any detector row",
-                if low { "low" } else { "high" }
-            )));
-        }
-        let mut att = Array2::<f32>::zeros(counts.dim());
-        let floor = opts.transmission_floor;
-        let max_att = -floor.ln();
-        // With one dark level for all rows (the usual case), -ln(I - dark) is a table over the
-        // 65,536 possible counts and each row adds its own -ln(1 / (air - dark)): one load and
-        // one add per pixel instead of a logarithm.
-        let uniform_dark = dark.iter().all(|&v| v == dark[0]);
-        let ln_table: Option<Vec<f32>> = uniform_dark.then(|| {
-            (0..=u16::MAX as u32).map(|c| if c as f32 > dark[0] { -((c as f32 - dark[0]).ln()) } else { 0.0 }).collect()
-        });
-        let column_offset: Option<Vec<f32>> = wobble.as_ref().map(|w| w.iter().map(|&f| -f.ln()).collect());
-        Zip::from(att.axis_iter_mut(Axis(0)))
-            .and(fl.axis_iter_mut(Axis(0)))
-            .and(counts.axis_iter(Axis(0)))
-            .and(&dark)
-            .and(&air)
-            .par_for_each(|mut a_row, mut f_row, c_row, &d, &ai| {
-                let range = ai - d;
-                if range < 1.0 {
-                    a_row.fill(max_att);
-                    f_row.iter_mut().for_each(|f| *f |= flags::DEAD);
-                    return;
-                }
-                let inv = 1.0 / range;
-                let c_row = c_row.as_slice().expect("standard layout");
-                let a_row = a_row.into_slice().expect("standard layout");
-                let f_row = f_row.into_slice().expect("standard layout");
-                let sat = saturation as f32;
-                if let Some(table) = &ln_table {
-                    // -ln T = -ln(I - dark) - ln(inv) [- ln(wobble)]
-                    let row_offset = -inv.ln();
-                    match &column_offset {
-                        Some(co) => {
-                            calibrate_row_table(c_row, a_row, f_row, table, |i| row_offset + co[i], d, sat, max_att)
+            } else if let Some([r0, r1]) = cal.air_region.as_ref().and_then(|a| a.rows) {
+                let region = counts.slice(ndarray::s![r0..r1, ..]);
+                let mean = region.iter().map(|&v| v as f64).sum::<f64>() / region.len() as f64;
+                Array1::from_elem(rows, mean as f32)
+            } else {
+                Array1::from_elem(rows, percentile_u16(&counts.view(), opts.air_percentile))
+            };
+            // Pulse-to-pulse source intensity along the scan, from detector rows that only see air.
+            let wobble: Option<Array1<f32>> =
+                cal.air_region.as_ref().and_then(|a| a.rows).filter(|_| !rendered).map(|[r0, r1]| {
+                    // Row by row over contiguous counts (each column still sums its rows in order).
+                    let mut sums = vec![0.0f32; counts.ncols()];
+                    for r in r0..r1 {
+                        let (d, range) = (dark[r], air[r] - dark[r]);
+                        if range > 0.0 {
+                            let row = counts.row(r);
+                            let row = row.as_slice().expect("standard layout");
+                            sums.iter_mut().zip(row).for_each(|(s, &v)| *s += (v as f32 - d) / range);
                         }
-                        None => calibrate_row_table(c_row, a_row, f_row, table, |_| row_offset, d, sat, max_att),
                     }
-                    return;
-                }
-                match &wobble {
-                    Some(w) => {
-                        let w = w.as_slice().expect("contiguous");
-                        calibrate_row(c_row, a_row, f_row, |i| inv * w[i], d, sat, floor, max_att)
+                    let n = (r1 - r0) as f32;
+                    sums.iter()
+                        .map(|&s| {
+                            let f = s / n;
+                            // A wobble factor far from 1 means the "air" rows are not air here: ignore it.
+                            if (0.5..=2.0).contains(&f) { 1.0 / f } else { 1.0 }
+                        })
+                        .collect()
+                });
+            if air.iter().zip(dark.iter()).all(|(a, d)| a - d < 1.0) {
+                return Err(bad(format!(
+                    "{} plane: open-beam counts are not above dark counts in any detector row",
+                    if low { "low" } else { "high" }
+                )));
+            }
+            let mut att = Array2::<f32>::zeros(counts.dim());
+            let floor = opts.transmission_floor;
+            let max_att = -floor.ln();
+            // With one dark level for all rows (the usual case), -ln(I - dark) is a table over the
+            // 65,536 possible counts and each row adds its own -ln(1 / (air - dark)): one load and
+            // one add per pixel instead of a logarithm.
+            let uniform_dark = dark.iter().all(|&v| v == dark[0]);
+            let ln_table = uniform_dark.then(|| ln_table_for(dark[0]));
+            let column_offset: Option<Vec<f32>> = wobble.as_ref().map(|w| w.iter().map(|&f| -f.ln()).collect());
+            Zip::from(att.axis_iter_mut(Axis(0)))
+                .and(fl.axis_iter_mut(Axis(0)))
+                .and(counts.axis_iter(Axis(0)))
+                .and(&dark)
+                .and(&air)
+                .par_for_each(|mut a_row, mut f_row, c_row, &d, &ai| {
+                    let range = ai - d;
+                    if range < 1.0 {
+                        a_row.fill(max_att);
+                        f_row.iter_mut().for_each(|f| *f |= flags::DEAD);
+                        return;
                     }
-                    None => calibrate_row(c_row, a_row, f_row, |_| inv, d, sat, floor, max_att),
-                }
-            });
-        Ok((att, fl, air, dark))
-    };
+                    let inv = 1.0 / range;
+                    let c_row = c_row.as_slice().expect("standard layout");
+                    let a_row = a_row.into_slice().expect("standard layout");
+                    let f_row = f_row.into_slice().expect("standard layout");
+                    let sat = saturation as f32;
+                    if let Some(table) = &ln_table {
+                        // -ln T = -ln(I - dark) - ln(inv) [- ln(wobble)]
+                        let row_offset = -inv.ln();
+                        match &column_offset {
+                            Some(co) => {
+                                calibrate_row_table(c_row, a_row, f_row, table, |i| row_offset + co[i], d, sat, max_att)
+                            }
+                            None => calibrate_row_table(c_row, a_row, f_row, table, |_| row_offset, d, sat, max_att),
+                        }
+                        return;
+                    }
+                    match &wobble {
+                        Some(w) => {
+                            let w = w.as_slice().expect("contiguous");
+                            calibrate_row(c_row, a_row, f_row, |i| inv * w[i], d, sat, floor, max_att)
+                        }
+                        None => calibrate_row(c_row, a_row, f_row, |_| inv, d, sat, floor, max_att),
+                    }
+                });
+            Ok((att, fl, air, dark))
+        };
 
     let (high, fl, air_high, dark_high) = calibrate_plane(&scan.high, false, Array2::zeros(scan.high.dim()))?;
     // The low plane ORs its flags into the high plane's.
@@ -189,6 +191,31 @@ pub fn calibrate(scan: &Scan, opts: &CalibrationOptions) -> Result<AttenuationIm
         None => (None, fl),
     };
     Ok(AttenuationImage { high, low, flags: fl, max_attenuation: -opts.transmission_floor.ln(), air_high, dark_high })
+}
+
+/// `-ln(I - dark)` for every 16-bit count `I` (0 at or below dark), from a small
+/// process-wide cache: building it costs 65,536 logarithms (~1.5 ms, one thread) per plane,
+/// and a stream of scans from one scanner shares one or two dark levels.
+fn ln_table_for(dark: f32) -> std::sync::Arc<Vec<f32>> {
+    use std::sync::{Arc, Mutex};
+    const CAPACITY: usize = 4;
+    static CACHE: Mutex<Vec<(u32, Arc<Vec<f32>>)>> = Mutex::new(Vec::new());
+    let key = dark.to_bits();
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = cache.iter().position(|(k, _)| *k == key) {
+        let hit = cache.remove(i);
+        let table = hit.1.clone();
+        cache.push(hit);
+        return table;
+    }
+    let table: Arc<Vec<f32>> = Arc::new(
+        (0..=u16::MAX as u32).map(|c| if c as f32 > dark { -((c as f32 - dark).ln()) } else { 0.0 }).collect(),
+    );
+    if cache.len() >= CAPACITY {
+        cache.remove(0);
+    }
+    cache.push((key, table.clone()));
+    table
 }
 
 /// One detector row, branch-free so it vectorises: every pixel computes `-ln max(T, floor)`
@@ -312,6 +339,22 @@ mod tests {
             assert!((a - b).abs() <= 2e-6 * b.abs().max(1.0), "ln({x}): {a} vs {b}");
             x *= 1.013;
         }
+    }
+
+    #[test]
+    fn ln_tables_are_shared_per_dark_level_and_exact() {
+        let a = ln_table_for(200.0);
+        let b = ln_table_for(200.0);
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert_eq!(a[200], 0.0);
+        assert_eq!(a[201], 0.0); // -ln(1)
+        assert_eq!(a[1200], -(1000f32.ln()));
+        let c = ln_table_for(100.0);
+        assert_eq!(c[1100], -(1000f32.ln()));
+        for d in 0..10 {
+            ln_table_for(d as f32);
+        }
+        assert_eq!(ln_table_for(200.0)[1200], -(1000f32.ln()));
     }
 
     fn scan_with(cal: CalibrationSpec, high: Array2<u16>, low: Option<Array2<u16>>) -> Scan {
