@@ -195,6 +195,21 @@ fn sessions_are_shared_across_threads() {
 }
 
 #[test]
+fn spinning_between_runs_or_not_gives_the_same_detections() {
+    let e = &expected()["models"]["yolov8_toy"];
+    let x = paint(e, 2);
+    let outputs: Vec<_> = [false, true]
+        .into_iter()
+        .map(|spin| {
+            let cfg = SessionConfig { spin_between_runs: spin, intra_threads: 2, ..Default::default() };
+            let det = Detector::load(&fixtures().join("yolov8_toy.onnx"), None, &cfg).unwrap();
+            (0..3).map(|_| infer(&det, &x, 2).0).collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(outputs[0].iter().chain(&outputs[1]).all(|d| *d == outputs[0][0]));
+}
+
+#[test]
 fn missing_corrupt_and_mismatched_models_are_typed_errors() {
     let cfg = SessionConfig::default();
     let err = Detector::load(&fixtures().join("no_such_model.onnx"), None, &cfg).unwrap_err();

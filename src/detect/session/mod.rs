@@ -50,6 +50,10 @@ pub struct SessionConfig {
     pub require_gpu: bool,
     /// Threads inside one operator; 0 lets ONNX Runtime pick (one per core).
     pub intra_threads: usize,
+    /// Let ONNX Runtime's intra-op threads keep spinning for work after a run returns (its own
+    /// default). Off, they stop spinning once `run` returns (they still spin inside a run), so
+    /// the pipeline's work between runs (calibration, tiles, decode, outputs) gets the cores.
+    pub spin_between_runs: bool,
     pub optimization: Optimization,
     /// Independent sessions per model, for concurrent callers (each holds its own weights).
     pub sessions: usize,
@@ -62,6 +66,7 @@ impl Default for SessionConfig {
             device_id: 0,
             require_gpu: false,
             intra_threads: 0,
+            spin_between_runs: false,
             optimization: Optimization::All,
             sessions: 1,
         }
@@ -106,6 +111,9 @@ fn build_session(model: &Path, cfg: &SessionConfig) -> Result<(Session, &'static
     builder = builder.with_optimization_level(cfg.optimization.into()).map_err(|e| err(e.into()))?;
     if cfg.intra_threads > 0 {
         builder = builder.with_intra_threads(cfg.intra_threads).map_err(|e| err(e.into()))?;
+    }
+    if !cfg.spin_between_runs {
+        builder = builder.with_config_entry("session.force_spinning_stop", "1").map_err(|e| err(e.into()))?;
     }
     let (eps, provider) = match cfg.provider {
         Provider::Cpu => (vec![cpu::dispatch()], cpu::NAME),
