@@ -68,14 +68,35 @@ pub fn render_material(att: &AttenuationImage, materials: &MaterialMap, palette:
     let high = high.as_slice().expect("standard layout");
     let class = materials.class.as_standard_layout();
     let class = class.as_slice().expect("standard layout");
-    let lut = ColourTable::new(palette);
-    buf.par_chunks_mut(cols * 3).enumerate().for_each(|(r, out)| {
-        for c in 0..cols {
-            let i = r * cols + c;
-            out[c * 3..c * 3 + 3].copy_from_slice(&lut.colour(class[i], high[i]));
-        }
-    });
+    let lut = colour_table_for(palette);
+    // Bands of rows: one task per band, and slices zipped so the pixel loop has no bounds checks.
+    const BAND: usize = 16;
+    buf.par_chunks_mut(BAND * cols * 3).zip(high.par_chunks(BAND * cols)).zip(class.par_chunks(BAND * cols)).for_each(
+        |((out, high), class)| {
+            for ((px, &a), &k) in out.chunks_exact_mut(3).zip(high).zip(class) {
+                px.copy_from_slice(&lut.colour(k, a));
+            }
+        },
+    );
     RgbImage::from_raw(cols as u32, rows as u32, buf).expect("buffer sized to image")
+}
+
+/// The colour table of `palette`, from a small process-wide cache: building one costs 32,768
+/// exact shades (~1 ms), every scan is drawn with the same palette or two.
+fn colour_table_for(palette: &Palette) -> std::sync::Arc<ColourTable> {
+    use std::sync::{Arc, Mutex};
+    const CAPACITY: usize = 4;
+    static CACHE: Mutex<Vec<(Palette, Arc<ColourTable>)>> = Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, t)) = cache.iter().find(|(p, _)| p == palette) {
+        return t.clone();
+    }
+    let table = Arc::new(ColourTable::new(palette));
+    if cache.len() >= CAPACITY {
+        cache.remove(0);
+    }
+    cache.push((palette.clone(), table.clone()));
+    table
 }
 
 /// The colour of one pixel, computed exactly: the reference [`ColourTable`] tabulates.
@@ -235,6 +256,17 @@ mod tests {
             }
         }
         assert_eq!(lut.colour(MaterialClass::Air as u8, 3.0), [255, 255, 255]);
+    }
+
+    #[test]
+    fn colour_tables_are_shared_per_palette() {
+        let a = colour_table_for(&Palette::default());
+        assert!(std::sync::Arc::ptr_eq(&a, &colour_table_for(&Palette::default())));
+        let other = Palette { organic: [200, 100, 0], ..Palette::default() };
+        let b = colour_table_for(&other);
+        assert!(!std::sync::Arc::ptr_eq(&a, &b));
+        assert_eq!(b.colour(MaterialClass::Organic as u8, 0.0), [255, 255, 255]);
+        assert_ne!(a.colour(MaterialClass::Organic as u8, 3.0), b.colour(MaterialClass::Organic as u8, 3.0));
     }
 
     #[test]
