@@ -182,12 +182,15 @@ pub struct EndToEnd {
     /// Declared-cargo verification, when the config runs it.
     pub verify_ms: f64,
     pub outputs_ms: f64,
-    /// Everything but the model, over the model's time.
+    /// Wall time minus ONNX Runtime's `run` time, per run: median and quartiles.
+    pub non_model_ms: f64,
+    pub non_model_quartiles_ms: [f64; 2],
+    /// Everything but the model (median) over the model's time (median).
     pub overhead: f64,
 }
 
 /// Runs `pipeline` `runs` times on the scan at `scan_path` (after one warm-up run), writing
-/// the report and overlay to `out`; returns the run with the median wall time.
+/// the report and overlay to `out`; returns each stage's median over the runs.
 pub fn end_to_end(
     pipeline: &Pipeline,
     scan_path: &Path,
@@ -196,7 +199,9 @@ pub fn end_to_end(
     mut tick: impl FnMut(),
 ) -> Result<EndToEnd, InspectError> {
     let limits = Limits::default();
-    let once = || -> Result<(Inspection, f64, f64, f64), InspectError> {
+    // The inspection, wall, read and outputs milliseconds of one run.
+    type Run = (Inspection, f64, f64, f64);
+    let once = || -> Result<Run, InspectError> {
         let t = Instant::now();
         let scan = crate::scan::read_scan(scan_path, &limits)?;
         let read_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -213,25 +218,41 @@ pub fn end_to_end(
         all.push(once()?);
         tick();
     }
-    all.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let (ins, wall_ms, read_ms, outputs_ms) = all.swap_remove(all.len() / 2);
-    let t = &ins.timings;
+    // Every figure is its own median over the runs: the model's time and the rest move
+    // independently on a shared machine, so the run with the median wall time can hold an
+    // unusually slow calibration or model run.
+    let med = |f: &dyn Fn(&Run) -> f64| quantile(all.iter().map(f).collect(), 0.5);
+    let non_model: Vec<f64> = all.iter().map(|r| r.1 - r.0.timings.ort_run_ms).collect();
+    let ort_run_ms = med(&|r| r.0.timings.ort_run_ms);
+    let non_model_ms = quantile(non_model.clone(), 0.5);
+    let ins = &all[0].0;
     Ok(EndToEnd {
         rows: ins.rows,
         columns: ins.columns,
         tiles: ins.models.iter().map(|m| m.tiles_total).sum(),
         tiles_skipped_air: ins.models.iter().map(|m| m.tiles_skipped_air).sum(),
         model_runs: ins.models.iter().map(|m| m.runs).sum(),
-        wall_ms,
-        ort_run_ms: t.ort_run_ms,
-        read_ms,
-        calibrate_ms: t.calibrate_ms,
-        render_ms: t.render_ms,
-        tensors_ms: t.preprocess_ms,
-        decode_ms: t.decode_ms,
-        merge_ms: t.merge_ms,
-        verify_ms: t.verify_ms,
-        outputs_ms,
-        overhead: (wall_ms - t.ort_run_ms) / t.ort_run_ms,
+        wall_ms: med(&|r| r.1),
+        ort_run_ms,
+        read_ms: med(&|r| r.2),
+        calibrate_ms: med(&|r| r.0.timings.calibrate_ms),
+        render_ms: med(&|r| r.0.timings.render_ms),
+        tensors_ms: med(&|r| r.0.timings.preprocess_ms),
+        decode_ms: med(&|r| r.0.timings.decode_ms),
+        merge_ms: med(&|r| r.0.timings.merge_ms),
+        verify_ms: med(&|r| r.0.timings.verify_ms),
+        outputs_ms: med(&|r| r.3),
+        non_model_ms,
+        non_model_quartiles_ms: [quantile(non_model.clone(), 0.25), quantile(non_model, 0.75)],
+        overhead: non_model_ms / ort_run_ms,
     })
+}
+
+/// The `q` quantile of `v` (nearest rank; NaN-safe ordering).
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
 }
