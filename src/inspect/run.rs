@@ -76,6 +76,21 @@ pub fn has_content(att: &Array2<f32>, rect: &TileRect, air_attenuation: f32, nee
 /// the source pixels it covers, so thin dense objects fade instead of vanishing or aliasing.
 /// Public so that training export builds the full-scan input exactly as inference does.
 pub fn shrink(v: &ScanViews, scale: f32) -> ScanViews {
+    let (attenuation, materials, pseudo_colour) = shrink_parts(v, true, scale);
+    ScanViews {
+        attenuation,
+        materials: materials.expect("views asked for"),
+        pseudo_colour: pseudo_colour.expect("views asked for"),
+    }
+}
+
+/// [`shrink`], with the material map and pseudo-colour view only when `with_views`: a recipe
+/// of attenuation channels reads neither, and resizing the colour view is the costly part.
+fn shrink_parts(
+    v: &ScanViews,
+    with_views: bool,
+    scale: f32,
+) -> (AttenuationImage, Option<MaterialMap>, Option<RgbImage>) {
     let (rows, cols) = (v.attenuation.rows(), v.attenuation.columns());
     let (h, w) = (((rows as f32 * scale).round() as usize).max(1), ((cols as f32 * scale).round() as usize).max(1));
     let span = |i: usize, n_out: usize, n_in: usize| {
@@ -98,11 +113,14 @@ pub fn shrink(v: &ScanViews, scale: f32) -> ScanViews {
         air_high: a.air_high.clone(),
         dark_high: a.dark_high.clone(),
     };
+    if !with_views {
+        return (attenuation, None, None);
+    }
     let class = Array2::from_shape_fn((h, w), |(r, c)| v.materials.class[[span(r, h, rows).0, span(c, w, cols).0]]);
     let materials = MaterialMap { class, z_eff: area_mean(&v.materials.z_eff) };
     let pseudo_colour =
         image::imageops::resize(&v.pseudo_colour, w as u32, h as u32, image::imageops::FilterType::Triangle);
-    ScanViews { attenuation, materials, pseudo_colour }
+    (attenuation, Some(materials), Some(pseudo_colour))
 }
 
 /// Tile ranges per model run. With a dynamic batch dimension the first run takes one tile:
@@ -382,12 +400,12 @@ impl Pipeline {
         if full_pass {
             let t = Instant::now();
             let scale = (tw as f32 / cols as f32).min(th as f32 / rows as f32);
-            let small = shrink(views, scale);
-            let rect = TileRect { x: 0, y: 0, width: small.attenuation.columns(), height: small.attenuation.rows() };
+            let (small, small_materials, small_colour) = shrink_parts(views, recipe.needs_material_views(), scale);
+            let rect = TileRect { x: 0, y: 0, width: small.columns(), height: small.rows() };
             let small_source = TileSource {
-                attenuation: &small.attenuation,
-                materials: Some(&small.materials),
-                pseudo_colour: Some(&small.pseudo_colour),
+                attenuation: &small,
+                materials: small_materials.as_ref(),
+                pseudo_colour: small_colour.as_ref(),
                 r_min_attenuation: 0.05,
             };
             let n = match det.batch_dim() {
@@ -479,8 +497,27 @@ impl Pipeline {
 
 #[cfg(test)]
 mod tests {
-    use super::{TileRect, batch_plan, has_content};
+    use super::{ScanViews, TileRect, batch_plan, has_content, shrink, shrink_parts};
     use ndarray::Array2;
+
+    #[test]
+    fn shrinking_without_the_views_keeps_the_attenuation_of_the_full_shrink() {
+        let scan = crate::example::container_scan(20.0, 3);
+        let pre = crate::preprocess::preprocess(&scan, &Default::default()).unwrap();
+        let pseudo_colour = crate::preprocess::render::render_material(
+            &pre.attenuation,
+            &pre.materials,
+            &crate::preprocess::render::Palette::default(),
+        );
+        let views = ScanViews { attenuation: pre.attenuation, materials: pre.materials, pseudo_colour };
+        let full = shrink(&views, 0.3);
+        let (att, materials, colour) = shrink_parts(&views, false, 0.3);
+        assert!(materials.is_none() && colour.is_none());
+        assert_eq!(att.high, full.attenuation.high);
+        assert_eq!(att.low, full.attenuation.low);
+        assert_eq!(att.high.dim(), full.materials.class.dim());
+        assert_eq!((full.pseudo_colour.height() as usize, full.pseudo_colour.width() as usize), att.high.dim());
+    }
 
     #[test]
     fn content_test_counts_non_air_pixels_up_to_the_need() {

@@ -150,6 +150,13 @@ pub struct ChannelRecipe {
 }
 
 impl ChannelRecipe {
+    /// Whether any channel reads the material map or the pseudo-colour view.
+    pub fn needs_material_views(&self) -> bool {
+        self.channels.iter().any(|c| {
+            matches!(c.channel, Channel::ZEff | Channel::PseudoRed | Channel::PseudoGreen | Channel::PseudoBlue)
+        })
+    }
+
     /// `[A_high, A_low, R]`, the dual-energy recipe of the project's models; attenuation scaled
     /// so a 6 MV beam's useful range (0..~8) lands near unit variance.
     pub fn dual_energy() -> Self {
