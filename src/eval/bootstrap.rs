@@ -134,6 +134,28 @@ fn interval(estimate: f64, mut values: Vec<f64>, confidence: f64) -> Interval {
     Interval { estimate, low: q(alpha), high: q(1.0 - alpha), n_valid: values.len() }
 }
 
+/// Interval of the scan-level ROC AUC of `scores` (one per scan, `positive` marks threat
+/// scans) over resampled scans; `None` where the AUC itself is undefined (one kind of scan).
+pub fn auc_interval(scores: &[f64], positive: &[bool], cfg: &BootstrapConfig) -> Option<Interval> {
+    let estimate = roc(scores, positive)?.auc;
+    let n = scores.len();
+    let draws: Vec<f64> = (0..cfg.resamples)
+        .into_par_iter()
+        .filter_map(|b| {
+            let counts = resample_counts(n, cfg.seed, b);
+            let (mut s, mut p) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            for (i, &c) in counts.iter().enumerate() {
+                for _ in 0..c {
+                    s.push(scores[i]);
+                    p.push(positive[i]);
+                }
+            }
+            roc(&s, &p).map(|r| r.auc)
+        })
+        .collect();
+    Some(interval(estimate, draws, cfg.confidence))
+}
+
 /// Intervals for the headline numbers of one model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeadlineIntervals {

@@ -197,7 +197,15 @@ fn score_dataset(args: &ScoreArgs, split: &Path) -> Result<Evaluation, EvalError
         args.limit.map_or_else(String::new, |n| format!(" (first {n} only)"))
     );
     let pb = super::engine::scan_progress(cases.len());
-    let run = super::engine::run_split(&pipeline, &config_path, &cases, &dataset, &crate::scan::Limits::default(), &pb);
+    let run = super::engine::run_split(
+        &pipeline,
+        &config_path,
+        &cases,
+        &dataset,
+        &crate::scan::Limits::default(),
+        config.bootstrap.as_ref(),
+        &pb,
+    );
     pb.finish_and_clear();
     let mut predictions = Predictions::from_engine(&run.detections, &dataset)?;
     if let Some(dir) = &args.report {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::EvalError;
 use super::atr::{OperatingPoint, roc};
+use super::bootstrap::{BootstrapConfig, Interval, auc_interval};
 use super::dataset::{Dataset, ImageDetections, MAX_INPUT_BYTES, ScoredBox};
 use crate::inspect::findings::{Decision, FindingKind, Inspection};
 use crate::inspect::{InspectError, Pipeline};
@@ -136,6 +137,48 @@ pub struct ScanScoreRoc {
     pub score: String,
     pub auc: Option<f64>,
     pub pd_at_pfa: Vec<OperatingPoint>,
+    /// Bootstrap interval of `auc` over resampled scans (when the evaluation bootstraps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auc_interval: Option<Interval>,
+    /// AUC of the scans holding each class against the scans holding no threat: which
+    /// kinds of concealment this score finds (an anomaly model was never told them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub auc_by_class: BTreeMap<String, Option<f64>>,
+}
+
+/// ROC of one per-scan score: AUC (with its bootstrap interval when `bootstrap` is set), Pd at
+/// each Pfa limit, and the AUC per class. `classes[i]` lists the class names scan `i` holds;
+/// a scan is a threat scan when it holds any.
+pub fn scan_score_roc(
+    name: String,
+    scores: &[f64],
+    classes: &[Vec<String>],
+    limits_pfa: &[f64],
+    bootstrap: Option<&BootstrapConfig>,
+) -> ScanScoreRoc {
+    let labels: Vec<bool> = classes.iter().map(|c| !c.is_empty()).collect();
+    let r = roc(scores, &labels);
+    let names: std::collections::BTreeSet<&String> = classes.iter().flatten().collect();
+    let auc_by_class = names
+        .into_iter()
+        .map(|name| {
+            // Positives: scans holding this class; negatives: scans holding nothing.
+            let (s, l): (Vec<f64>, Vec<bool>) = scores
+                .iter()
+                .zip(classes)
+                .filter(|(_, c)| c.is_empty() || c.contains(name))
+                .map(|(&s, c)| (s, !c.is_empty()))
+                .unzip();
+            (name.clone(), roc(&s, &l).map(|r| r.auc))
+        })
+        .collect();
+    ScanScoreRoc {
+        score: name,
+        auc: r.as_ref().map(|r| r.auc),
+        pd_at_pfa: r.map(|r| limits_pfa.iter().map(|&l| r.pd_at_pfa(l)).collect()).unwrap_or_default(),
+        auc_interval: bootstrap.and_then(|cfg| auc_interval(scores, &labels, cfg)),
+        auc_by_class,
+    }
 }
 
 /// A scan the pipeline could not inspect; it is scored as a scan without detections.
@@ -190,6 +233,7 @@ pub fn run_split(
     cases: &[SplitCase],
     dataset: &Dataset,
     limits: &Limits,
+    bootstrap: Option<&BootstrapConfig>,
     progress: &ProgressBar,
 ) -> EngineRun {
     let started = Instant::now();
@@ -230,12 +274,10 @@ pub fn run_split(
     let model_names: Vec<String> = pipeline.detectors().map(|d| d.spec().name.clone()).collect();
     // Per scan: risk, then each model's highest finding score (-inf without findings).
     let mut scores: Vec<Vec<f64>> = vec![Vec::with_capacity(results.len()); 1 + model_names.len()];
-    let mut labels = Vec::with_capacity(results.len());
     let stages =
         ["read", "calibrate", "render", "preprocess", "ort_run", "decode", "merge", "verify", "inspect", "scan"];
     let mut latency: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     for r in &results {
-        labels.push(positive.contains(&r.image_id));
         let mut boxes = Vec::new();
         match &r.outcome {
             Ok(ins) => {
@@ -303,17 +345,20 @@ pub fn run_split(
         detections.push(ImageDetections { image_id: r.image_id, detections: boxes });
     }
     let limits_pfa = [0.005, 0.01, 0.02, 0.03, 0.05];
+    let mut held: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for a in &dataset.annotations {
+        let names = held.entry(a.image_id).or_default();
+        let name = dataset.category_name(a.category_id);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let classes: Vec<Vec<String>> =
+        results.iter().map(|r| held.get(&r.image_id).cloned().unwrap_or_default()).collect();
     let scan_scores = std::iter::once("pipeline risk".to_string())
         .chain(model_names.iter().map(|m| format!("{m} (highest finding)")))
         .zip(&scores)
-        .map(|(name, s)| {
-            let r = roc(s, &labels);
-            ScanScoreRoc {
-                score: name,
-                auc: r.as_ref().map(|r| r.auc),
-                pd_at_pfa: r.map(|r| limits_pfa.iter().map(|&l| r.pd_at_pfa(l)).collect()).unwrap_or_default(),
-            }
-        })
+        .map(|(name, s)| scan_score_roc(name, s, &classes, &limits_pfa, bootstrap))
         .collect();
     let pipeline_run = PipelineRun {
         config: config.display().to_string(),
@@ -384,8 +429,31 @@ pub fn markdown(p: &PipelineRun) -> String {
             } else {
                 r.pd_at_pfa.iter().map(|o| format!("{:.3} (Pfa {:.3})", o.pd, o.pfa)).collect()
             };
-            let auc = r.auc.map_or_else(|| "n/a".into(), |a| format!("{a:.3}"));
+            let auc = match (r.auc, &r.auc_interval) {
+                (Some(a), Some(iv)) => format!("{a:.3} [{:.3}, {:.3}]", iv.low, iv.high),
+                (Some(a), None) => format!("{a:.3}"),
+                _ => "n/a".into(),
+            };
             let _ = writeln!(s, "| {} | {} | {} |", r.score, auc, cells.join(" | "));
+        }
+        s.push('\n');
+    }
+    let class_names: std::collections::BTreeSet<&String> =
+        p.scan_scores.iter().flat_map(|r| r.auc_by_class.keys()).collect();
+    if !class_names.is_empty() {
+        let _ = writeln!(
+            s,
+            "Scan-level ROC AUC by class (scans holding the class against scans holding no threat):\n\n\
+             | scan score | {} |\n|---|{}",
+            class_names.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" | "),
+            "---|".repeat(class_names.len())
+        );
+        for r in &p.scan_scores {
+            let cells: Vec<String> = class_names
+                .iter()
+                .map(|c| r.auc_by_class.get(*c).copied().flatten().map_or_else(|| "n/a".into(), |a| format!("{a:.3}")))
+                .collect();
+            let _ = writeln!(s, "| {} | {} |", r.score, cells.join(" | "));
         }
         s.push('\n');
     }
@@ -407,6 +475,29 @@ pub fn markdown(p: &PipelineRun) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scan_score_roc_scores_each_class_against_clean_scans() {
+        // Scans: clean 0.1, clean 0.4, firearm 0.9, vehicle 0.3, firearm + vehicle 0.5.
+        let scores = [0.1, 0.4, 0.9, 0.3, 0.5];
+        let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let classes = [c(&[]), c(&[]), c(&["firearm"]), c(&["vehicle"]), c(&["firearm", "vehicle"])];
+        let r = scan_score_roc("m".into(), &scores, &classes, &[0.5], None);
+        // All threats vs clean: pairs won (0.9: 2, 0.3: 1, 0.5: 2) of 6 = 5/6.
+        assert!((r.auc.unwrap() - 5.0 / 6.0).abs() < 1e-12);
+        // Firearm scans {0.9, 0.5} beat both clean scans: 1. Vehicle scans {0.3, 0.5}: 3/4.
+        assert_eq!(r.auc_by_class["firearm"], Some(1.0));
+        assert!((r.auc_by_class["vehicle"].unwrap() - 0.75).abs() < 1e-12);
+        assert!(r.auc_interval.is_none());
+        let cfg = BootstrapConfig { resamples: 400, ..BootstrapConfig::default() };
+        let iv = scan_score_roc("m".into(), &scores, &classes, &[0.5], Some(&cfg)).auc_interval.unwrap();
+        assert!(iv.low <= 5.0 / 6.0 && 5.0 / 6.0 <= iv.high && iv.low < iv.high, "{iv:?}");
+        assert!(iv.n_valid > 300 && iv.n_valid <= 400, "{iv:?}");
+        // Perfectly separated scores have no spread to resample.
+        let sep = scan_score_roc("m".into(), &[0.1, 0.2, 0.8, 0.9], &classes[1..], &[0.5], Some(&cfg));
+        let iv = sep.auc_interval.unwrap();
+        assert_eq!((iv.low, iv.high), (1.0, 1.0));
+    }
 
     #[test]
     fn percentiles_match_numpy_linear() {
