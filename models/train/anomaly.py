@@ -1,14 +1,27 @@
-"""Cargo anomaly model: a convolutional autoencoder trained on clean cargo tiles only, exported in
-the anomalib 2.x layout (`anomaly_map` [N, 1, H/4, W/4], `pred_score` [N]).
+"""Cargo anomaly model: a small segmentation network trained on clean cargo tiles only, with
+foreign objects synthesised into them by the physics of transmission, exported in the anomalib
+2.x layout (`anomaly_map` [N, 1, H/4, W/4], `pred_score` [N]).
 
-The tile (A_high, A_low, R of the spec) is averaged down 4x, encoded to an 8 x 8 x 8 code
-(a 24x squeeze) and decoded; the per-pixel squared error, smoothed over 5 x 5, is the raw
-anomaly. Anything the clean cargo of training did not teach the decoder (a brick of cocaine
-in tyres, a steel block, a false floor) reconstructs badly. The raw error is mapped to
-(0, 1) by a logistic on its logarithm, centred on the clean-tile error distribution of train,
-so the engine's region scores stay ordered; `pred_score` is the map's maximum.
+Why not an autoencoder: the first shipped model reconstructed 4x-downsampled tiles, and its
+largest errors sat on what every scan has (container corners, corrugations, the chassis), so
+it ranked scans at chance. A reconstruction error does not know what an officer cares about:
+something *added* to the load. This model learns exactly that, without threat labels, in the
+spirit of DRAEM / CutPaste (anomalib ships DRAEM): it only ever sees clean cargo, into which
+`add_objects` places random objects the way a transmission scanner sees them. Attenuation is
+additive along the ray (A = sum of mu_i t_i), so a hidden object of areal density profile p
+and material ratio k adds dA_high = p and dA_low = k p to whatever load is in front of and
+behind it, displaces a little of that load, and brings the photon noise of the darker pixel.
+The shapes (ellipsoids, slabs, bars, blobs of 6-200 px), thicknesses (0.08-3 in A_high) and
+material ratios (the span of A_low / A_high over clean training pixels, widened 15 % each way)
+are drawn at random: none is taken from the generator's threat catalogue, so the model answers
+"something is here that the load does not explain" for kinds it has never seen.
 
-    python anomaly.py --train <tiles/train> --val <tiles/val> --out models/cargo-anomaly
+Network: the tile is averaged down 2x (128 x 128), then a U-shaped conv net (strides 2, 2, 2
+with skips back to 1/4) gives per-pixel logits at 1/4 of the tile, smoothed over 3 x 3; the
+map is their sigmoid (the probability that the pixel holds an added object) and `pred_score`
+its maximum. Trained on 128 x 128 crops (it is fully convolutional), run on 256 x 256 tiles.
+
+    python anomaly.py --train <tiles/train> --val <tiles/val> --spec <model.toml> --out models/cargo-anomaly
 """
 
 from __future__ import annotations
@@ -24,74 +37,184 @@ import torch.nn.functional as F
 
 from common import auroc, load_tiles, log, lr_at, setup, write_json
 
-DOWN = 4
+IN_DOWN = 2  # the tile is averaged down 2x before the network
+MAP_DOWN = 4  # the map is 1/4 of the tile
+R_MIN_ATTENUATION = 0.05  # below this A_high the engine sets R to 0 (src/preprocess/tiles.rs)
 
 
-def cbr(ci: int, co: int, s: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(ci, co, 3, s, 1, bias=False), nn.BatchNorm2d(co), nn.SiLU(inplace=True))
+def cbr(ci: int, co: int, s: int = 1, d: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(ci, co, 3, s, d, dilation=d, bias=False), nn.BatchNorm2d(co), nn.SiLU(inplace=True))
 
 
-class AutoEncoder(nn.Module):
-    def __init__(self):
+class SegNet(nn.Module):
+    """U-shaped net; ~215 M multiply-adds per 256 x 256 tile."""
+
+    def __init__(self, w: int = 16):
         super().__init__()
-        self.enc = nn.Sequential(cbr(3, 24), cbr(24, 48, 2), cbr(48, 64, 2), cbr(64, 64, 2), nn.Conv2d(64, 8, 1))
-        # The decoder stays light at full map resolution: inference cost is ~110 MFLOP a tile.
-        self.dec = nn.Sequential(
-            nn.Conv2d(8, 64, 1), nn.SiLU(inplace=True),
-            nn.Upsample(scale_factor=2, mode="nearest"), cbr(64, 64),
-            nn.Upsample(scale_factor=2, mode="nearest"), cbr(64, 32),
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(32, 3, 3, 1, 1),
-        )
+        self.stem = cbr(3, w)  # 1/2 of the tile
+        self.d1 = nn.Sequential(cbr(w, 2 * w, 2), cbr(2 * w, 2 * w))  # 1/4
+        self.d2 = nn.Sequential(cbr(2 * w, 4 * w, 2), cbr(4 * w, 4 * w))  # 1/8
+        self.d3 = nn.Sequential(cbr(4 * w, 4 * w, 2), cbr(4 * w, 4 * w, d=2))  # 1/16: context
+        self.u2 = cbr(4 * w, 4 * w)
+        self.u1 = nn.Conv2d(4 * w, 2 * w, 1)
+        self.head = nn.Sequential(cbr(2 * w, 2 * w), nn.Conv2d(2 * w, 1, 1))
 
-    def small(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(x, DOWN)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s = self.small(x)
-        return s, self.dec(self.enc(s))
-
-
-def raw_error(model: AutoEncoder, x: torch.Tensor) -> torch.Tensor:
-    """Per-pixel error [N, 1, H/4, W/4], smoothed over 5 x 5."""
-    s, r = model(x)
-    e = ((s - r) ** 2).mean(dim=1, keepdim=True)
-    return F.avg_pool2d(e, 5, stride=1, padding=2, count_include_pad=False)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [N, 1, H/4, W/4], smoothed over 3 x 3."""
+        s = F.avg_pool2d(x, IN_DOWN)
+        b = self.d1(self.stem(s))
+        c = self.d2(b)
+        d = self.d3(c)
+        u = self.u2(F.interpolate(d, scale_factor=2.0, mode="nearest") + c)
+        u = F.interpolate(self.u1(u), scale_factor=2.0, mode="nearest") + b
+        return F.avg_pool2d(self.head(u), 3, stride=1, padding=1, count_include_pad=False)
 
 
 class Exported(nn.Module):
-    def __init__(self, model: AutoEncoder, centre: float, scale: float):
+    def __init__(self, model: SegNet):
         super().__init__()
         self.model = model
-        self.centre = centre
-        self.scale = scale
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        e = raw_error(self.model, images)
-        m = torch.sigmoid((torch.log(e + 1e-6) - self.centre) / self.scale)
+        m = torch.sigmoid(self.model(images))
         return m, m.amax(dim=(1, 2, 3))
 
 
-def train(x: np.ndarray, epochs: int, batch: int, lr: float, seed: int, budget_s: float) -> tuple[AutoEncoder, dict]:
+class Channels:
+    """Normalisation of the spec's (A_high, A_low, R) recipe, to go to physics and back."""
+
+    def __init__(self, spec_input: dict):
+        names = [c["channel"] for c in spec_input["channels"]]
+        if names != ["attenuation_high", "attenuation_low", "r_value"]:
+            raise SystemExit(f"anomaly.py needs the A_high, A_low, R recipe, the spec has {names}")
+        self.mean = np.array([c.get("mean", 0.0) for c in spec_input["channels"]], np.float32)
+        self.std = np.array([c.get("std", 1.0) for c in spec_input["channels"]], np.float32)
+
+    def physics(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return x[:, 0] * self.std[0] + self.mean[0], x[:, 1] * self.std[1] + self.mean[1]
+
+    def tensor(self, a_h: np.ndarray, a_l: np.ndarray) -> np.ndarray:
+        r = np.where(a_h > R_MIN_ATTENUATION, a_l / np.maximum(a_h, R_MIN_ATTENUATION), 0.0)
+        out = np.stack([a_h, a_l, r], axis=1)
+        return ((out - self.mean[None, :, None, None]) / self.std[None, :, None, None]).astype(np.float32)
+
+
+def blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian (the scanner's point spread), edges clamped."""
+    r = max(1, int(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    p = np.pad(img, r, mode="edge")
+    rows = sum(k[i] * p[i : i + img.shape[0], :] for i in range(2 * r + 1))
+    return sum(k[i] * rows[:, i : i + img.shape[1]] for i in range(2 * r + 1))
+
+
+class ObjectSynth:
+    """Places random foreign objects into clean crops, in attenuation space (see the module doc)."""
+
+    def __init__(self, k_range: tuple[float, float], a_max: float, photons: tuple[float, float]):
+        self.k_lo, self.k_hi = k_range
+        self.a_max = a_max
+        self.photons = photons
+
+    def profile(self, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+        """One object's areal-density shape in [0, 1]."""
+        length = float(np.exp(rng.uniform(np.log(6.0), np.log(200.0))))
+        aspect = float(np.exp(rng.uniform(0.0, np.log(8.0))))
+        a, b = length / 2, max(1.5, length / 2 / aspect)
+        th = rng.uniform(0, np.pi)
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        u = ((xx - cx) * np.cos(th) + (yy - cy) * np.sin(th)) / a
+        v = (-(xx - cx) * np.sin(th) + (yy - cy) * np.cos(th)) / b
+        kind = rng.integers(0, 4)
+        if kind == 0:  # solid ellipsoid seen in projection
+            p = np.sqrt(np.clip(1 - u * u - v * v, 0, 1))
+        elif kind == 1:  # slab or box: flat thickness
+            p = ((np.abs(u) < 1) & (np.abs(v) < 1)).astype(np.float32)
+        elif kind == 2:  # hollow shell (a tank, a tyre, a compartment wall)
+            r2 = u * u + v * v
+            t = rng.uniform(0.1, 0.4)
+            p = ((r2 < 1) & (r2 > (1 - t) ** 2)).astype(np.float32)
+        else:  # lumpy blob: a few overlapping ellipsoids
+            p = np.zeros((h, w), np.float32)
+            for _ in range(rng.integers(2, 5)):
+                du, dv = rng.uniform(-0.6, 0.6, 2)
+                s = rng.uniform(0.3, 0.7)
+                p = np.maximum(p, np.sqrt(np.clip(1 - ((u - du) ** 2 + (v - dv) ** 2) / s**2, 0, 1)))
+        if rng.random() < 0.5:  # texture: packed contents, not a uniform solid
+            n = blur(rng.standard_normal((h, w)).astype(np.float32), rng.uniform(1.5, 6.0))
+            p = p * np.clip(1 + n / (n.std() + 1e-6) * rng.uniform(0.1, 0.4), 0, 2)
+        return blur(p.astype(np.float32), rng.uniform(0.6, 1.2))
+
+    def __call__(self, a_h: np.ndarray, a_l: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Returns the new planes and the object mask (profile above 15 % of its peak)."""
+        h, w = a_h.shape
+        mask = np.zeros((h, w), bool)
+        a_h, a_l = a_h.copy(), a_l.copy()
+        for _ in range(rng.integers(1, 4)):
+            # Objects sit where the beam crossed material (inside the container), not in open air.
+            p = self.profile(rng, h, w) * (a_h > R_MIN_ATTENUATION)
+            if p.max() < 0.2:
+                continue  # fell outside the crop
+            p /= p.max()
+            peak = float(np.exp(rng.uniform(np.log(0.08), np.log(3.0))))
+            k = rng.uniform(self.k_lo, self.k_hi)
+            # Load displaced by the object's volume: a share of what the ray crossed.
+            f = rng.uniform(0.0, 0.4) * (p > 0.05)
+            old_h, old_l = a_h.copy(), a_l.copy()
+            a_h = a_h * (1 - f) + peak * p
+            a_l = a_l * (1 - f) + k * peak * p
+            # Darker pixels carry more photon noise: var(A) ~ exp(A) / N per pixel.
+            for plane, old, n0 in ((a_h, old_h, self.photons[0]), (a_l, old_l, self.photons[1])):
+                extra = np.clip(np.exp(np.minimum(plane, self.a_max)) - np.exp(np.minimum(old, self.a_max)), 0, None) / n0
+                plane += rng.standard_normal((h, w)).astype(np.float32) * np.minimum(np.sqrt(extra), 0.5)
+            mask |= (peak * p > max(0.04, 0.15 * peak)) & (a_h < self.a_max)
+        return np.clip(a_h, 0, self.a_max), np.clip(a_l, 0, self.a_max), mask
+
+
+def make_batch(x: np.ndarray, idx: np.ndarray, crop: int, chans: Channels, synth: ObjectSynth, share: float,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random crops of clean tiles; `share` of them get objects. Targets at 1/4 resolution."""
+    n, (_, h, w) = len(idx), x.shape[1:]
+    out = np.empty((n, 3, crop, crop), np.float32)
+    tgt = np.zeros((n, 1, crop // MAP_DOWN, crop // MAP_DOWN), np.float32)
+    for j, i in enumerate(idx):
+        y0, x0 = rng.integers(0, h - crop + 1) // MAP_DOWN * MAP_DOWN, rng.integers(0, w - crop + 1) // MAP_DOWN * MAP_DOWN
+        t = x[i : i + 1, :, y0 : y0 + crop, x0 : x0 + crop].astype(np.float32)
+        if rng.random() < 0.5:
+            t = t[..., ::-1]
+        a_h, a_l = chans.physics(t)
+        if rng.random() < share:
+            if (a_h[0] > R_MIN_ATTENUATION).mean() > 0.05:
+                nh, nl, m = synth(a_h[0], a_l[0], rng)
+                a_h, a_l = nh[None], nl[None]
+                tgt[j, 0] = m.reshape(crop // MAP_DOWN, MAP_DOWN, crop // MAP_DOWN, MAP_DOWN).mean(axis=(1, 3)) > 0.25
+        out[j] = chans.tensor(a_h, a_l)[0]
+    return out, tgt
+
+
+def train(x: np.ndarray, chans: Channels, synth: ObjectSynth, args, budget_s: float) -> tuple[SegNet, dict]:
     """AdamW, warm-up then cosine over `epochs` or the time budget, whichever ends first."""
-    model = AutoEncoder()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    rng = np.random.default_rng(seed)
-    start = time.time()
-    history = []
+    model = SegNet(args.width)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    rng = np.random.default_rng(args.seed)
+    start, history = time.time(), []
     step, seen, progress = 0, 0, 0.0
-    order, at, total, nsum, mark = rng.permutation(len(x)), 0, 0.0, 0, 0
+    order, at, total, nsum = rng.permutation(len(x)), 0, 0.0, 0
+    samples = args.epochs * len(x)
     model.train()
     while progress < 1.0:
-        if at + batch > len(order):
+        if at + args.batch > len(order):
             order, at = rng.permutation(len(x)), 0
-        xb = x[order[at : at + batch]].astype(np.float32)
-        at += batch
-        if rng.random() < 0.5:
-            xb = xb[..., ::-1].copy()
+        xb, tb = make_batch(x, order[at : at + args.batch], args.crop, chans, synth, args.object_share, rng)
+        at += args.batch
         for g in opt.param_groups:
-            g["lr"] = lr_at(progress, lr)
-        small, rec = model(torch.from_numpy(xb))
-        loss = F.mse_loss(rec, small)
+            g["lr"] = lr_at(progress, args.lr)
+        logits = model(torch.from_numpy(xb))
+        t = torch.from_numpy(tb)
+        # Object pixels are rare; weigh them up so a thin bar is worth learning.
+        loss = F.binary_cross_entropy_with_logits(logits, t, pos_weight=torch.tensor(args.pos_weight))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -99,15 +222,14 @@ def train(x: np.ndarray, epochs: int, batch: int, lr: float, seed: int, budget_s
         seen += len(xb)
         total += loss.item()
         nsum += 1
-        progress = max(seen / (epochs * len(x)), (time.time() - start) / budget_s)
-        if seen // len(x) > mark or progress >= 1.0:
-            mark = seen // len(x)
-            history.append({"epochs_seen": round(seen / len(x), 3), "mse": total / nsum,
+        progress = max(seen / samples, (time.time() - start) / budget_s)
+        if step % 100 == 0 or progress >= 1.0:
+            history.append({"step": step, "epochs_seen": round(seen / len(x), 3), "bce": total / nsum,
                             "seconds": round(time.time() - start, 1)})
-            log(f"anomaly {seen / len(x):.2f} epochs: mse {total / nsum:.4f}, {time.time() - start:.0f} s")
+            log(f"anomaly step {step} ({seen / len(x):.2f} epochs): bce {total / nsum:.4f}, {time.time() - start:.0f} s")
             total, nsum = 0.0, 0
     return model, {"history": history, "seconds": time.time() - start, "steps": step,
-                   "epochs_seen": seen / len(x), "stopped_by_budget": seen < epochs * len(x)}
+                   "epochs_seen": seen / len(x), "stopped_by_budget": seen < samples}
 
 
 @torch.no_grad()
@@ -127,44 +249,57 @@ def main() -> None:
     ap.add_argument("--val", type=Path, required=True)
     ap.add_argument("--spec", type=Path, required=True, help="spec the tiles were exported with (input section)")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=24)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--pos-weight", type=float, default=4.0)
+    ap.add_argument("--object-share", type=float, default=0.6, help="share of training crops given objects")
+    ap.add_argument("--photons", type=float, nargs=2, default=[1e5, 6e4],
+                    help="open-beam photons per pixel, high and low energy (the scanner profile's noise)")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget-min", type=float, default=30.0)
     ap.add_argument("--val-rate", type=float, default=0.02, help="share of clean val scans allowed to flag")
-    ap.add_argument("--version", default="1")
+    ap.add_argument("--version", default="2")
     args = ap.parse_args()
     setup(args.seed, args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    import tomllib
+
+    inp = tomllib.loads(args.spec.read_text())["input"]
+    chans = Channels(inp)
 
     # Clean cargo only: grid tiles no truth box touches (not even a dropped sliver).
     tr = load_tiles(args.train, lambda r: r["kind"] == "tile" and r["clean"])
     log(f"anomaly train: {len(tr)} clean tiles from {tr.summary['cases']} cases")
-    model, info = train(tr.x, args.epochs, args.batch, args.lr, args.seed, args.budget_min * 60)
-    raw = Exported(model, 0.0, 1.0)
-    # Centre and spread of log error on clean train tiles fix the logistic.
-    model.eval()
-    with torch.no_grad():
-        logs = []
-        for i in range(0, len(tr), 64):
-            e = raw_error(model, torch.from_numpy(tr.x[i : i + 64].astype(np.float32)))
-            logs.append(torch.log(e + 1e-6).flatten().numpy()[::7])
-        logs = np.concatenate(logs)
-    centre, scale = float(np.quantile(logs, 0.99)), float(max(logs.std(), 1e-3))
+    # Material ratios and the saturation level come from the clean pixels themselves.
+    a_h, a_l = chans.physics(tr.x[::7].astype(np.float32))
+    solid = (a_h > 0.3) & (a_h < 8.0)
+    ratio = a_l[solid] / a_h[solid]
+    q_lo, q_hi = (float(v) for v in np.quantile(ratio, [0.005, 0.995]))
+    k_range = (q_lo - 0.15 * (q_hi - q_lo), q_hi + 0.15 * (q_hi - q_lo))
+    a_max = float(a_h.max())
+    del a_h, a_l, solid, ratio
+    log(f"A_low/A_high over clean pixels: 0.5-99.5% [{q_lo:.3f}, {q_hi:.3f}], objects drawn in "
+        f"[{k_range[0]:.3f}, {k_range[1]:.3f}]; saturation A_high {a_max:.2f}")
+    synth = ObjectSynth(k_range, a_max, tuple(args.photons))
+    model, info = train(tr.x, chans, synth, args, args.budget_min * 60)
     del tr
-    torch.save(model.state_dict(), args.out / "autoencoder.pt")
-    exported = Exported(model, centre, scale)
+    torch.save(model.state_dict(), args.out / "segnet.pt")
+    exported = Exported(model)
 
     val = load_tiles(args.val, lambda r: r["kind"] == "tile")
     maps, scores = run(exported, val.x)
     per_case: dict[str, float] = {}
     clean_case: dict[str, bool] = {}
-    for r, s in zip(val.records, scores):
+    classes: dict[str, set] = {}
+    for r, s, b in zip(val.records, scores, val.boxes):
         per_case[r["case_id"]] = max(per_case.get(r["case_id"], 0.0), float(s))
         clean_case[r["case_id"]] = r["clean_case"]
+        classes.setdefault(r["case_id"], set()).update(int(c) for c in b[:, 0])
     neg = np.array([v for c, v in per_case.items() if clean_case[c]])
     pos = np.array([v for c, v in per_case.items() if not clean_case[c]])
     val_auroc = auroc(pos, neg)
@@ -173,6 +308,14 @@ def main() -> None:
     pd = float((pos > thr).mean()) if len(pos) else float("nan")
     log(f"val scan-level AUROC {val_auroc:.3f} ({len(pos)} threat / {len(neg)} clean scans); "
         f"threshold {thr:.4f}: Pd {pd:.3f}, Pfa {(neg > thr).mean():.3f}")
+    from common import CATEGORIES
+
+    by_class = {}
+    for ci, name in enumerate(CATEGORIES):
+        p = np.array([v for c, v in per_case.items() if ci in classes[c]])
+        by_class[name] = {"scans": len(p), "auroc": auroc(p, neg)}
+    log("val AUROC by class (scans holding it vs clean): "
+        + ", ".join(f"{k} {v['auroc']:.2f} ({v['scans']})" for k, v in by_class.items()))
 
     onnx_path = args.out / "model.onnx"
     exported.eval()
@@ -202,11 +345,8 @@ def main() -> None:
     if not ok:
         raise SystemExit("exported anomaly model disagrees with PyTorch")
 
-    import tomllib
-
-    inp = tomllib.loads(args.spec.read_text())["input"]
     ch = inp["channels"]
-    chans = ",\n".join(
+    chans_toml = ",\n".join(
         f'  {{ channel = "{c["channel"]}", mean = {c.get("mean", 0.0)}, std = {c.get("std", 1.0)} }}' for c in ch
     )
     (args.out / "model.toml").write_text(f"""# Cargo anomaly model (models/train/anomaly.py); model card: README.md beside this file.
@@ -221,7 +361,7 @@ layout = "nchw"
 width = {inp["width"]}
 height = {inp["height"]}
 channels = [
-{chans},
+{chans_toml},
 ]
 
 [decoder]
@@ -234,8 +374,11 @@ threshold = {thr:.5f}
     params = sum(p.numel() for p in model.parameters())
     write_json(args.out / "training.json", {
         "params": params, "onnx_bytes": onnx_path.stat().st_size, "seed": args.seed, "epochs": args.epochs,
-        "batch": args.batch, "lr": args.lr, "threads": args.threads, "train": info, "logistic": [centre, scale],
-        "val": {"auroc": val_auroc, "threshold": thr, "pd": pd, "scans_threat": len(pos), "scans_clean": len(neg)},
+        "batch": args.batch, "crop": args.crop, "width": args.width, "lr": args.lr, "pos_weight": args.pos_weight,
+        "object_share": args.object_share, "photons": args.photons, "threads": args.threads,
+        "object_ratio_range": k_range, "saturation_a_high": a_max, "train": info,
+        "val": {"auroc": val_auroc, "threshold": thr, "pd": pd, "scans_threat": len(pos), "scans_clean": len(neg),
+                "auroc_by_class": by_class},
         "onnx_check": {"tiles": len(xs), "max_abs_map": d_map, "max_abs_score": d_score, "tol": tol},
     })
     log(f"done: {params} parameters, total {time.time() - t0:.0f} s")
