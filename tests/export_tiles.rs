@@ -59,13 +59,12 @@ fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
     (shape, data)
 }
 
-#[test]
-fn exported_tiles_are_the_engines_inputs_with_their_boxes() {
-    let dir = tempfile::tempdir().unwrap();
+/// Generates the RECIPE's train split under `dir/data`.
+fn make_split(dir: &Path) -> std::path::PathBuf {
     let recipe = Recipe::parse(RECIPE, Path::new("t.toml")).unwrap();
     let cat = Catalogue::embedded(AttenuationTable::embedded().unwrap()).unwrap();
     let generate_opts = GenerateOptions {
-        out: dir.path().join("data"),
+        out: dir.join("data"),
         splits: vec![],
         cases: None,
         seed: None,
@@ -74,7 +73,13 @@ fn exported_tiles_are_the_engines_inputs_with_their_boxes() {
         progress: false,
     };
     generate(&recipe, &cat, &generate_opts).unwrap();
-    let split = dir.path().join("data/train");
+    dir.join("data/train")
+}
+
+#[test]
+fn exported_tiles_are_the_engines_inputs_with_their_boxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let split = make_split(dir.path());
     let spec = dir.path().join("spec.toml");
     std::fs::write(&spec, SPEC).unwrap();
     let config_path = dir.path().join("pipeline.toml");
@@ -188,6 +193,75 @@ fn exported_tiles_are_the_engines_inputs_with_their_boxes() {
         }
     }
     assert!(boxes_seen_whole > 0, "the test split should hold a threat wholly inside some tile");
+}
+
+#[test]
+fn a_spec_at_another_pitch_gets_resampled_tiles_and_boxes() {
+    // The split is at 20 mm; a model trained at 10 mm sees every scan enlarged 2x, as in
+    // `inspect`, and its labels are the truth boxes in those pixels.
+    let dir = tempfile::tempdir().unwrap();
+    let split = make_split(dir.path());
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(&spec, SPEC.replace("height = 64\n", "height = 64\npixel_pitch_mm = 10.0\n")).unwrap();
+    let config_path = dir.path().join("pipeline.toml");
+    std::fs::write(&config_path, "schema_version = 1\n[[models]]\npath = 'm.onnx'\n").unwrap();
+    let out = dir.path().join("tiles");
+    let opts = ExportOptions {
+        split: split.clone(),
+        spec: spec.clone(),
+        config: config_path.clone(),
+        out: out.clone(),
+        keep_background: 1.0,
+        seed: 0,
+        cases: None,
+        min_side_tile: 4.0,
+        min_side_full: 3.0,
+        limits: Limits::default(),
+        progress: false,
+    };
+    export(&opts).unwrap();
+    let records: Vec<TileRecord> = std::fs::read_to_string(out.join("index.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let cfg = PipelineConfig::load(&config_path).unwrap();
+    let recipe_ch = nii_atr::detect::spec::ModelSpec::from_path(&spec).unwrap().input.recipe();
+    let mut boxes_seen_whole = 0;
+    for case in &read_truth(&split).unwrap() {
+        let scan = nii_atr::scan::read_scan(&split.join(&case.scan), &Limits::default()).unwrap();
+        let pre = nii_atr::preprocess::preprocess(&scan, &cfg.preprocess).unwrap();
+        let (rows, cols) = (pre.attenuation.rows(), pre.attenuation.columns());
+        let pseudo_colour = render_material(&pre.attenuation, &pre.materials, &Palette::default());
+        let views = ScanViews { attenuation: pre.attenuation, materials: pre.materials, pseudo_colour };
+        let big = nii_atr::inspect::pitch::resample(&views, 2 * rows, 2 * cols);
+        let (_, data) = read_npy(&out.join(format!("{}.npy", case.case_id)));
+        let mine: Vec<&TileRecord> = records.iter().filter(|r| r.case_id == case.case_id).collect();
+        assert!(!mine.is_empty());
+        for r in mine {
+            assert_eq!(r.resampled, Some([2.0, 2.0]));
+            assert!(r.rect.x + r.rect.width <= 2 * cols && r.rect.y + r.rect.height <= 2 * rows);
+            let mut want = ndarray::Array4::<f32>::zeros((1, 3, 64, 64));
+            TileSource::new(&big.attenuation).fill_batch(&[r.rect], &recipe_ch, want.view_mut()).unwrap();
+            let got = &data[r.index * 3 * 64 * 64..(r.index + 1) * 3 * 64 * 64];
+            assert_eq!(got, want.as_slice().unwrap());
+            for t in &case.threats {
+                let [x, y, w, h] = t.bbox.map(|v| 2 * v);
+                let inside = x >= r.rect.x && y >= r.rect.y && x + w <= r.rect.x + 64 && y + h <= r.rect.y + 64;
+                if inside && w >= 4 && h >= 4 {
+                    let want = [
+                        (x - r.rect.x) as f32,
+                        (y - r.rect.y) as f32,
+                        (x + w - r.rect.x) as f32,
+                        (y + h - r.rect.y) as f32,
+                    ];
+                    assert!(r.boxes.iter().any(|b| b.bbox == want && b.category == t.category), "{want:?}");
+                    boxes_seen_whole += 1;
+                }
+            }
+        }
+    }
+    assert!(boxes_seen_whole > 0, "some threat should lie wholly inside a resampled tile");
 }
 
 #[test]

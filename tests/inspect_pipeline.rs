@@ -320,3 +320,86 @@ fn batches_too_large_for_memory_are_refused_at_load() {
     assert!(Pipeline::load(config("classify_dynamic.onnx", "huge_tiles.toml", 1)).is_ok());
     assert!(Pipeline::load(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 1024)).is_ok());
 }
+
+/// `config` with the fixture spec `spec` rewritten (`edit`) into `dir`.
+fn config_with_spec(model: &str, spec: &str, dir: &Path, edit: impl Fn(String) -> String) -> PipelineConfig {
+    let path = dir.join(spec);
+    std::fs::write(&path, edit(std::fs::read_to_string(fixtures().join(spec)).unwrap())).unwrap();
+    let mut cfg = config(model, spec, 8);
+    cfg.models[0].spec = Some(path);
+    cfg
+}
+
+#[test]
+fn a_scan_at_a_finer_pitch_is_resampled_to_the_models() {
+    // The scan is at 5 mm, the model was trained at 10 mm: the scan is averaged down 2x to
+    // 64 x 400, which is `two_objects` exactly, so the model finds the boxes of
+    // `objects_are_found_once_in_scan_coordinates`, here doubled back into scan pixels.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with_spec("yolov8_toy.onnx", "yolov8_toy_scan.toml", dir.path(), |s| {
+        s.replace("height = 64\n", "height = 64\npixel_pitch_mm = 10.0\n")
+    });
+    let s = scan(128, 800, &[(80, 32, 144, 64, 3.6), (512, 64, 544, 96, 3.6)]);
+    let r = inspect(cfg, &s);
+    let m = &r.models[0];
+    assert_eq!(m.resampled_px, Some([64, 400]));
+    assert_eq!((m.tiles_total, m.tiles_skipped_air), (8, 5));
+    assert_eq!(
+        boxes(&r),
+        vec![
+            (BoxXyxy::new(80.0, 16.0, 144.0, 80.0), "knife".into()),
+            (BoxXyxy::new(496.0, 48.0, 560.0, 112.0), "knife".into())
+        ]
+    );
+    let f = &r.findings[0];
+    assert!((f.score - 0.9).abs() < 1e-3, "{}", f.score);
+    // Millimetres and evidence come from the scan itself: half the box is the block.
+    assert_eq!((f.bbox_mm.x1, f.bbox_mm.x2, f.bbox_mm.y2), (400.0, 720.0, 400.0));
+    assert!((f.evidence.mean_attenuation - 1.8).abs() < 0.05, "{:?}", f.evidence);
+    // The same model at the scan's own pitch runs it as it is.
+    let same = config_with_spec("yolov8_toy.onnx", "yolov8_toy_scan.toml", dir.path(), |s| {
+        s.replace("height = 64\n", "height = 64\npixel_pitch_mm = 5.05\n")
+    });
+    let r = inspect(same, &two_objects());
+    assert_eq!(r.models[0].resampled_px, None);
+    assert_eq!(r.findings.len(), 2);
+}
+
+#[test]
+fn anomaly_regions_come_back_from_a_coarser_pitch() {
+    // Scan at 5 mm, model at 2.5 mm: enlarged 2x by linear interpolation to 128 x 320. The
+    // block (x 20..90, y 10..30, A = 3) becomes x 40..180 plus one blended pixel each side
+    // (0.75 there, above the 0.5 threshold; 0 beyond), so the region is x 39..181, y 19..61,
+    // and half a scan pixel wider each side once mapped back.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with_spec("anomaly_toy.onnx", "anomaly_toy.json", dir.path(), |s| {
+        s.replace("\"height\": 32,", "\"height\": 32, \"pixel_pitch_mm\": 2.5,")
+    });
+    let r = inspect(cfg, &scan(64, 160, &[(20, 10, 90, 30, 3.0)]));
+    assert_eq!(r.models[0].resampled_px, Some([128, 320]));
+    let regions: Vec<_> = r.findings.iter().filter(|f| f.kind == FindingKind::AnomalyRegion).collect();
+    assert_eq!(regions.len(), 1, "{regions:?}");
+    assert_eq!(regions[0].bbox_px, BoxXyxy::new(19.5, 9.5, 90.5, 30.5));
+    let stats = regions[0].region.unwrap();
+    // 142 x 42 model pixels less the four corners (0.25 x 0.25 x 3 = 0.19), in scan pixels.
+    assert_eq!(stats.area_px, (142 * 42 - 4) / 4, "{stats:?}");
+    assert!((stats.peak - 3.0).abs() < 0.01, "{stats:?}");
+}
+
+#[test]
+fn absurd_pitch_ratios_are_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    // 5 mm scan for a 0.1 mm model: 64 x 1000 px would become 3200 x 50000.
+    let cfg = config_with_spec("yolov8_toy.onnx", "yolov8_toy_scan.toml", dir.path(), |s| {
+        s.replace("height = 64\n", "height = 64\npixel_pitch_mm = 0.1\n")
+    });
+    let err = Pipeline::load(cfg).unwrap().inspect(&scan(64, 1000, &[])).err().unwrap();
+    assert!(matches!(err, InspectError::Pitch { .. }), "{err}");
+    assert!(err.to_string().contains("toy-yolov8-scan") && err.to_string().contains("pixel limit"), "{err}");
+    // A pitch no scanner has is a spec error at load.
+    let cfg = config_with_spec("yolov8_toy.onnx", "yolov8_toy_scan.toml", dir.path(), |s| {
+        s.replace("height = 64\n", "height = 64\npixel_pitch_mm = 0.0\n")
+    });
+    let err = Pipeline::load(cfg).err().unwrap();
+    assert!(err.to_string().contains("pixel_pitch_mm"), "{err}");
+}

@@ -79,6 +79,15 @@ def load_tiles(folder: Path, want=lambda r: True) -> Tiles:
     return Tiles(x=x, records=kept, summary=summary, boxes=boxes)
 
 
+def pitch_line(summary: dict) -> str:
+    """`pixel_pitch_mm = X` for a spec's `[input]` (after a newline) when the tiles export had one
+    square pitch, so the engine resamples scans of other scanners to it; empty otherwise."""
+    p = summary.get("pixel_pitch_mm")
+    if not p or abs(p[0] - p[1]) > 1e-3 * p[0]:
+        return ""
+    return f"\npixel_pitch_mm = {round(float(p[0]), 4):g}"
+
+
 def lr_at(progress: float, base: float) -> float:
     """Linear warm-up over the first 5 %, then cosine down to 1 % of `base`."""
     if progress < 0.05:

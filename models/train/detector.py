@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import CATEGORIES, THREATS, Tiles, auroc, load_tiles, log, lr_at, setup, write_json
+from common import CATEGORIES, THREATS, Tiles, auroc, load_tiles, log, lr_at, pitch_line, setup, write_json
 
 STRIDE = 8
 NC = len(CATEGORIES)
@@ -424,7 +424,7 @@ score_threshold = {floor}
 name = "images"
 layout = "nchw"
 width = {w}
-height = {h}
+height = {h}{pitch}
 channels = [
   {{ channel = "attenuation_high", mean = {m0}, std = {s0} }},
   {{ channel = "attenuation_low", mean = {m1}, std = {s1} }},
@@ -479,6 +479,7 @@ def main() -> None:
                              args.crop_share, args.whole_every, args.repeat_thresh, args.ema_decay, args.ema_tau,
                              args.channels_last)
     info["ignored_full_scan_boxes"] = ignored
+    train_summary = train_tiles.summary
     del train_tiles
     val = load_tiles(args.val)
     log(f"val: {len(val)} inputs from {val.summary['cases']} cases")
@@ -541,7 +542,8 @@ def main() -> None:
     (args.out / "model.toml").write_text(SPEC.format(
         version=args.version, q_pct=f"{(1 - args.val_rate) * 100:g}", floor=args.floor, w=inp["width"], h=inp["height"],
         m0=ch[0].get("mean", 0.0), s0=ch[0].get("std", 1.0), m1=ch[1].get("mean", 0.0), s1=ch[1].get("std", 1.0),
-        m2=ch[2].get("mean", 0.0), s2=ch[2].get("std", 1.0), classes=classes))
+        m2=ch[2].get("mean", 0.0), s2=ch[2].get("std", 1.0), classes=classes,
+        pitch=pitch_line(train_summary)))
     params = sum(p.numel() for p in model.parameters())
     write_json(args.out / "training.json", {
         "params": params, "onnx_bytes": onnx_path.stat().st_size, "seed": args.seed, "epochs": args.epochs,

@@ -74,6 +74,10 @@ pub struct InputSpec {
     /// The scan core's channel recipe: channels in model order, each with its
     /// normalisation `(x - mean) / std`.
     pub channels: Vec<ChannelSpec>,
+    /// Pixel pitch (mm, both axes) the model was trained at. A scan at another pitch is
+    /// resampled to it before tiling (`inspect::pitch`); absent: every scan runs at its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_pitch_mm: Option<f32>,
 }
 
 impl InputSpec {
@@ -287,6 +291,12 @@ impl ModelSpec {
         if let Some(c) = i.channels.iter().find(|c| !(c.std.is_finite() && c.std != 0.0 && c.mean.is_finite())) {
             return Err(format!("channel {:?} needs a finite mean and a finite non-zero std", c.channel));
         }
+        // 0.1-100 mm spans every cargo and vehicle scanner; outside it is a unit mistake.
+        if let Some(p) = i.pixel_pitch_mm
+            && !(0.1..=100.0).contains(&p)
+        {
+            return Err(format!("input.pixel_pitch_mm {p} outside 0.1..=100 mm"));
+        }
         let thr_ok = |t: f32| (0.0..=1.0).contains(&t);
         if !thr_ok(self.score_threshold) || self.classes.iter().any(|c| c.score_threshold.is_some_and(|t| !thr_ok(t))) {
             return Err("score thresholds must lie in [0, 1]".into());
@@ -407,8 +417,14 @@ pub fn infer_spec(model: &Path, info: &ModelInfo) -> Result<ModelSpec, SpecError
         3 => ChannelRecipe::pseudo_rgb(),
         c => return Err(fail(format!("input `{}` has {c} channels; only 1 or 3 can be guessed", input.name))),
     };
-    let input_spec =
-        InputSpec { name: input.name.clone(), layout: Layout::Nchw, width, height, channels: recipe.channels };
+    let input_spec = InputSpec {
+        name: input.name.clone(),
+        layout: Layout::Nchw,
+        width,
+        height,
+        channels: recipe.channels,
+        pixel_pitch_mm: None,
+    };
 
     let out_named = |n: &str| info.outputs.iter().find(|o| o.name == n);
     let (task, decoder, nc) = if let Some(map) = out_named("anomaly_map") {

@@ -150,6 +150,10 @@ pub struct ModelRun {
     pub tiles_skipped_air: usize,
     pub runs: usize,
     pub full_scan_pass: bool,
+    /// `[rows, columns]` the scan was resampled to for this model, which was trained at
+    /// another pixel pitch (the spec's `input.pixel_pitch_mm`); absent: the scan's own size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resampled_px: Option<[usize; 2]>,
     /// Candidates and pixels dropped for NaN or impossible values.
     pub dropped: DecodeStats,
     pub findings: usize,
@@ -279,6 +283,7 @@ mod tests {
             tiles_skipped_air: 0,
             runs: 1,
             full_scan_pass: false,
+            resampled_px: None,
             dropped,
             findings: 0,
         }

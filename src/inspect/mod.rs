@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod findings;
 pub mod output;
+pub mod pitch;
 pub mod run;
 
 pub use config::PipelineConfig;
@@ -24,6 +25,8 @@ pub enum InspectError {
     Scan(#[from] crate::scan::ScanError),
     #[error("{}: model {model}: {source}", .scan.display())]
     Tiles { scan: PathBuf, model: String, source: crate::preprocess::tiles::TileError },
+    #[error("{}: model {model}: cannot resample to the model's pixel pitch: {reason}", .scan.display())]
+    Pitch { scan: PathBuf, model: String, reason: String },
     #[error(transparent)]
     Preprocess(#[from] crate::Error),
     #[error("{}: {source}", .path.display())]

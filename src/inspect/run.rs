@@ -8,8 +8,10 @@ use super::InspectError;
 use super::anomaly::{AnomalyCanvas, regions};
 use super::config::{ConfigError, PipelineConfig};
 use super::findings::{
-    BoxMm, Finding, FindingKind, Inspection, MaterialEvidence, ModelRun, REPORT_SCHEMA_VERSION, StageTimings, decide,
+    BoxMm, Finding, FindingKind, Inspection, MaterialEvidence, ModelRun, REPORT_SCHEMA_VERSION, RegionStats,
+    StageTimings, decide,
 };
+use super::pitch::{resample, target_size};
 use crate::detect::decode::DecodeStats;
 use crate::detect::merge::merge_tiles;
 use crate::detect::spec::{BatchDim, DecoderSpec, Layout, Task, ThreatCategory};
@@ -263,7 +265,28 @@ impl Pipeline {
         let det = &model.detector;
         let spec = det.spec();
         let tiling = &self.cfg.tiling;
+        // A scan at another pitch than the model was trained at is resampled to the model's;
+        // the model sees `views` and findings go back to the scan's pixels by `back`.
+        let t = Instant::now();
+        let scan_views = views;
+        let pitch = &scan.descriptor.pixel_pitch_mm;
+        let resampled = match spec.input.pixel_pitch_mm {
+            Some(p) => {
+                target_size(views.attenuation.rows(), views.attenuation.columns(), pitch.along, pitch.vertical, p)
+                    .map_err(|reason| InspectError::Pitch {
+                        scan: scan.display_name(),
+                        model: spec.name.clone(),
+                        reason,
+                    })?
+                    .map(|(r, c)| resample(views, r, c))
+            }
+            None => None,
+        };
+        let views = resampled.as_ref().unwrap_or(views);
+        timings.preprocess_ms += ms(t.elapsed());
         let (rows, cols) = (views.attenuation.rows(), views.attenuation.columns());
+        let back =
+            (scan_views.attenuation.columns() as f32 / cols as f32, scan_views.attenuation.rows() as f32 / rows as f32);
         let recipe = spec.input.recipe();
         let source = TileSource {
             attenuation: &views.attenuation,
@@ -435,8 +458,13 @@ impl Pipeline {
         timings.add_run(&times);
 
         let t = Instant::now();
-        let pitch = &scan.descriptor.pixel_pitch_mm;
-        let make = |kind, class_id: u32, score: f32, bbox: BoxXyxy, region| {
+        // `bbox` and `region` are in the model's pixels: back to the scan's before evidence.
+        let make = |kind, class_id: u32, score: f32, bbox: BoxXyxy, region: Option<RegionStats>| {
+            let bbox = if resampled.is_some() { bbox.scale(back.0, back.1) } else { bbox };
+            let region = region.map(|r| RegionStats {
+                area_px: ((r.area_px as f32) * back.0 * back.1).round().max(1.0) as usize,
+                ..r
+            });
             let (class_name, threat) = match kind {
                 FindingKind::AnomalyRegion => ("anomaly".to_string(), ThreatCategory::Anomaly),
                 _ => (spec.class_name(class_id).to_string(), spec.threat_of(class_id)),
@@ -450,7 +478,7 @@ impl Pipeline {
                 bbox_px: bbox,
                 bbox_mm: BoxMm::from_px(&bbox, pitch.along, pitch.vertical),
                 model: spec.name.clone(),
-                evidence: MaterialEvidence::in_box(&bbox, &views.attenuation.high, Some(&views.materials)),
+                evidence: MaterialEvidence::in_box(&bbox, &scan_views.attenuation.high, Some(&scan_views.materials)),
                 region,
                 cargo_check: None,
             }
@@ -488,6 +516,7 @@ impl Pipeline {
             tiles_skipped_air: all_tiles.len() - tiles.len(),
             runs: times.runs,
             full_scan_pass: full_pass,
+            resampled_px: resampled.as_ref().map(|_| [rows, cols]),
             dropped: stats,
             findings: findings.len(),
         };

@@ -1,9 +1,10 @@
 //! Training-tile export: the engine's own model inputs, with box labels, from a labelled split.
 //!
-//! Each case goes through [`preprocess`](super::preprocess), the SAHI grid at the model's
-//! input size, the air-tile test and [`TileSource::fill_batch`], exactly as `inspect` does
-//! (`inspect::run`), so a model trained on these tensors sees at inference what it saw in
-//! training. With `full_scan_pass`, the whole scan shrunk into one input (`inspect::run::shrink`)
+//! Each case goes through [`preprocess`](super::preprocess), resampling to the spec's
+//! `input.pixel_pitch_mm` when the scan's pitch differs (`inspect::pitch`), the SAHI grid at
+//! the model's input size, the air-tile test and [`TileSource::fill_batch`], exactly as
+//! `inspect` does (`inspect::run`), so a model trained on these tensors sees at inference what
+//! it saw in training. With `full_scan_pass`, the whole scan shrunk into one input (`inspect::run::shrink`)
 //! is exported too.
 //!
 //! Output folder: `<case_id>.npy` (float32 `[n, C, H, W]`, NumPy format 1.0) per case,
@@ -27,6 +28,7 @@ use super::render::{Palette, render_material};
 use super::tiles::{TileGrid, TileRect, TileSource};
 use crate::detect::spec::{ModelSpec, SpecError, Task};
 use crate::inspect::config::{ConfigError, PipelineConfig};
+use crate::inspect::pitch::{resample, target_size};
 use crate::inspect::run::{ScanViews, has_content, shrink};
 use crate::scan::Limits;
 use crate::synth::dataset::CaseTruth;
@@ -113,10 +115,15 @@ pub struct TileRecord {
     pub file: String,
     pub index: usize,
     pub kind: TileKind,
-    /// The tile's rectangle in scan pixels (for a full-scan input, the whole scan).
+    /// The tile's rectangle in scan pixels (for a full-scan input, the whole scan); in the
+    /// resampled scan's pixels when `resampled` is set.
     pub rect: TileRect,
     /// Input pixels per scan pixel (1 for grid tiles).
     pub scale: [f32; 2],
+    /// `[x, y]` resampled pixels per scan pixel, when the scan was resampled to the spec's
+    /// `input.pixel_pitch_mm` before tiling (as `inspect` does); absent: the scan's own pitch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resampled: Option<[f32; 2]>,
     pub boxes: Vec<TileBox>,
     /// No truth box touches the tile (not even a dropped sliver).
     pub clean: bool,
@@ -136,6 +143,11 @@ pub struct ExportSummary {
     pub clean_tiles: usize,
     pub boxes: usize,
     pub boxes_per_class: Vec<(String, usize)>,
+    /// `[along, vertical]` mm per pixel of the exported inputs (the spec's pitch where scans
+    /// were resampled, else the scans' own), when every case has the same: training scripts
+    /// write it into the trained model's spec as `input.pixel_pitch_mm`.
+    #[serde(default)]
+    pub pixel_pitch_mm: Option<[f32; 2]>,
     pub skipped_air: usize,
     pub skipped_background: usize,
     pub dropped_slivers: usize,
@@ -218,12 +230,21 @@ pub fn read_truth(split: &Path) -> Result<Vec<CaseTruth>, ExportError> {
     Ok(out)
 }
 
-/// Labels of one input cut from `rect` of the scan at `scale`.
-fn labels(truth: &CaseTruth, rect: &TileRect, scale: [f32; 2], min_side: f32) -> (Vec<TileBox>, bool, usize) {
+/// Labels of one input cut from `rect` of the scan at `scale`; `frame` maps truth boxes (scan
+/// pixels) into the pixels `rect` is in (`[1, 1]` unless the scan was resampled to the model's
+/// pitch).
+fn labels(
+    truth: &CaseTruth,
+    frame: [f32; 2],
+    rect: &TileRect,
+    scale: [f32; 2],
+    min_side: f32,
+) -> (Vec<TileBox>, bool, usize) {
     let mut boxes = Vec::new();
     let (mut touched, mut slivers) = (false, 0);
     for t in &truth.threats {
-        let b = t.bbox.map(|v| v as f32);
+        let [x, y, w, h] = t.bbox.map(|v| v as f32);
+        let b = [x * frame[0], y * frame[1], w * frame[0], h * frame[1]];
         match clip_box(b, rect, scale, min_side) {
             None => {}
             Some(None) => {
@@ -248,6 +269,8 @@ fn labels(truth: &CaseTruth, rect: &TileRect, scale: [f32; 2], min_side: f32) ->
 
 struct CaseExport {
     records: Vec<TileRecord>,
+    /// mm per exported pixel, `[along, vertical]`.
+    pitch_mm: [f32; 2],
     skipped_air: usize,
     skipped_background: usize,
     slivers: usize,
@@ -265,7 +288,25 @@ fn export_case(
     let pre = super::preprocess(&scan, &cfg.preprocess).map_err(case_err)?;
     let pseudo_colour = render_material(&pre.attenuation, &pre.materials, &Palette::default());
     let views = ScanViews { attenuation: pre.attenuation, materials: pre.materials, pseudo_colour };
+    // `inspect::run`'s resampling to the model's pitch, with the truth boxes mapped alike.
+    let (scan_rows, scan_cols) = (views.attenuation.rows(), views.attenuation.columns());
+    let views = match spec.input.pixel_pitch_mm {
+        Some(p) => {
+            let pitch = &scan.descriptor.pixel_pitch_mm;
+            match target_size(scan_rows, scan_cols, pitch.along, pitch.vertical, p)
+                .map_err(|reason| ExportError::TooLarge { case: truth.case_id.clone(), reason })?
+            {
+                Some((r, c)) => resample(&views, r, c),
+                None => views,
+            }
+        }
+        None => views,
+    };
     let (rows, cols) = (views.attenuation.rows(), views.attenuation.columns());
+    let frame = [cols as f32 / scan_cols as f32, rows as f32 / scan_rows as f32];
+    let pitch = &scan.descriptor.pixel_pitch_mm;
+    let pitch_mm = [pitch.along / frame[0], pitch.vertical / frame[1]];
+    let resampled = (rows, cols) != (scan_rows, scan_cols);
     let (tw, th) = (spec.input.width, spec.input.height);
     let recipe = spec.input.recipe();
     let tiling = &cfg.tiling;
@@ -290,7 +331,7 @@ fn export_case(
             skipped_air += 1;
             continue;
         }
-        let (boxes, clean, s) = labels(truth, rect, [1.0, 1.0], opts.min_side_tile);
+        let (boxes, clean, s) = labels(truth, frame, rect, [1.0, 1.0], opts.min_side_tile);
         slivers += s;
         if boxes.is_empty() && unit_hash(&truth.case_id, i, opts.seed) >= opts.keep_background {
             skipped_background += 1;
@@ -303,6 +344,7 @@ fn export_case(
             kind: TileKind::Tile,
             rect: *rect,
             scale: [1.0, 1.0],
+            resampled: resampled.then_some(frame),
             boxes,
             clean,
             clean_case: truth.threats.is_empty(),
@@ -345,7 +387,7 @@ fn export_case(
             .map_err(|e| case_err(e.into()))?;
         let whole = TileRect { x: 0, y: 0, width: cols, height: rows };
         let s = [sw as f32 / cols as f32, sh as f32 / rows as f32];
-        let (boxes, clean, sl) = labels(truth, &whole, s, opts.min_side_full);
+        let (boxes, clean, sl) = labels(truth, frame, &whole, s, opts.min_side_full);
         slivers += sl;
         records.push(TileRecord {
             case_id: truth.case_id.clone(),
@@ -354,13 +396,14 @@ fn export_case(
             kind: TileKind::FullScan,
             rect: whole,
             scale: s,
+            resampled: resampled.then_some(frame),
             boxes,
             clean,
             clean_case: truth.threats.is_empty(),
         });
     }
     let bytes = if n > 0 { write_npy(&opts.out.join(&file), &tensor)? } else { 0 };
-    Ok(CaseExport { records, skipped_air, skipped_background, slivers, bytes })
+    Ok(CaseExport { records, pitch_mm, skipped_air, skipped_background, slivers, bytes })
 }
 
 /// Exports every case of the split (in parallel), then writes `index.jsonl` and `export.json`.
@@ -438,6 +481,9 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
         }
     }
     s.boxes_per_class = CATEGORIES.iter().map(|c| c.to_string()).zip(per_class).collect();
+    // One pitch for the export, to 0.1 %; mixed pitches leave it unset.
+    let same = |a: [f32; 2], b: [f32; 2]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-3 * y.abs());
+    s.pixel_pitch_mm = cases.first().map(|c| c.pitch_mm).filter(|p| cases.iter().all(|c| same(c.pitch_mm, *p)));
     std::fs::write(&index_path, index).map_err(|source| ExportError::Io { path: index_path, source })?;
     s.seconds = start.elapsed().as_secs_f64();
     let summary_path = opts.out.join("export.json");
