@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import auroc, load_tiles, log, lr_at, setup, write_json
+from common import auroc, load_tiles, log, lr_at, pitch_line, setup, write_json
 
 IN_DOWN = 2  # the tile is averaged down 2x before the network
 MAP_DOWN = 4  # the map is 1/4 of the tile
@@ -169,7 +169,11 @@ class ObjectSynth:
             for plane, old, n0 in ((a_h, old_h, self.photons[0]), (a_l, old_l, self.photons[1])):
                 extra = np.clip(np.exp(np.minimum(plane, self.a_max)) - np.exp(np.minimum(old, self.a_max)), 0, None) / n0
                 plane += rng.standard_normal((h, w)).astype(np.float32) * np.minimum(np.sqrt(extra), 0.5)
-            mask |= (peak * p > max(0.04, 0.15 * peak)) & (a_h < self.a_max)
+            # An object pixel stays labelled when the object itself drives the detector into
+            # saturation (a dense block behind a light load is exactly what must be flagged);
+            # only pixels the load had already blacked out are left unlabelled, as nothing added
+            # there can be seen.
+            mask |= (peak * p > max(0.04, 0.15 * peak)) & (old_h < self.a_max)
         return np.clip(a_h, 0, self.a_max), np.clip(a_l, 0, self.a_max), mask
 
 
@@ -287,6 +291,7 @@ def main() -> None:
         f"[{k_range[0]:.3f}, {k_range[1]:.3f}]; saturation A_high {a_max:.2f}")
     synth = ObjectSynth(k_range, a_max, tuple(args.photons))
     model, info = train(tr.x, chans, synth, args, args.budget_min * 60)
+    pitch = pitch_line(tr.summary)
     del tr
     torch.save(model.state_dict(), args.out / "segnet.pt")
     exported = Exported(model)
@@ -359,7 +364,7 @@ task = "anomaly_map"
 name = "images"
 layout = "nchw"
 width = {inp["width"]}
-height = {inp["height"]}
+height = {inp["height"]}{pitch}
 channels = [
 {chans_toml},
 ]
