@@ -16,6 +16,11 @@ material ratios (the span of A_low / A_high over clean training pixels, widened 
 are drawn at random: none is taken from the generator's threat catalogue, so the model answers
 "something is here that the load does not explain" for kinds it has never seen.
 
+`--coarse-share` (off by default; an experiment, see the model card) also shows the network
+crops as a scanner of 1.4-2.2x the pitch records them after the engine resamples them back
+(`coarser_scanner`, the engine's box-down / linear-up weights), so that resampled scans from
+coarser scanners look normal to it.
+
 Network: the tile is averaged down 2x (128 x 128), then a U-shaped conv net (strides 2, 2, 2
 with skips back to 1/4) gives per-pixel logits at 1/4 of the tile, smoothed over 3 x 3; the
 map is their sigmoid (the probability that the pixel holds an added object) and `pred_score`
@@ -27,6 +32,7 @@ its maximum. Trained on 128 x 128 crops (it is fully convolutional), run on 256 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -109,6 +115,38 @@ def blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return sum(k[i] * rows[:, i : i + img.shape[1]] for i in range(2 * r + 1))
 
 
+@functools.lru_cache(maxsize=None)
+def axis_weights(n_in: int, n_out: int) -> np.ndarray:
+    """[n_out, n_in] resampling matrix of the engine (`src/inspect/pitch.rs`): box filter by
+    covered length when shrinking, linear between centres when enlarging."""
+    w = np.zeros((n_out, n_in), np.float32)
+    scale = n_out / n_in
+    for i in range(n_out):
+        if scale < 1.0:
+            a, b = i / scale, min((i + 1) / scale, n_in)
+            for j in range(int(np.floor(a)), min(max(int(np.ceil(b)), int(np.floor(a)) + 1), n_in)):
+                w[i, j] = max(0.0, min(j + 1, b) - max(j, a)) * scale
+        else:
+            c = min(max((i + 0.5) / scale - 0.5, 0.0), n_in - 1)
+            j0 = min(int(np.floor(c)), max(n_in - 2, 0))
+            t = c - j0
+            if n_in == 1:
+                w[i, 0] = 1.0
+            else:
+                w[i, j0], w[i, j0 + 1] = 1.0 - t, t
+    return w
+
+
+def coarser_scanner(planes: list[np.ndarray], factor: float) -> list[np.ndarray]:
+    """What a scanner with `factor` times the pitch records, resampled back to this pitch by the
+    engine: box-filter down, linear up (the engine's `pitch::resample`)."""
+    h, w = planes[0].shape
+    hs, ws = max(2, round(h / factor)), max(2, round(w / factor))
+    dr, dc = axis_weights(h, hs), axis_weights(w, ws)
+    ur, uc = axis_weights(hs, h), axis_weights(ws, w)
+    return [(ur @ (dr @ p @ dc.T) @ uc.T).astype(np.float32) for p in planes]
+
+
 class ObjectSynth:
     """Places random foreign objects into clean crops, in attenuation space (see the module doc)."""
 
@@ -178,7 +216,7 @@ class ObjectSynth:
 
 
 def make_batch(x: np.ndarray, idx: np.ndarray, crop: int, chans: Channels, synth: ObjectSynth, share: float,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+               rng: np.random.Generator, coarse_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Random crops of clean tiles; `share` of them get objects. Targets at 1/4 resolution."""
     n, (_, h, w) = len(idx), x.shape[1:]
     out = np.empty((n, 3, crop, crop), np.float32)
@@ -194,6 +232,12 @@ def make_batch(x: np.ndarray, idx: np.ndarray, crop: int, chans: Channels, synth
                 nh, nl, m = synth(a_h[0], a_l[0], rng)
                 a_h, a_l = nh[None], nl[None]
                 tgt[j, 0] = m.reshape(crop // MAP_DOWN, MAP_DOWN, crop // MAP_DOWN, MAP_DOWN).mean(axis=(1, 3)) > 0.25
+        # Drawn only when asked for, so that the default run reproduces the shipped model.
+        if coarse_share > 0 and rng.random() < coarse_share:
+            # A scanner with a coarser pitch, as the engine resamples it to the model's: the
+            # same cargo, blurrier, and still normal (objects stay objects).
+            h2, l2 = coarser_scanner([a_h[0], a_l[0]], float(rng.uniform(1.4, 2.2)))
+            a_h, a_l = h2[None], l2[None]
         out[j] = chans.tensor(a_h, a_l)[0]
     return out, tgt
 
@@ -211,7 +255,8 @@ def train(x: np.ndarray, chans: Channels, synth: ObjectSynth, args, budget_s: fl
     while progress < 1.0:
         if at + args.batch > len(order):
             order, at = rng.permutation(len(x)), 0
-        xb, tb = make_batch(x, order[at : at + args.batch], args.crop, chans, synth, args.object_share, rng)
+        xb, tb = make_batch(x, order[at : at + args.batch], args.crop, chans, synth, args.object_share, rng,
+                            args.coarse_share)
         at += args.batch
         for g in opt.param_groups:
             g["lr"] = lr_at(progress, args.lr)
@@ -262,6 +307,8 @@ def main() -> None:
     ap.add_argument("--object-share", type=float, default=0.6, help="share of training crops given objects")
     ap.add_argument("--photons", type=float, nargs=2, default=[1e5, 6e4],
                     help="open-beam photons per pixel, high and low energy (the scanner profile's noise)")
+    ap.add_argument("--coarse-share", type=float, default=0.0,
+                    help="share of training crops seen as by a scanner of 1.4-2.2x the pitch, resampled back")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget-min", type=float, default=30.0)
@@ -380,7 +427,7 @@ threshold = {thr:.5f}
     write_json(args.out / "training.json", {
         "params": params, "onnx_bytes": onnx_path.stat().st_size, "seed": args.seed, "epochs": args.epochs,
         "batch": args.batch, "crop": args.crop, "width": args.width, "lr": args.lr, "pos_weight": args.pos_weight,
-        "object_share": args.object_share, "photons": args.photons, "threads": args.threads,
+        "object_share": args.object_share, "coarse_share": args.coarse_share, "photons": args.photons, "threads": args.threads,
         "object_ratio_range": k_range, "saturation_a_high": a_max, "train": info,
         "val": {"auroc": val_auroc, "threshold": thr, "pd": pd, "scans_threat": len(pos), "scans_clean": len(neg),
                 "auroc_by_class": by_class},
