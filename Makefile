@@ -65,14 +65,14 @@ bench: setup
 # Each model trains within its --budget-min on 2 CPU cores. TRAIN_CASES / VAL_CASES are the first
 # cases of the cargo-bench train / val splits (the test split is never touched here): the detector
 # trains on the first TRAIN_CASES and picks weights and thresholds on all the val cases; the
-# anomaly model (version 4) on the clean tiles of the first ANO_TRAIN_CASES and sets its threshold
-# on the first ANO_VAL_CASES. The larger of the two train counts is generated. Needs about 65 GB
-# of disk (every val tile is exported for the thresholds; the anomaly export alone is 25 GB).
+# anomaly model (version 4) on the clean tiles of the first ANO_TRAIN_CASES, and sets its threshold
+# on the same val cases' stitched maps. The larger of the two train counts is generated. Needs
+# about 60 GB of disk (every val tile is exported for the thresholds; the anomaly export alone
+# is 25 GB).
 MODELS_DATA ?= datasets/generated/models-bench
 TRAIN_CASES ?= 960
 VAL_CASES   ?= 400
 ANO_TRAIN_CASES ?= 1600
-ANO_VAL_CASES   ?= 100
 # Training stops at the end of its epochs or of its time budget (minutes), whichever comes first;
 # the shipped detector was stopped by its budget after 32 of 40 epochs, the anomaly model after
 # 15.1 of 17 epochs.
@@ -98,8 +98,6 @@ models: setup $(TRAIN_VENV)/ok
 	  --config models/pipeline.default.toml --keep-background 0.1 -o $(MODELS_DATA)/tiles-train
 	./target/release/nii-atr tiles --dataset $(MODELS_DATA)/val --spec $(DET_SPEC) \
 	  --config models/pipeline.default.toml --keep-background 1.0 -o $(MODELS_DATA)/tiles-val
-	./target/release/nii-atr tiles --dataset $(MODELS_DATA)/val --spec $(DET_SPEC) --cases $(ANO_VAL_CASES) \
-	  --config models/pipeline.default.toml --keep-background 1.0 -o $(MODELS_DATA)/tiles-val-anomaly
 	./target/release/nii-atr tiles --dataset $(MODELS_DATA)/train --spec $(DET_SPEC) --cases $(ANO_TRAIN_CASES) \
 	  --config models/pipeline.default.toml --keep-background 0.35 --seed 1 -o $(MODELS_DATA)/tiles-train-anomaly
 	cd models/train && ../../$(TRAIN_PY) detector.py --train ../../$(MODELS_DATA)/tiles-train \
@@ -107,7 +105,7 @@ models: setup $(TRAIN_VENV)/ok
 	  --epochs 40 --batch 16 --lr 3e-3 --crop 128 --crop-share 0.7 --whole-every 2 --repeat-thresh 0.2 \
 	  --ignore-below 6 --ema-decay 0.997 --ema-tau 300 --seed 6 --threads 2 --budget-min $(DET_BUDGET_MIN) --version 2
 	cd models/train && ../../$(TRAIN_PY) anomaly.py --train ../../$(MODELS_DATA)/tiles-train-anomaly \
-	  --val ../../$(MODELS_DATA)/tiles-val-anomaly --spec ../../$(DET_SPEC) --out ../cargo-anomaly \
+	  --val ../../$(MODELS_DATA)/tiles-val --spec ../../$(DET_SPEC) --out ../cargo-anomaly \
 	  --epochs 17 --threads 2 --budget-min $(ANO_BUDGET_MIN) --version 4
 	sed -e 's/^threshold = .*/threshold = 0.0/' models/cargo-anomaly/model.toml > eval/suites/cargo-anomaly-rank.toml
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import time
 from pathlib import Path
 
@@ -292,9 +293,59 @@ def run(model: nn.Module, x: np.ndarray, batch: int = 32) -> tuple[np.ndarray, n
     return np.concatenate(maps), np.concatenate(scores)
 
 
+def scan_peaks(records: list[dict], maps: np.ndarray, tile_h: int, tile_w: int) -> dict[str, float]:
+    """Each scan's highest value of its stitched map, as the engine forms it (`AnomalyCanvas`):
+    every tile's map sampled nearest up to the tile's pixels, overlaps averaged, skipped air 0.
+    The region threshold is cut on this map, so it is chosen on it too: the highest tile value
+    is higher where tiles overlap and disagree."""
+    by_case: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by_case.setdefault(r["case_id"], []).append(i)
+    peaks = {}
+    for case, idx in by_case.items():
+        rows = max(records[i]["rect"]["y"] + records[i]["rect"]["height"] for i in idx)
+        cols = max(records[i]["rect"]["x"] + records[i]["rect"]["width"] for i in idx)
+        total, count = np.zeros((rows, cols)), np.zeros((rows, cols))
+        for i in idx:
+            m = maps[i, 0]
+            rect = records[i]["rect"]
+            h, w = rect["height"], rect["width"]
+            # input pixel t of the tile reads map cell t * map_size // input_size
+            ys = np.minimum(np.arange(h) * m.shape[0] // tile_h, m.shape[0] - 1)
+            xs = np.minimum(np.arange(w) * m.shape[1] // tile_w, m.shape[1] - 1)
+            total[rect["y"] : rect["y"] + h, rect["x"] : rect["x"] + w] += m[np.ix_(ys, xs)]
+            count[rect["y"] : rect["y"] + h, rect["x"] : rect["x"] + w] += 1
+        peaks[case] = float((total / np.maximum(count, 1)).max())
+    return peaks
+
+
+def fit(args, chans: Channels) -> tuple[SegNet, dict, tuple[float, float], float, str]:
+    """Trains on the clean tiles of `--train`; saves segnet.pt. Returns the model, the run's record,
+    the objects' material-ratio range, the saturation level and the spec's pitch line."""
+    # Clean cargo only: grid tiles no truth box touches (not even a dropped sliver).
+    tr = load_tiles(args.train, lambda r: r["kind"] == "tile" and r["clean"])
+    log(f"anomaly train: {len(tr)} clean tiles from {tr.summary['cases']} cases")
+    # Material ratios and the saturation level come from the clean pixels themselves.
+    a_h, a_l = chans.physics(tr.x[::7].astype(np.float32))
+    solid = (a_h > 0.3) & (a_h < 8.0)
+    ratio = a_l[solid] / a_h[solid]
+    q_lo, q_hi = (float(v) for v in np.quantile(ratio, [0.005, 0.995]))
+    k_range = (q_lo - 0.15 * (q_hi - q_lo), q_hi + 0.15 * (q_hi - q_lo))
+    a_max = float(a_h.max())
+    del a_h, a_l, solid, ratio
+    log(f"A_low/A_high over clean pixels: 0.5-99.5% [{q_lo:.3f}, {q_hi:.3f}], objects drawn in "
+        f"[{k_range[0]:.3f}, {k_range[1]:.3f}]; saturation A_high {a_max:.2f}")
+    synth = ObjectSynth(k_range, a_max, tuple(args.photons))
+    model, info = train(tr.x, chans, synth, args, args.budget_min * 60)
+    pitch = pitch_line(tr.summary)
+    del tr
+    torch.save(model.state_dict(), args.out / "segnet.pt")
+    return model, info, k_range, a_max, pitch
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--train", type=Path, required=True)
+    ap.add_argument("--train", type=Path, help="tiles export to train on (not needed with --rethreshold)")
     ap.add_argument("--val", type=Path, required=True)
     ap.add_argument("--spec", type=Path, required=True, help="spec the tiles were exported with (input section)")
     ap.add_argument("--out", type=Path, required=True)
@@ -314,7 +365,12 @@ def main() -> None:
     ap.add_argument("--budget-min", type=float, default=30.0)
     ap.add_argument("--val-rate", type=float, default=0.02, help="share of clean val scans allowed to flag")
     ap.add_argument("--version", default="2")
+    ap.add_argument("--rethreshold", action="store_true",
+                    help="skip training: take segnet.pt and training.json of an earlier run in --out, choose "
+                         "the threshold on --val again, export and check (the weights are unchanged)")
     args = ap.parse_args()
+    if not args.rethreshold and args.train is None:
+        ap.error("--train is required unless --rethreshold is given")
     setup(args.seed, args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -323,33 +379,29 @@ def main() -> None:
     inp = tomllib.loads(args.spec.read_text())["input"]
     chans = Channels(inp)
 
-    # Clean cargo only: grid tiles no truth box touches (not even a dropped sliver).
-    tr = load_tiles(args.train, lambda r: r["kind"] == "tile" and r["clean"])
-    log(f"anomaly train: {len(tr)} clean tiles from {tr.summary['cases']} cases")
-    # Material ratios and the saturation level come from the clean pixels themselves.
-    a_h, a_l = chans.physics(tr.x[::7].astype(np.float32))
-    solid = (a_h > 0.3) & (a_h < 8.0)
-    ratio = a_l[solid] / a_h[solid]
-    q_lo, q_hi = (float(v) for v in np.quantile(ratio, [0.005, 0.995]))
-    k_range = (q_lo - 0.15 * (q_hi - q_lo), q_hi + 0.15 * (q_hi - q_lo))
-    a_max = float(a_h.max())
-    del a_h, a_l, solid, ratio
-    log(f"A_low/A_high over clean pixels: 0.5-99.5% [{q_lo:.3f}, {q_hi:.3f}], objects drawn in "
-        f"[{k_range[0]:.3f}, {k_range[1]:.3f}]; saturation A_high {a_max:.2f}")
-    synth = ObjectSynth(k_range, a_max, tuple(args.photons))
-    model, info = train(tr.x, chans, synth, args, args.budget_min * 60)
-    pitch = pitch_line(tr.summary)
-    del tr
-    torch.save(model.state_dict(), args.out / "segnet.pt")
+    if args.rethreshold:
+        # The training run's record stays as it was; only the val-derived fields are redone.
+        earlier = json.loads((args.out / "training.json").read_text())
+        for key in ("epochs", "batch", "crop", "width", "lr", "pos_weight", "object_share", "coarse_share", "seed"):
+            if earlier.get(key) != getattr(args, key):
+                raise SystemExit(f"--rethreshold: {key} = {getattr(args, key)} but the earlier run used {earlier.get(key)}")
+        model = SegNet(args.width)
+        model.load_state_dict(torch.load(args.out / "segnet.pt", weights_only=True))
+        info, k_range, a_max = earlier["train"], tuple(earlier["object_ratio_range"]), earlier["saturation_a_high"]
+        pitch = None
+        log(f"rethreshold: weights of {args.out / 'segnet.pt'} ({info['steps']} training steps)")
+    else:
+        model, info, k_range, a_max, pitch = fit(args, chans)
     exported = Exported(model)
 
     val = load_tiles(args.val, lambda r: r["kind"] == "tile")
+    if pitch is None:
+        pitch = pitch_line(val.summary)
     maps, scores = run(exported, val.x)
-    per_case: dict[str, float] = {}
+    per_case = scan_peaks(val.records, maps, val.summary["input"][1], val.summary["input"][2])
     clean_case: dict[str, bool] = {}
     classes: dict[str, set] = {}
-    for r, s, b in zip(val.records, scores, val.boxes):
-        per_case[r["case_id"]] = max(per_case.get(r["case_id"], 0.0), float(s))
+    for r, b in zip(val.records, val.boxes):
         clean_case[r["case_id"]] = r["clean_case"]
         classes.setdefault(r["case_id"], set()).update(int(c) for c in b[:, 0])
     neg = np.array([v for c, v in per_case.items() if clean_case[c]])
