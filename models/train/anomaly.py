@@ -19,12 +19,15 @@ are drawn at random: none is taken from the generator's threat catalogue, so the
 `--coarse-share` (off by default; an experiment, see the model card) also shows the network
 crops as a scanner of 1.4-2.2x the pitch records them after the engine resamples them back
 (`coarser_scanner`, the engine's box-down / linear-up weights), so that resampled scans from
-coarser scanners look normal to it.
+coarser scanners look normal to it. `--artefact-share` (off by default; tried, not shipped, see
+the card) draws an interlaced linac's low-energy column offset and dead detector rows into the
+crops as normal (`scanner_artefacts`).
 
 Network: the tile is averaged down 2x (128 x 128), then a U-shaped conv net (strides 2, 2, 2
-with skips back to 1/4) gives per-pixel logits at 1/4 of the tile, smoothed over 3 x 3; the
-map is their sigmoid (the probability that the pixel holds an added object) and `pred_score`
-its maximum. Trained on 128 x 128 crops (it is fully convolutional), run on 256 x 256 tiles.
+with skips back to 1/4) gives per-pixel logits at 1/4 of the tile, smoothed over 3 x 3; their
+sigmoid is the probability that the pixel holds an added object. The exported map is that
+probability averaged over `--map-smoothing` k x k cells (the shipped model: 7; applied after
+training, so `--rethreshold` may change it) and `pred_score` its maximum. Trained on 128 x 128 crops (it is fully convolutional), run on 256 x 256 tiles.
 
     python anomaly.py --train <tiles/train> --val <tiles/val> --spec <model.toml> --out models/cargo-anomaly
 """
@@ -78,12 +81,19 @@ class SegNet(nn.Module):
 
 
 class Exported(nn.Module):
-    def __init__(self, model: SegNet):
+    """The anomalib layout. `smooth` > 1 averages the probability map over `smooth` x `smooth`
+    cells before its maximum becomes `pred_score`, as anomalib blurs its maps: a clean scan's
+    peak is often one sharp cell on a fringe or a scrap edge, an added object a patch."""
+
+    def __init__(self, model: SegNet, smooth: int = 1):
         super().__init__()
         self.model = model
+        self.smooth = smooth
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = torch.sigmoid(self.model(images))
+        if self.smooth > 1:
+            m = F.avg_pool2d(m, self.smooth, stride=1, padding=self.smooth // 2, count_include_pad=False)
         return m, m.amax(dim=(1, 2, 3))
 
 
@@ -216,8 +226,31 @@ class ObjectSynth:
         return np.clip(a_h, 0, self.a_max), np.clip(a_l, 0, self.a_max), mask
 
 
+def scanner_artefacts(a_h: np.ndarray, a_l: np.ndarray, a_max: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The read-out faults of real dual-energy linacs, which are not foreign objects:
+    - interlace offset (half the time): an interlaced linac fires its low-energy pulse while the
+      vehicle moves on, so the low-energy column sits a fraction of a column later and every
+      sharp edge (wheels, axles, beams) gets an R-value fringe. Sampled by interpolating the
+      low-energy *transmission* between neighbouring columns (shift 0.35-0.65 of a column; the
+      horizontal flip of the crop covers the other direction).
+    - dead detector rows (half the time, 1-3 rows): they read dark, so calibration gives them
+      the floor attenuation in both planes across the whole crop.
+    Planes are [H, W] attenuation; returns new planes."""
+    a_h, a_l = a_h.copy(), a_l.copy()
+    if rng.random() < 0.5:
+        s = float(rng.uniform(0.35, 0.65))
+        t = np.exp(-a_l)
+        t[:, :-1] = (1 - s) * t[:, :-1] + s * t[:, 1:]
+        a_l = np.minimum(-np.log(np.maximum(t, 1e-12)), a_max).astype(np.float32)
+    if rng.random() < 0.5:
+        rows = rng.integers(0, a_h.shape[0], rng.integers(1, 4))
+        a_h[rows], a_l[rows] = a_max, a_max
+    return a_h, a_l
+
+
 def make_batch(x: np.ndarray, idx: np.ndarray, crop: int, chans: Channels, synth: ObjectSynth, share: float,
-               rng: np.random.Generator, coarse_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+               rng: np.random.Generator, coarse_share: float = 0.0,
+               artefact_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Random crops of clean tiles; `share` of them get objects. Targets at 1/4 resolution."""
     n, (_, h, w) = len(idx), x.shape[1:]
     out = np.empty((n, 3, crop, crop), np.float32)
@@ -233,7 +266,12 @@ def make_batch(x: np.ndarray, idx: np.ndarray, crop: int, chans: Channels, synth
                 nh, nl, m = synth(a_h[0], a_l[0], rng)
                 a_h, a_l = nh[None], nl[None]
                 tgt[j, 0] = m.reshape(crop // MAP_DOWN, MAP_DOWN, crop // MAP_DOWN, MAP_DOWN).mean(axis=(1, 3)) > 0.25
-        # Drawn only when asked for, so that the default run reproduces the shipped model.
+        # Drawn only when asked for, so that a run without them reproduces the earlier models.
+        if artefact_share > 0 and rng.random() < artefact_share:
+            # After the objects: the scanner records objects and load alike, and the target
+            # stays as it was (an artefact is normal, an object under it is still an object).
+            h2, l2 = scanner_artefacts(a_h[0], a_l[0], synth.a_max, rng)
+            a_h, a_l = h2[None], l2[None]
         if coarse_share > 0 and rng.random() < coarse_share:
             # A scanner with a coarser pitch, as the engine resamples it to the model's: the
             # same cargo, blurrier, and still normal (objects stay objects).
@@ -257,7 +295,7 @@ def train(x: np.ndarray, chans: Channels, synth: ObjectSynth, args, budget_s: fl
         if at + args.batch > len(order):
             order, at = rng.permutation(len(x)), 0
         xb, tb = make_batch(x, order[at : at + args.batch], args.crop, chans, synth, args.object_share, rng,
-                            args.coarse_share)
+                            args.coarse_share, args.artefact_share)
         at += args.batch
         for g in opt.param_groups:
             g["lr"] = lr_at(progress, args.lr)
@@ -360,6 +398,10 @@ def main() -> None:
                     help="open-beam photons per pixel, high and low energy (the scanner profile's noise)")
     ap.add_argument("--coarse-share", type=float, default=0.0,
                     help="share of training crops seen as by a scanner of 1.4-2.2x the pitch, resampled back")
+    ap.add_argument("--artefact-share", type=float, default=0.0,
+                    help="share of training crops given scanner artefacts (interlace offset, dead rows) as normal")
+    ap.add_argument("--map-smoothing", type=int, default=1,
+                    help="odd k: the exported map is averaged over k x k cells (after training; --rethreshold may change it)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget-min", type=float, default=30.0)
@@ -382,8 +424,9 @@ def main() -> None:
     if args.rethreshold:
         # The training run's record stays as it was; only the val-derived fields are redone.
         earlier = json.loads((args.out / "training.json").read_text())
-        for key in ("epochs", "batch", "crop", "width", "lr", "pos_weight", "object_share", "coarse_share", "seed"):
-            if earlier.get(key) != getattr(args, key):
+        for key in ("epochs", "batch", "crop", "width", "lr", "pos_weight", "object_share", "coarse_share", "artefact_share", "seed"):
+            # Runs from before a flag existed ran without it (its default).
+            if earlier.get(key, 0.0 if key == "artefact_share" else None) != getattr(args, key):
                 raise SystemExit(f"--rethreshold: {key} = {getattr(args, key)} but the earlier run used {earlier.get(key)}")
         model = SegNet(args.width)
         model.load_state_dict(torch.load(args.out / "segnet.pt", weights_only=True))
@@ -392,7 +435,9 @@ def main() -> None:
         log(f"rethreshold: weights of {args.out / 'segnet.pt'} ({info['steps']} training steps)")
     else:
         model, info, k_range, a_max, pitch = fit(args, chans)
-    exported = Exported(model)
+    if args.map_smoothing < 1 or args.map_smoothing % 2 == 0:
+        raise SystemExit(f"--map-smoothing must be odd and >= 1, got {args.map_smoothing}")
+    exported = Exported(model, args.map_smoothing)
 
     val = load_tiles(args.val, lambda r: r["kind"] == "tile")
     if pitch is None:
@@ -479,7 +524,8 @@ threshold = {thr:.5f}
     write_json(args.out / "training.json", {
         "params": params, "onnx_bytes": onnx_path.stat().st_size, "seed": args.seed, "epochs": args.epochs,
         "batch": args.batch, "crop": args.crop, "width": args.width, "lr": args.lr, "pos_weight": args.pos_weight,
-        "object_share": args.object_share, "coarse_share": args.coarse_share, "photons": args.photons, "threads": args.threads,
+        "object_share": args.object_share, "coarse_share": args.coarse_share,
+        "artefact_share": args.artefact_share, "map_smoothing": args.map_smoothing, "photons": args.photons, "threads": args.threads,
         "object_ratio_range": k_range, "saturation_a_high": a_max, "train": info,
         "val": {"auroc": val_auroc, "threshold": thr, "pd": pd, "scans_threat": len(pos), "scans_clean": len(neg),
                 "auroc_by_class": by_class},
