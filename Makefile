@@ -65,10 +65,10 @@ bench: setup
 # Each model trains within its --budget-min on 2 CPU cores. TRAIN_CASES / VAL_CASES are the first
 # cases of the cargo-bench train / val splits (the test split is never touched here): the detector
 # trains on the first TRAIN_CASES and picks weights and thresholds on all the val cases; the
-# anomaly model (version 4) on the clean tiles of the first ANO_TRAIN_CASES, and sets its threshold
-# on the same val cases' stitched maps. The larger of the two train counts is generated. Needs
-# about 60 GB of disk (every val tile is exported for the thresholds; the anomaly export alone
-# is 25 GB).
+# anomaly model (version 5: version 4's training, its map averaged over 7 x 7 cells) on the clean
+# tiles of the first ANO_TRAIN_CASES, and sets its threshold on the same val cases' stitched maps.
+# The larger of the two train counts is generated. Needs about 60 GB of disk (every val tile is
+# exported for the thresholds; the anomaly export alone is 25 GB).
 MODELS_DATA ?= datasets/generated/models-bench
 TRAIN_CASES ?= 960
 VAL_CASES   ?= 400
@@ -106,7 +106,7 @@ models: setup $(TRAIN_VENV)/ok
 	  --ignore-below 6 --ema-decay 0.997 --ema-tau 300 --seed 6 --threads 2 --budget-min $(DET_BUDGET_MIN) --version 2
 	cd models/train && ../../$(TRAIN_PY) anomaly.py --train ../../$(MODELS_DATA)/tiles-train-anomaly \
 	  --val ../../$(MODELS_DATA)/tiles-val --spec ../../$(DET_SPEC) --out ../cargo-anomaly \
-	  --epochs 17 --threads 2 --budget-min $(ANO_BUDGET_MIN) --version 4
+	  --epochs 17 --threads 2 --budget-min $(ANO_BUDGET_MIN) --map-smoothing 7 --version 5
 	sed -e 's/^threshold = .*/threshold = 0.0/' models/cargo-anomaly/model.toml > eval/suites/cargo-anomaly-rank.toml
 
 clean-cache:
