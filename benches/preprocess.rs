@@ -1,15 +1,17 @@
-//! Catches regressions in scan preprocessing: calibration, attenuation, material classes and
-//! tiling of a 2000 x 6000 dual-energy scan, against a plain copy of the same bytes.
+//! Catches regressions in scan preprocessing: calibration, attenuation, energy registration,
+//! material classes and tiling of a 2000 x 6000 dual-energy scan, against a plain copy of the
+//! same bytes.
 //!
 //! Target (issue 2): the whole preprocessing within 8x the copy on 2 cores. The closing line
 //! prints the ratio from criterion's own estimates of both, measured in this run.
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group};
+use criterion::{BatchSize, Criterion, criterion_group};
 use ndarray::{Array2, Array4};
 use nii_atr::preprocess::calibration::{CalibrationOptions, calibrate};
 use nii_atr::preprocess::materials::{MaterialClassifier, fallback_profile};
+use nii_atr::preprocess::registration::{RegistrationOptions, measure_offset, register_energies};
 use nii_atr::preprocess::tiles::{ChannelRecipe, TileGrid, TileSource};
 use nii_atr::scan::{Counts, PlaneCounts, PlaneFiles, Scan, ScanDescriptor, SourceKind, SourceSpec};
 
@@ -37,7 +39,8 @@ fn scan() -> Scan {
 
 /// Per scan: everything but the prepared classifier, which an engine builds once per profile.
 fn preprocess_all(scan: &Scan, classifier: &MaterialClassifier, buffer: &mut Array4<f32>) -> usize {
-    let att = calibrate(scan, &CalibrationOptions::default()).unwrap();
+    let mut att = calibrate(scan, &CalibrationOptions::default()).unwrap();
+    black_box(register_energies(&mut att, &RegistrationOptions::default()));
     let materials = classifier.classify(&att, 2);
     let grid = TileGrid::default();
     let tiles = grid.tiles(ROWS, COLS).unwrap();
@@ -68,6 +71,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(calibrate(&scan, &CalibrationOptions::default()).unwrap()))
     });
     let att = calibrate(&scan, &CalibrationOptions::default()).unwrap();
+    // Every scan: the lag is measured (registration off, the default, or an aligned scanner).
+    group.bench_function("register_measure", |b| b.iter(|| black_box(measure_offset(&att))));
+    // Interlaced: measured, then the low plane resampled (forced here by a zero threshold).
+    let resample = RegistrationOptions { enabled: true, min_offset_columns: 0.0, ..Default::default() };
+    group.bench_function("register_resample", |b| {
+        b.iter_batched(|| att.clone(), |mut a| black_box(register_energies(&mut a, &resample)), BatchSize::LargeInput)
+    });
     group.bench_function("classify", |b| b.iter(|| black_box(classifier.classify(&att, 2))));
     let tiles = TileGrid::default().tiles(ROWS, COLS).unwrap();
     let source = TileSource::new(&att);

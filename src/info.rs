@@ -24,6 +24,8 @@ pub struct ScanInfo {
     pub calibration: CalibrationInfo,
     pub planes: Vec<PlaneStats>,
     pub flagged: FlaggedPixels,
+    /// The low-energy plane's measured lag along the scan and whether it was corrected.
+    pub energy_registration: Option<crate::preprocess::registration::EnergyRegistration>,
     pub profile: String,
     /// Share of pixels per material class, only classes present.
     pub material_fractions: Vec<(MaterialClass, f64)>,
@@ -140,6 +142,7 @@ impl ScanInfo {
             },
             planes,
             flagged,
+            energy_registration: pre.registration,
             profile: pre.profile.name.clone(),
             material_fractions,
             manifest: d
@@ -209,6 +212,16 @@ impl ScanInfo {
             "flagged     {} dead, {} saturated, {} below the transmission floor",
             self.flagged.dead, self.flagged.saturated, self.flagged.below_floor
         );
+        if let Some(r) = &self.energy_registration {
+            let _ = writeln!(
+                s,
+                "energy lag  low plane {:+.2} scan lines behind the high one (gradient correlation {:.2}, {} pixel pairs){}",
+                r.offset_columns,
+                r.correlation,
+                r.edge_pixels,
+                if r.applied { ": resampled onto the high plane" } else { "" }
+            );
+        }
         let _ = writeln!(s, "profile     {}", self.profile);
         let fr: Vec<String> =
             self.material_fractions.iter().map(|(c, f)| format!("{} {:.1}%", c.name(), 100.0 * f)).collect();

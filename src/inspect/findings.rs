@@ -203,6 +203,10 @@ pub struct Inspection {
     /// outcome (passed, flagged, skipped with the reason); absent when `[verify]` is disabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cargo: Option<crate::verify::VerificationResult>,
+    /// The low-energy plane's measured lag along the scan and whether preprocessing corrected
+    /// it (interlaced linacs); absent for single-energy scans and with registration off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub energy_registration: Option<crate::preprocess::registration::EnergyRegistration>,
 }
 
 /// Risk and decision from findings, model health and the configured rule.

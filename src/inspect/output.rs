@@ -224,6 +224,7 @@ mod tests {
             models: vec![],
             timings: StageTimings::default(),
             cargo: None,
+            energy_registration: None,
         }
     }
 

@@ -210,7 +210,7 @@ impl Pipeline {
         let pre = crate::preprocess::preprocess(scan, &self.cfg.preprocess)?;
         // Calibration and classification run as one step in the scan core.
         timings.calibrate_ms = ms(t.elapsed());
-        let (attenuation, materials) = (pre.attenuation, pre.materials);
+        let (attenuation, materials, energy_registration) = (pre.attenuation, pre.materials, pre.registration);
         let t = Instant::now();
         let pseudo_colour = render_material(&attenuation, &materials, &Palette::default());
         timings.render_ms = ms(t.elapsed());
@@ -234,7 +234,13 @@ impl Pipeline {
         }
         timings.verify_ms = ms(t.elapsed());
         findings.sort_by(|a: &Finding, b: &Finding| b.score.total_cmp(&a.score));
-        let (risk_score, decision, reasons) = decide(&findings, &runs, &self.cfg.decision);
+        let (risk_score, decision, mut reasons) = decide(&findings, &runs, &self.cfg.decision);
+        if let Some(r) = energy_registration.filter(|r| r.applied) {
+            reasons.push(format!(
+                "low-energy plane lagged {:+.2} scan lines (interlaced source) and was resampled onto the high plane",
+                r.offset_columns
+            ));
+        }
         timings.total_ms = ms(start.elapsed());
         let pitch = &scan.descriptor.pixel_pitch_mm;
         let inspection = Inspection {
@@ -251,6 +257,7 @@ impl Pipeline {
             models: runs,
             timings,
             cargo,
+            energy_registration,
         };
         Ok((inspection, views))
     }

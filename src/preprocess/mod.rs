@@ -3,6 +3,7 @@
 pub mod calibration;
 pub mod export;
 pub mod materials;
+pub mod registration;
 pub mod render;
 pub mod tiles;
 
@@ -24,11 +25,18 @@ pub struct PreprocessOptions {
     /// Half-width of the window R-values are averaged over before classification (see
     /// [`materials::classify`]).
     pub material_smoothing_radius: usize,
+    /// Low-energy plane registration (interlaced linacs); see [`registration`].
+    pub registration: registration::RegistrationOptions,
 }
 
 impl Default for PreprocessOptions {
     fn default() -> Self {
-        Self { calibration: CalibrationOptions::default(), profile: None, material_smoothing_radius: 2 }
+        Self {
+            calibration: CalibrationOptions::default(),
+            profile: None,
+            material_smoothing_radius: 2,
+            registration: registration::RegistrationOptions::default(),
+        }
     }
 }
 
@@ -38,6 +46,9 @@ pub struct Preprocessed {
     pub attenuation: AttenuationImage,
     pub materials: MaterialMap,
     pub profile: MaterialProfile,
+    /// The low plane's measured lag and whether it was corrected; `None` for single-energy
+    /// scans, scans without edges to measure on, and registration turned off.
+    pub registration: Option<registration::EnergyRegistration>,
 }
 
 /// Calibrates and classifies a scan.
@@ -46,9 +57,10 @@ pub fn preprocess(scan: &Scan, opts: &PreprocessOptions) -> Result<Preprocessed,
         Some(p) => MaterialProfile::load(p)?,
         None => resolve_profile(scan)?,
     };
-    let attenuation = calibration::calibrate(scan, &opts.calibration)?;
+    let mut attenuation = calibration::calibrate(scan, &opts.calibration)?;
+    let registration = registration::register_energies(&mut attenuation, &opts.registration);
     let materials = classifier_for(&profile).classify(&attenuation, opts.material_smoothing_radius);
-    Ok(Preprocessed { attenuation, materials, profile })
+    Ok(Preprocessed { attenuation, materials, profile, registration })
 }
 
 /// The prepared classifier for `profile`, from a small process-wide cache: building its
