@@ -283,9 +283,10 @@ fn interlaced_scans_are_measured_against_the_generators_truth() {
         assert!(!register_energies(&mut untouched, &on).unwrap().applied);
         assert_eq!(untouched.low, aligned.low);
         // The lagged scan is corrected. Its distance to the aligned render is not compared: the
-        // generator's interlaced render also differs from the aligned one away from edges (in
-        // case 0 a 5-column gap in a dense load is missing from its low plane), which no
-        // registration can undo. The unit tests of `preprocess::registration` check the
+        // generator samples one ray per pixel, so a gap between packed boxes narrower than a
+        // column shows in whichever render's ray falls into it (case 0's largest differences
+        // are a full column of air against one of boxes, at pallet and box joints), which no
+        // interpolation can undo. The unit tests of `preprocess::registration` check the
         // correction itself on scenes that differ only by the lag.
         let before = lagged.low.clone();
         assert!(register_energies(&mut lagged, &on).unwrap().applied, "case {index}");
