@@ -85,13 +85,19 @@ class Exported(nn.Module):
     cells before its maximum becomes `pred_score`, as anomalib blurs its maps: a clean scan's
     peak is often one sharp cell on a fringe or a scrap edge, an added object a patch."""
 
-    def __init__(self, model: SegNet, smooth: int = 1):
+    def __init__(self, model: SegNet, smooth: int = 1, flip: bool = False):
         super().__init__()
         self.model = model
         self.smooth = smooth
+        self.flip = flip
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = torch.sigmoid(self.model(images))
+        if self.flip:
+            # The tile mirrored along the scan, as the net saw half its training crops, and its
+            # map mirrored back: averaging the two halves the variance of the photon-noise
+            # speckle a clean scan's peak often is, while an added object reads high in both.
+            m = 0.5 * (m + torch.flip(torch.sigmoid(self.model(torch.flip(images, dims=[3]))), dims=[3]))
         if self.smooth > 1:
             m = F.avg_pool2d(m, self.smooth, stride=1, padding=self.smooth // 2, count_include_pad=False)
         return m, m.amax(dim=(1, 2, 3))
@@ -402,6 +408,9 @@ def main() -> None:
                     help="share of training crops given scanner artefacts (interlace offset, dead rows) as normal")
     ap.add_argument("--map-smoothing", type=int, default=1,
                     help="odd k: the exported map is averaged over k x k cells (after training; --rethreshold may change it)")
+    ap.add_argument("--flip-average", action="store_true",
+                    help="the exported model also runs the tile mirrored along the scan and averages the two maps "
+                         "(after training; twice the inference cost)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget-min", type=float, default=30.0)
@@ -437,7 +446,7 @@ def main() -> None:
         model, info, k_range, a_max, pitch = fit(args, chans)
     if args.map_smoothing < 1 or args.map_smoothing % 2 == 0:
         raise SystemExit(f"--map-smoothing must be odd and >= 1, got {args.map_smoothing}")
-    exported = Exported(model, args.map_smoothing)
+    exported = Exported(model, args.map_smoothing, args.flip_average)
 
     val = load_tiles(args.val, lambda r: r["kind"] == "tile")
     if pitch is None:
@@ -525,7 +534,7 @@ threshold = {thr:.5f}
         "params": params, "onnx_bytes": onnx_path.stat().st_size, "seed": args.seed, "epochs": args.epochs,
         "batch": args.batch, "crop": args.crop, "width": args.width, "lr": args.lr, "pos_weight": args.pos_weight,
         "object_share": args.object_share, "coarse_share": args.coarse_share,
-        "artefact_share": args.artefact_share, "map_smoothing": args.map_smoothing, "photons": args.photons, "threads": args.threads,
+        "artefact_share": args.artefact_share, "map_smoothing": args.map_smoothing, "flip_average": args.flip_average, "photons": args.photons, "threads": args.threads,
         "object_ratio_range": k_range, "saturation_a_high": a_max, "train": info,
         "val": {"auroc": val_auroc, "threshold": thr, "pd": pd, "scans_threat": len(pos), "scans_clean": len(neg),
                 "auroc_by_class": by_class},
