@@ -251,6 +251,8 @@ impl Recipe {
         if !(8..=64).contains(&sc.energy_bins) {
             return Err(err("scanner.energy_bins must be in 8..=64".into()));
         }
+        // Here rather than at the first render, so that the error names the recipe.
+        r.noise.validate().map_err(|e| err(e.to_string()))?;
         Ok(r)
     }
 }
@@ -277,6 +279,9 @@ mod tests {
         assert_eq!(r.splits.get(Split::Train), 2);
         assert_eq!(r.scanner.energy_bins, 32);
         assert!(r.mix.threat_weights.len() == 7);
+        assert_eq!(r.noise.aperture_samples, 1);
+        let four = Recipe::parse(&format!("{MINIMAL}[noise]\naperture_samples = 4\n"), Path::new("t.toml")).unwrap();
+        assert_eq!(four.noise.aperture_samples, 4);
     }
 
     #[test]
@@ -287,6 +292,9 @@ mod tests {
             ("[scanner]\npitch_mm = 0.0\n", "pitch_mm"),
             ("[scanner]\nenergy_bins = 1000\n", "energy_bins"),
             ("[noise]\nphotons_hihg = 3.0\n", "photons_hihg"),
+            ("[noise]\naperture_samples = 0\n", "noise.aperture_samples"),
+            ("[noise]\naperture_samples = 64\n", "noise.aperture_samples"),
+            ("[noise]\npsf_sigma_px = -1.0\n", "noise.psf_sigma_px"),
             ("[scanner]\nname = \"../../etc\"\n", "scanner.name"),
         ] {
             let text = format!("{MINIMAL}{extra}");

@@ -41,6 +41,11 @@ pub struct NoiseModel {
     pub interlace_offset: bool,
     /// Number of dead detector rows (they read dark only).
     pub dead_rows: usize,
+    /// Rays per column, spread evenly across its width along the scan, their transmissions
+    /// averaged: the detector integrates over its aperture and the travel during a pulse. 1 is
+    /// a point sample at the column centre, where a gap between boxes narrower than a column
+    /// reads as a full column of air or not at all (1..=16).
+    pub aperture_samples: usize,
 }
 
 impl Default for NoiseModel {
@@ -57,12 +62,14 @@ impl Default for NoiseModel {
             beam_wobble: 0.01,
             interlace_offset: false,
             dead_rows: 0,
+            aperture_samples: 1,
         }
     }
 }
 
 impl NoiseModel {
-    fn validate(&self) -> Result<(), SynthError> {
+    /// Every parameter in its range: recipes are checked when they load, scenes when they render.
+    pub fn validate(&self) -> Result<(), SynthError> {
         let finite_nonneg = |name: &'static str, v: f64, max: f64| {
             if v.is_finite() && (0.0..=max).contains(&v) {
                 Ok(())
@@ -79,6 +86,12 @@ impl NoiseModel {
         finite_nonneg("noise.row_gain_sigma", self.row_gain_sigma, 0.5)?;
         finite_nonneg("noise.psf_sigma_px", self.psf_sigma_px, 10.0)?;
         finite_nonneg("noise.beam_wobble", self.beam_wobble, 0.5)?;
+        if !(1..=MAX_APERTURE_SAMPLES).contains(&self.aperture_samples) {
+            return Err(SynthError::Parameter {
+                name: "noise.aperture_samples",
+                reason: format!("{} outside [1, {MAX_APERTURE_SAMPLES}]", self.aperture_samples),
+            });
+        }
         if self.photons_high < 1.0 || self.photons_low < 1.0 || self.air_counts < 100.0 {
             return Err(SynthError::Parameter {
                 name: "noise",
@@ -148,6 +161,9 @@ pub struct Rendered {
     pub threats: Vec<Option<ThreatImage>>,
 }
 
+/// Most rays per column (`NoiseModel::aperture_samples`): each one costs a full column render.
+pub const MAX_APERTURE_SAMPLES: usize = 16;
+
 /// Most pixels a rendered scan may have (a 40 ft container at 1 mm pitch is ~60 Mpx).
 pub const MAX_PIXELS: usize = 80_000_000;
 
@@ -205,7 +221,7 @@ struct Grid {
     by_column: Vec<Vec<u32>>,
 }
 
-fn grid(scene: &Scene, fan: &FanBeam) -> Result<Grid, SynthError> {
+fn grid(scene: &Scene, fan: &FanBeam, samples: usize) -> Result<Grid, SynthError> {
     let pitch = fan.pitch_m;
     let bad = |reason: String| SynthError::Parameter { name: "scene", reason };
     if !(5e-4..=0.05).contains(&pitch) {
@@ -224,8 +240,15 @@ fn grid(scene: &Scene, fan: &FanBeam) -> Result<Grid, SynthError> {
     let mut by_column = vec![Vec::new(); cols];
     for (i, o) in scene.objects.iter().enumerate() {
         let (x0, x1) = o.shape.x_range();
-        let c0 = ((x0 - scene.x_min) / pitch - 0.5).ceil().max(0.0) as usize;
-        let c1 = ((x1 - scene.x_min) / pitch - 0.5).floor();
+        let (c0, c1) = if samples == 1 {
+            // The columns whose centre the object covers.
+            (((x0 - scene.x_min) / pitch - 0.5).ceil(), ((x1 - scene.x_min) / pitch - 0.5).floor())
+        } else {
+            // Every column the object touches: its rays, and the lagged low-energy rays of
+            // the column before it, fall anywhere in its width.
+            (((x0 - scene.x_min) / pitch).floor(), ((x1 - scene.x_min) / pitch).ceil() - 1.0)
+        };
+        let c0 = c0.max(0.0) as usize;
         if c1 < 0.0 {
             continue;
         }
@@ -306,7 +329,8 @@ pub fn render(
     seed: u64,
 ) -> Result<Rendered, SynthError> {
     noise.validate()?;
-    let grid = grid(scene, fan)?;
+    let samples = noise.aperture_samples;
+    let grid = grid(scene, fan, samples)?;
     let materials: Vec<MaterialId> = scene.materials();
     let n_slots = materials.len().max(1);
     let mut slot_of = vec![0usize; physics.table.materials().count()];
@@ -330,36 +354,74 @@ pub fn render(
         .map_init(
             || (vec![0.0f32; rows * n_slots], Vec::new(), vec![0.0f32; n_slots]),
             |(areal, hits, scratch), c| {
-                let x = scene.x_min + (c as f64 + 0.5) * grid.pitch;
-                let first_row = column_areal(scene, fan, &grid, &grid.by_column[c], x, &slot_of, n_slots, areal, hits);
                 let mut out = ColumnOut {
                     t_high: vec![1.0; rows],
                     m2_high: vec![0.0; rows],
                     t_low: Vec::new(),
                     m2_low: Vec::new(),
-                    first_row,
+                    first_row: rows,
                     threats: vec![ThreatAcc::default(); n_threats],
                 };
-                transmit_column(&high, areal, n_slots, &mut out.t_high, &mut out.m2_high);
-                if let Some(low) = &low {
+                if low.is_some() {
                     out.t_low = vec![1.0; rows];
                     out.m2_low = vec![0.0; rows];
-                    if noise.interlace_offset {
-                        let x_low = x + 0.5 * grid.pitch;
-                        let mut h2 = Vec::new();
-                        let c_low = ((x_low - scene.x_min) / grid.pitch) as usize;
-                        let objs = &grid.by_column[c_low.min(cols - 1)];
-                        let mut merged: Vec<u32> = grid.by_column[c].iter().chain(objs).copied().collect();
-                        merged.sort_unstable();
-                        merged.dedup();
-                        let mut areal_low = vec![0.0f32; rows * n_slots];
-                        column_areal(scene, fan, &grid, &merged, x_low, &slot_of, n_slots, &mut areal_low, &mut h2);
-                        transmit_column(low, &areal_low, n_slots, &mut out.t_low, &mut out.m2_low);
-                    } else {
-                        transmit_column(low, areal, n_slots, &mut out.t_low, &mut out.m2_low);
+                }
+                // One ray per aperture sample; the centre one (the only one when `samples` is 1)
+                // goes last, so that `areal` and `hits` are its own for the threat statistics.
+                let centre = samples / 2;
+                let mut sums = (samples > 1)
+                    .then(|| [vec![0.0f32; rows], vec![0.0f32; rows], vec![0.0f32; rows], vec![0.0f32; rows]]);
+                let (mut t_centre, mut m2_centre) = (Vec::new(), Vec::new());
+                for k in (0..samples).filter(|&k| k != centre).chain([centre]) {
+                    let x = scene.x_min + (c as f64 + (k as f64 + 0.5) / samples as f64) * grid.pitch;
+                    let first_row =
+                        column_areal(scene, fan, &grid, &grid.by_column[c], x, &slot_of, n_slots, areal, hits);
+                    out.first_row = out.first_row.min(first_row);
+                    let (mut t_h, mut m2_h) = (vec![1.0; rows], vec![0.0; rows]);
+                    transmit_column(&high, areal, n_slots, &mut t_h, &mut m2_h);
+                    let (mut t_l, mut m2_l) = (Vec::new(), Vec::new());
+                    if let Some(low) = &low {
+                        (t_l, m2_l) = (vec![1.0; rows], vec![0.0; rows]);
+                        if noise.interlace_offset {
+                            let x_low = x + 0.5 * grid.pitch;
+                            let mut h2 = Vec::new();
+                            let c_low = ((x_low - scene.x_min) / grid.pitch) as usize;
+                            let objs = &grid.by_column[c_low.min(cols - 1)];
+                            let mut merged: Vec<u32> = grid.by_column[c].iter().chain(objs).copied().collect();
+                            merged.sort_unstable();
+                            merged.dedup();
+                            let mut areal_low = vec![0.0f32; rows * n_slots];
+                            column_areal(scene, fan, &grid, &merged, x_low, &slot_of, n_slots, &mut areal_low, &mut h2);
+                            transmit_column(low, &areal_low, n_slots, &mut t_l, &mut m2_l);
+                        } else {
+                            transmit_column(low, areal, n_slots, &mut t_l, &mut m2_l);
+                        }
+                    }
+                    match &mut sums {
+                        // A point sample: the ray's values are the column's.
+                        None => (out.t_high, out.m2_high, out.t_low, out.m2_low) = (t_h, m2_h, t_l, m2_l),
+                        Some(sums) => {
+                            for (acc, v) in sums.iter_mut().zip([&t_h, &m2_h, &t_l, &m2_l]) {
+                                acc.iter_mut().zip(v.iter()).for_each(|(a, b)| *a += b);
+                            }
+                            if k == centre {
+                                (t_centre, m2_centre) = (t_h, m2_h);
+                            }
+                        }
                     }
                 }
-                // Contrast of each threat: the high-energy attenuation it adds at each pixel.
+                if let Some([t_h, m2_h, t_l, m2_l]) = sums {
+                    // The detector sees the mean transmission over its aperture; the second
+                    // moment of the photon statistics averages the same way (photons are added).
+                    let mean = |v: Vec<f32>| v.into_iter().map(|x| x / samples as f32).collect::<Vec<f32>>();
+                    (out.t_high, out.m2_high) = (mean(t_h), mean(m2_h));
+                    if low.is_some() {
+                        (out.t_low, out.m2_low) = (mean(t_l), mean(m2_l));
+                    }
+                }
+                // Contrast of each threat: the high-energy attenuation it adds at each pixel, on
+                // the centre ray (the one whose `areal` and `hits` are at hand).
+                let (t_ray, m2_ray) = if samples == 1 { (&out.t_high, &out.m2_high) } else { (&t_centre, &m2_centre) };
                 // Stable sort: equal keys keep object order, so the sums are reproducible.
                 hits.sort_by_key(|h| (h.0, h.1));
                 let mut i = 0;
@@ -372,10 +434,9 @@ pub fn render(
                         i += 1;
                     }
                     scratch.iter_mut().for_each(|v| *v = v.max(0.0));
-                    let t_with = f64::from(out.t_high[r]).max(1e-12);
+                    let t_with = f64::from(t_ray[r]).max(1e-12);
                     let t_without = f64::from(high.transmit(scratch).0).max(1e-12);
-                    let sigma =
-                        (f64::from(out.m2_high[r]) / noise.photons_high + sigma_e_rel * sigma_e_rel).sqrt() / t_with;
+                    let sigma = (f64::from(m2_ray[r]) / noise.photons_high + sigma_e_rel * sigma_e_rel).sqrt() / t_with;
                     let contrast = (t_without / t_with).ln();
                     let occlusion: f64 = scratch.iter().map(|&v| f64::from(v)).sum();
                     out.threats[t].add(c, r, contrast, contrast / sigma, occlusion);
@@ -622,6 +683,65 @@ mod tests {
         assert!(r.high[[50, 100]] < r.high[[50, 10]] / 5);
     }
 
+    /// Transmission of every pixel, read back from counts rendered without noise or blur.
+    fn quiet_transmission(scene: &Scene, fan: &FanBeam, samples: usize, interlaced: bool) -> [Array2<f64>; 2] {
+        let noise = NoiseModel {
+            photons_high: 1e12,
+            photons_low: 1e12,
+            dark_spread: 0.0,
+            electronic_sigma: 0.0,
+            row_gain_sigma: 0.0,
+            psf_sigma_px: 0.0,
+            beam_wobble: 0.0,
+            interlace_offset: interlaced,
+            aperture_samples: samples,
+            ..NoiseModel::default()
+        };
+        let r = render(scene, fan, &physics(), &noise, 5).unwrap();
+        let t = |p: &Array2<u16>| p.mapv(|c| (f64::from(c) - noise.dark_counts) / noise.air_counts);
+        [t(&r.high), t(r.low.as_ref().unwrap())]
+    }
+
+    #[test]
+    fn aperture_samples_integrate_a_gap_narrower_than_a_column() {
+        // Two steel blocks with a 3 mm gap; column 10 (10 mm pitch) spans x 100..110 mm and its
+        // centre, 105 mm, lies in the gap (103.5..106.5 mm).
+        let t = AttenuationTable::embedded().unwrap();
+        let steel = t.id("iron").unwrap();
+        let mut scene = Scene { x_min: 0.0, x_max: 0.3, z_bottom: 1.0, z_top: 1.3, ..Scene::default() };
+        for (x0, x1) in [(0.02, 0.1035), (0.1065, 0.28)] {
+            let shape = Shape::Cuboid { centre: [0.5 * (x0 + x1), 0.0, 1.15], size: [x1 - x0, 0.1, 0.2], yaw: 0.0 };
+            scene.push(Object::new(shape, steel, 7.87));
+        }
+        let fan = FanBeam { pitch_m: 0.01, source_distance_m: 20.0, source_height_m: 1.15 };
+        let row = 15;
+        let [point, point_low] = quiet_transmission(&scene, &fan, 1, false);
+        let [eight, eight_low] = quiet_transmission(&scene, &fan, 8, false);
+        let block = point[[row, 5]];
+        assert!(block < 0.2, "10 cm of steel: {block}");
+        // A point sample reads the gap as open beam.
+        assert!(point[[row, 10]] > 0.99, "{}", point[[row, 10]]);
+        // Eight rays at 100.625 + 1.25 k mm: two of them (104.375, 105.625) fall in the gap.
+        let want = 0.25 + 0.75 * block;
+        assert!((eight[[row, 10]] - want).abs() < 2e-3, "{} against {want}", eight[[row, 10]]);
+        // Columns inside a block and the open beam are the same however they are sampled.
+        for c in [5, 20, 29] {
+            assert!((eight[[row, c]] - point[[row, c]]).abs() < 1e-3, "column {c}");
+        }
+        // The low plane integrates the same rays.
+        let low_block = point_low[[row, 5]];
+        assert!(low_block < block);
+        let want = 0.25 + 0.75 * low_block;
+        assert!((eight_low[[row, 10]] - want).abs() < 2e-3, "{} against {want}", eight_low[[row, 10]]);
+        // Interlaced: the low rays sit half a column later (105.625 + 1.25 k mm), so column 10's
+        // low reading sees the gap through one ray in eight, and column 9 (95..105 mm) through one.
+        let [_, lagged_low] = quiet_transmission(&scene, &fan, 8, true);
+        for c in [9, 10] {
+            let want = 0.125 + 0.875 * low_block;
+            assert!((lagged_low[[row, c]] - want).abs() < 2e-3, "column {c}: {} against {want}", lagged_low[[row, c]]);
+        }
+    }
+
     #[test]
     fn hostile_sizes_and_parameters_are_refused() {
         let p = physics();
@@ -638,6 +758,8 @@ mod tests {
             NoiseModel { photons_high: f64::NAN, ..NoiseModel::default() },
             NoiseModel { air_counts: 70_000.0, ..NoiseModel::default() },
             NoiseModel { psf_sigma_px: -1.0, ..NoiseModel::default() },
+            NoiseModel { aperture_samples: 0, ..NoiseModel::default() },
+            NoiseModel { aperture_samples: MAX_APERTURE_SAMPLES + 1, ..NoiseModel::default() },
         ] {
             assert!(render(&empty_scene(), &FanBeam::default(), &p, &noise, 1).is_err());
         }
