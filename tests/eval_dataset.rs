@@ -99,6 +99,22 @@ fn dataset_runs_are_scored_with_latency_and_can_be_compared() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("(first 2 only)"));
     assert_eq!(read(&b.join("report.json"))["inputs"]["n_scans"], 2);
+    // --skip leaves out the first cases (those a model was chosen on), and says so.
+    let c = tmp.path().join("c");
+    let o = eval(&test, &c, &["--skip", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(cases 2..3 of 3 only)"));
+    let skipped = read(&c.join("report.json"));
+    assert_eq!(skipped["inputs"]["n_scans"], 1);
+    let first_two: Vec<Value> = read(&b.join("predictions.json")).as_array().unwrap().clone();
+    let last: Vec<Value> = read(&c.join("predictions.json")).as_array().unwrap().clone();
+    let ids =
+        |v: &[Value]| v.iter().map(|d| d["image_id"].as_i64().unwrap()).collect::<std::collections::BTreeSet<_>>();
+    assert!(!last.is_empty() && !first_two.is_empty());
+    assert!(ids(&first_two).is_disjoint(&ids(&last)), "{:?} {:?}", ids(&first_two), ids(&last));
+    let o = eval(&test, &c, &["--skip", "3"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("leaves none"), "{}", String::from_utf8_lossy(&o.stderr));
 
     let o = bin().args(["eval", "compare"]).arg(&a).arg(&a).args(["--bootstrap", "20"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

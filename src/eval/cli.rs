@@ -46,6 +46,10 @@ pub struct ScoreArgs {
     /// With `--dataset`: only the first N cases of the split (quick looks; say so when quoting).
     #[arg(long, requires = "dataset")]
     pub limit: Option<usize>,
+    /// With `--dataset`: leave out the first N cases (before `--limit`), e.g. the cases a model
+    /// was selected on, so that it is scored only on cases no choice has seen.
+    #[arg(long, requires = "dataset")]
+    pub skip: Option<usize>,
     /// COCO instances JSON holding the ground truth.
     #[arg(long, required_unless_present_any = ["yolo_images", "dataset"])]
     pub gt: Option<PathBuf>,
@@ -181,21 +185,30 @@ fn score_dataset(args: &ScoreArgs, split: &Path) -> Result<Evaluation, EvalError
     let annotations = split.join("annotations.json");
     let mut dataset = Dataset::from_coco_json(&annotations)?;
     let mut cases = super::engine::split_cases(split, &annotations)?;
-    if let Some(n) = args.limit {
-        cases.truncate(n);
+    let total = cases.len();
+    if args.skip.is_some() || args.limit.is_some() {
+        let skip = args.skip.unwrap_or(0).min(total);
+        cases.drain(..skip);
+        cases.truncate(args.limit.unwrap_or(usize::MAX));
+        if cases.is_empty() {
+            return Err(EvalError::Report {
+                path: split.to_path_buf(),
+                reason: format!("--skip {skip} leaves none of the split's {total} cases"),
+            });
+        }
         let keep: std::collections::HashSet<i64> = cases.iter().map(|c| c.image_id).collect();
         dataset.images.retain(|i| keep.contains(&i.id));
         dataset.annotations.retain(|a| keep.contains(&a.image_id));
     }
+    // Which cases were scored, in words, when not all of them.
+    let subset = match (args.skip.unwrap_or(0), args.limit) {
+        (0, None) => String::new(),
+        (0, Some(n)) => format!(" (first {n} only)"),
+        (k, _) => format!(" (cases {k}..{} of {total} only)", k + cases.len()),
+    };
     let pipeline = crate::inspect::Pipeline::from_path(&config_path)
         .map_err(|e| EvalError::Pipeline { path: config_path.clone(), source: Box::new(e) })?;
-    println!(
-        "running {} on {} scans of {}{}",
-        config_path.display(),
-        cases.len(),
-        split.display(),
-        args.limit.map_or_else(String::new, |n| format!(" (first {n} only)"))
-    );
+    println!("running {} on {} scans of {}{}", config_path.display(), cases.len(), split.display(), subset);
     let pb = super::engine::scan_progress(cases.len());
     let run = super::engine::run_split(
         &pipeline,
