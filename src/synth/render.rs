@@ -366,8 +366,9 @@ pub fn render(
                     out.t_low = vec![1.0; rows];
                     out.m2_low = vec![0.0; rows];
                 }
-                // One ray per aperture sample; the centre one (the only one when `samples` is 1)
-                // goes last, so that `areal` and `hits` are its own for the threat statistics.
+                // One ray per aperture sample; the one nearest the column centre (the centre
+                // itself for odd `samples`, the only one for 1) goes last, so that `areal` and
+                // `hits` are its own for the threat statistics.
                 let centre = samples / 2;
                 let mut sums = (samples > 1)
                     .then(|| [vec![0.0f32; rows], vec![0.0f32; rows], vec![0.0f32; rows], vec![0.0f32; rows]]);
@@ -420,7 +421,7 @@ pub fn render(
                     }
                 }
                 // Contrast of each threat: the high-energy attenuation it adds at each pixel, on
-                // the centre ray (the one whose `areal` and `hits` are at hand).
+                // the ray nearest the centre (the one whose `areal` and `hits` are at hand).
                 let (t_ray, m2_ray) = if samples == 1 { (&out.t_high, &out.m2_high) } else { (&t_centre, &m2_centre) };
                 // Stable sort: equal keys keep object order, so the sums are reproducible.
                 hits.sort_by_key(|h| (h.0, h.1));
