@@ -11,10 +11,11 @@ spirit of DRAEM / CutPaste (anomalib ships DRAEM): it only ever sees clean cargo
 additive along the ray (A = sum of mu_i t_i), so a hidden object of areal density profile p
 and material ratio k adds dA_high = p and dA_low = k p to whatever load is in front of and
 behind it, displaces a little of that load, and brings the photon noise of the darker pixel.
-The shapes (ellipsoids, slabs, bars, blobs of 6-200 px), thicknesses (0.08-3 in A_high) and
-material ratios (the span of A_low / A_high over clean training pixels, widened 15 % each way)
-are drawn at random: none is taken from the generator's threat catalogue, so the model answers
-"something is here that the load does not explain" for kinds it has never seen.
+The shapes (ellipsoids, slabs, bars, blobs of 6-200 px; `--max-object-px` raises the top),
+thicknesses (0.08-3 in A_high) and material ratios (the span of A_low / A_high over clean
+training pixels, widened 15 % each way) are drawn at random: none is taken from the
+generator's threat catalogue, so the model answers "something is here that the load does not
+explain" for kinds it has never seen.
 
 `--coarse-share` (off by default; an experiment, see the model card) also shows the network
 crops as a scanner of 1.4-2.2x the pitch records them after the engine resamples them back
@@ -167,14 +168,16 @@ def coarser_scanner(planes: list[np.ndarray], factor: float) -> list[np.ndarray]
 class ObjectSynth:
     """Places random foreign objects into clean crops, in attenuation space (see the module doc)."""
 
-    def __init__(self, k_range: tuple[float, float], a_max: float, photons: tuple[float, float]):
+    def __init__(self, k_range: tuple[float, float], a_max: float, photons: tuple[float, float],
+                 max_length: float = 200.0):
         self.k_lo, self.k_hi = k_range
         self.a_max = a_max
         self.photons = photons
+        self.max_length = max_length
 
     def profile(self, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         """One object's areal-density shape in [0, 1]."""
-        length = float(np.exp(rng.uniform(np.log(6.0), np.log(200.0))))
+        length = float(np.exp(rng.uniform(np.log(6.0), np.log(self.max_length))))
         aspect = float(np.exp(rng.uniform(0.0, np.log(8.0))))
         a, b = length / 2, max(1.5, length / 2 / aspect)
         th = rng.uniform(0, np.pi)
@@ -379,7 +382,7 @@ def fit(args, chans: Channels) -> tuple[SegNet, dict, tuple[float, float], float
     del a_h, a_l, solid, ratio
     log(f"A_low/A_high over clean pixels: 0.5-99.5% [{q_lo:.3f}, {q_hi:.3f}], objects drawn in "
         f"[{k_range[0]:.3f}, {k_range[1]:.3f}]; saturation A_high {a_max:.2f}")
-    synth = ObjectSynth(k_range, a_max, tuple(args.photons))
+    synth = ObjectSynth(k_range, a_max, tuple(args.photons), float(args.max_object_px))
     model, info = train(tr.x, chans, synth, args, args.budget_min * 60)
     pitch = pitch_line(tr.summary)
     del tr
@@ -400,6 +403,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--pos-weight", type=float, default=4.0)
     ap.add_argument("--object-share", type=float, default=0.6, help="share of training crops given objects")
+    ap.add_argument("--max-object-px", type=int, default=200,
+                    help="longest synthetic object, tile pixels (log-uniform from 6); objects longer than "
+                         "--crop have no edge in the crop to be seen by")
     ap.add_argument("--photons", type=float, nargs=2, default=[1e5, 6e4],
                     help="open-beam photons per pixel, high and low energy (the scanner profile's noise)")
     ap.add_argument("--coarse-share", type=float, default=0.0,
@@ -422,6 +428,11 @@ def main() -> None:
     args = ap.parse_args()
     if not args.rethreshold and args.train is None:
         ap.error("--train is required unless --rethreshold is given")
+    # Checked before training, not after an hour of it.
+    if args.max_object_px <= 6:
+        raise SystemExit(f"--max-object-px must be above the shortest object's 6 px, got {args.max_object_px}")
+    if args.map_smoothing < 1 or args.map_smoothing % 2 == 0:
+        raise SystemExit(f"--map-smoothing must be odd and >= 1, got {args.map_smoothing}")
     setup(args.seed, args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -433,9 +444,11 @@ def main() -> None:
     if args.rethreshold:
         # The training run's record stays as it was; only the val-derived fields are redone.
         earlier = json.loads((args.out / "training.json").read_text())
-        for key in ("epochs", "batch", "crop", "width", "lr", "pos_weight", "object_share", "coarse_share", "artefact_share", "seed"):
+        before_flag = {"artefact_share": 0.0, "max_object_px": 200}
+        for key in ("epochs", "batch", "crop", "width", "lr", "pos_weight", "object_share", "coarse_share",
+                    "artefact_share", "max_object_px", "seed"):
             # Runs from before a flag existed ran without it (its default).
-            if earlier.get(key, 0.0 if key == "artefact_share" else None) != getattr(args, key):
+            if earlier.get(key, before_flag.get(key)) != getattr(args, key):
                 raise SystemExit(f"--rethreshold: {key} = {getattr(args, key)} but the earlier run used {earlier.get(key)}")
         model = SegNet(args.width)
         model.load_state_dict(torch.load(args.out / "segnet.pt", weights_only=True))
@@ -444,8 +457,6 @@ def main() -> None:
         log(f"rethreshold: weights of {args.out / 'segnet.pt'} ({info['steps']} training steps)")
     else:
         model, info, k_range, a_max, pitch = fit(args, chans)
-    if args.map_smoothing < 1 or args.map_smoothing % 2 == 0:
-        raise SystemExit(f"--map-smoothing must be odd and >= 1, got {args.map_smoothing}")
     exported = Exported(model, args.map_smoothing, args.flip_average)
 
     val = load_tiles(args.val, lambda r: r["kind"] == "tile")
@@ -533,7 +544,7 @@ threshold = {thr:.5f}
     write_json(args.out / "training.json", {
         "params": params, "onnx_bytes": onnx_path.stat().st_size, "seed": args.seed, "epochs": args.epochs,
         "batch": args.batch, "crop": args.crop, "width": args.width, "lr": args.lr, "pos_weight": args.pos_weight,
-        "object_share": args.object_share, "coarse_share": args.coarse_share,
+        "object_share": args.object_share, "max_object_px": args.max_object_px, "coarse_share": args.coarse_share,
         "artefact_share": args.artefact_share, "map_smoothing": args.map_smoothing, "flip_average": args.flip_average, "photons": args.photons, "threads": args.threads,
         "object_ratio_range": k_range, "saturation_a_high": a_max, "train": info,
         "val": {"auroc": val_auroc, "threshold": thr, "pd": pd, "scans_threat": len(pos), "scans_clean": len(neg),
