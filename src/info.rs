@@ -54,6 +54,9 @@ pub struct FlaggedPixels {
     pub dead: u64,
     pub saturated: u64,
     pub below_floor: u64,
+    /// Detector rows found dead and interpolated from their neighbours (scanner QA: a
+    /// detector channel to replace).
+    pub repaired_rows: Vec<usize>,
 }
 
 fn describe_counts(c: &Counts) -> String {
@@ -94,12 +97,16 @@ impl ScanInfo {
         if let (Some(l), Some(al)) = (&scan.low, &att.low) {
             planes.push(plane_stats("low", l, al));
         }
-        let mut flagged = FlaggedPixels { dead: 0, saturated: 0, below_floor: 0 };
+        let mut flagged = FlaggedPixels { dead: 0, saturated: 0, below_floor: 0, repaired_rows: Vec::new() };
         for &f in att.flags.iter() {
             flagged.dead += (f & flags::DEAD != 0) as u64;
             flagged.saturated += (f & flags::SATURATED != 0) as u64;
             flagged.below_floor += (f & flags::FLOOR != 0) as u64;
         }
+        // Repair flags whole rows only.
+        flagged.repaired_rows = (0..att.rows())
+            .filter(|&r| att.flags.row(r).first().is_some_and(|&f| f & flags::INTERPOLATED != 0))
+            .collect();
         let fr = pre.materials.class_fractions();
         let material_fractions =
             MaterialClass::ALL.iter().zip(fr).filter(|(_, f)| *f > 0.0).map(|(c, f)| (*c, f)).collect();
@@ -212,6 +219,15 @@ impl ScanInfo {
             "flagged     {} dead, {} saturated, {} below the transmission floor",
             self.flagged.dead, self.flagged.saturated, self.flagged.below_floor
         );
+        if !self.flagged.repaired_rows.is_empty() {
+            let rows: Vec<String> = self.flagged.repaired_rows.iter().map(|r| r.to_string()).collect();
+            let _ = writeln!(
+                s,
+                "dead rows   {} detector row(s) without signal, interpolated from their neighbours: {}",
+                rows.len(),
+                rows.join(", ")
+            );
+        }
         if let Some(r) = &self.energy_registration {
             let _ = writeln!(
                 s,
