@@ -30,7 +30,10 @@ Network: the tile is averaged down 2x (128 x 128), then a U-shaped conv net (str
 with skips back to 1/4) gives per-pixel logits at 1/4 of the tile, smoothed over 3 x 3; their
 sigmoid is the probability that the pixel holds an added object. The exported map is that
 probability averaged over `--map-smoothing` k x k cells (the shipped model: 7; applied after
-training, so `--rethreshold` may change it) and `pred_score` its maximum. Trained on 128 x 128 crops (it is fully convolutional), run on 256 x 256 tiles.
+training, so `--rethreshold` may change it) and `pred_score` its maximum. It is fully convolutional: versions 2-5 were trained on 128 x 128
+crops (the default `--crop`), the shipped version 10 on whole 256 x 256 tiles (`--crop 256
+--batch 8 --objects-per-crop 4 12 --windowed-synth`, as `make models` runs it); it runs on
+256 x 256 tiles.
 
     python anomaly.py --train <tiles/train> --val <tiles/val> --spec <model.toml> --out models/cargo-anomaly
 """
