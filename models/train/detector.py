@@ -52,16 +52,22 @@ class Detector(nn.Module):
         nn.init.constant_(self.cls.bias, -math.log(99.0))
         nn.init.zeros_(self.box.bias)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class logits [N, nc, H/8, W/8] and box distances (l, t, r, b) in pixels."""
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone, FPN and the shared head conv: features [N, width, H/8, W/8]."""
         c3 = self.s3(self.s2(self.stem(x)))
         c4 = self.s4(c3)
         c5 = self.s5(c4)
         p4 = self.f4(self.l4(c4) + F.interpolate(self.l5(c5), size=c4.shape[-2:], mode="nearest"))
         p3 = self.f3(self.l3(c3) + F.interpolate(p4, size=c3.shape[-2:], mode="nearest"))
-        h = self.head(p3)
+        return self.head(p3)
+
+    def outputs(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class logits [N, nc, H/8, W/8] and box distances (l, t, r, b) in pixels."""
         ltrb = torch.exp(self.box(h).clamp(-6.0, 6.0)) * STRIDE
         return self.cls(h), ltrb
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.outputs(self.trunk(x))
 
 
 class Exported(nn.Module):
@@ -249,14 +255,15 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 def train(tiles: Tiles, epochs: int, batch: int, lr: float, seed: int, budget_s: float, crop_size: int,
           crop_share: float, whole_every: int, rf_t: float, ema_decay: float, ema_tau: float,
-          channels_last: bool) -> tuple[Detector, Detector, dict]:
+          channels_last: bool, bf16: bool = False) -> tuple[Detector, Detector, dict]:
     """AdamW with warm-up and cosine decay over `epochs` or the time budget, whichever ends
     first (progress is the larger of the two shares, so the schedule always completes). While
     progress < `crop_share`, every step but each `whole_every`-th is on `crop_size` windows
     (centred on a box 70 % of the time; 4x larger batches at 128, same pixels per step), the
     others on whole tiles; after that whole tiles only, so large objects are learnt at full
-    extent. Inputs are drawn with repeat-factor weights. Returns the trained model, its EMA and
-    the training facts."""
+    extent. Inputs are drawn with repeat-factor weights. With `bf16` the trunk runs under CPU
+    bf16 autocast (weights, optimizer state and EMA stay fp32). Returns the trained model, its
+    EMA and the training facts."""
     model = Detector()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -298,7 +305,14 @@ def train(tiles: Tiles, epochs: int, batch: int, lr: float, seed: int, budget_s:
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         t1 = time.time()
-        logits, ltrb = model(x)
+        if bf16:
+            # The trunk (all but two 1x1 convs of the FLOPs) in bf16; the output convs, exp and
+            # the losses in fp32, so box distances and focal terms keep full precision.
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                feats = model.trunk(x)
+            logits, ltrb = model.outputs(feats.float())
+        else:
+            logits, ltrb = model(x)
         n = x.shape[0]
         logits = logits.reshape(n, NC, -1).permute(0, 2, 1)
         ltrb = ltrb.reshape(n, 4, -1).permute(0, 2, 1)
@@ -363,16 +377,25 @@ def scan_class_max(out: np.ndarray, records: list[dict]) -> dict[str, np.ndarray
     return res
 
 
+# Highest per-class operating point (raw score). It was 0.95 until 2026-12-02, where a candidate
+# whose hidden_compartment quantile lay above it was silently held at a val Pfa of 23 %.
+T_MAX = 0.999
+
+
 def choose_offsets(val_scores: dict[str, np.ndarray], val_classes: dict[str, set], rate: float) -> tuple[np.ndarray, list]:
     """Per class, the score above which at most `rate` of val scans without that class fire
     (their highest class score), as a logit; the exported head subtracts it, so 0.5 becomes
-    each class's operating point."""
+    each class's operating point. The threshold is kept within [0.05, T_MAX] so the offset stays
+    finite; a class whose quantile lies above T_MAX cannot hold its rate, and is logged."""
     offsets, rows = [], []
     for k, name in enumerate(CATEGORIES):
         neg = np.array([s[k] for cid, s in val_scores.items() if k not in val_classes[cid]])
         pos = np.array([s[k] for cid, s in val_scores.items() if k in val_classes[cid]])
-        t = float(np.quantile(neg, 1.0 - rate)) if len(neg) else 0.5
-        t = min(max(t, 0.05), 0.95)
+        q = float(np.quantile(neg, 1.0 - rate)) if len(neg) else 0.5
+        t = min(max(q, 0.05), T_MAX)
+        if q > T_MAX:
+            log(f"warning: {name}: {(neg > T_MAX).mean():.1%} of val scans without the class score above "
+                f"{T_MAX}; its operating point cannot hold a false-alarm rate of {rate:.1%}")
         pd = float((pos > t).mean()) if len(pos) else float("nan")
         pfa = float((neg > t).mean()) if len(neg) else float("nan")
         offsets.append(math.log(t / (1 - t)))
@@ -439,6 +462,15 @@ max_detections = 100
 {classes}"""
 
 
+def cpu_has_bf16() -> bool:
+    """Whether the CPU multiplies bf16 natively (where --bf16 pays off); False where unknown."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--train", type=Path, required=True)
@@ -459,6 +491,9 @@ def main() -> None:
     ap.add_argument("--ema-decay", type=float, default=0.997)
     ap.add_argument("--ema-tau", type=float, default=300.0, help="EMA warm-up (steps)")
     ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--bf16", action="store_true",
+                    help="train the trunk under CPU bf16 autocast (~2x faster steps where the CPU has "
+                         "avx512_bf16 or AMX; much slower where it has neither)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget-min", type=float, default=50.0, help="stop training after this many minutes")
     ap.add_argument("--val-rate", type=float, default=0.005, help="per-class false-alarm share on val")
@@ -467,6 +502,9 @@ def main() -> None:
     args = ap.parse_args()
     setup(args.seed, args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.bf16 and not cpu_has_bf16():
+        log("warning: --bf16 on a CPU without avx512_bf16 or AMX: bf16 steps are emulated and slower than "
+            "fp32, so the time budget buys fewer of them than the shipped run had")
 
     t0 = time.time()
     train_tiles = load_tiles(args.train)
@@ -477,7 +515,7 @@ def main() -> None:
     log(f"{ignored} full-scan boxes thinner than {args.ignore_below} px are ignore regions")
     model, ema, info = train(train_tiles, args.epochs, args.batch, args.lr, args.seed, args.budget_min * 60, args.crop,
                              args.crop_share, args.whole_every, args.repeat_thresh, args.ema_decay, args.ema_tau,
-                             args.channels_last)
+                             args.channels_last, args.bf16)
     info["ignored_full_scan_boxes"] = ignored
     train_summary = train_tiles.summary
     del train_tiles
@@ -549,7 +587,7 @@ def main() -> None:
         "params": params, "onnx_bytes": onnx_path.stat().st_size, "seed": args.seed, "epochs": args.epochs,
         "batch": args.batch, "lr": args.lr, "crop": args.crop, "crop_share": args.crop_share,
         "whole_every": args.whole_every, "repeat_thresh": args.repeat_thresh, "ignore_below": args.ignore_below,
-        "ema_decay": args.ema_decay, "ema_tau": args.ema_tau, "channels_last": args.channels_last,
+        "ema_decay": args.ema_decay, "ema_tau": args.ema_tau, "channels_last": args.channels_last, "bf16": args.bf16,
         "threads": args.threads, "budget_min": args.budget_min, "train": info,
         "train_export": str(args.train), "val_export": str(args.val), "val_thresholds": rows,
         "val_any_threat": {"pd": any_pd, "pfa": any_pfa, "scans_with": len(pos_cases), "scans_without": len(neg_cases)},
