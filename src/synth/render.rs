@@ -744,6 +744,34 @@ mod tests {
     }
 
     #[test]
+    fn a_thin_plate_seen_edge_on_shows_only_where_a_ray_hits_it() {
+        // A hidden compartment's false front wall: a 3 mm steel plate crossing the whole
+        // container width along the beam (x 103..106 mm). At 5 mm pitch column 20 spans
+        // 100..105 mm and column 21 105..110 mm; neither centre (102.5, 107.5) lies in the
+        // plate, so one ray per column misses it entirely (the cargo-bench case the detector
+        // card describes) while four rays per column see it as a partial-volume line.
+        let t = AttenuationTable::embedded().unwrap();
+        let steel = t.id("iron").unwrap();
+        let mut scene = Scene { x_min: 0.0, x_max: 0.3, z_bottom: 1.0, z_top: 1.3, ..Scene::default() };
+        let plate = Shape::Cuboid { centre: [0.1045, 0.0, 1.15], size: [0.003, 2.35, 0.2], yaw: 0.0 };
+        scene.push(Object::new(plate, steel, 7.87));
+        let fan = FanBeam { pitch_m: 0.005, source_distance_m: 20.0, source_height_m: 1.15 };
+        let row = 30;
+        let [point, _] = quiet_transmission(&scene, &fan, 1, false);
+        let [four, _] = quiet_transmission(&scene, &fan, 4, false);
+        for c in [19, 20, 21, 22] {
+            assert!(point[[row, c]] > 0.99, "one ray per column, column {c}: {}", point[[row, c]]);
+        }
+        // Rays at 100.625 + 1.25 k mm: 103.125 and 104.375 cross 2.35 m of steel (transmission
+        // ~0), so column 20 reads 1/2; column 21's first ray, 105.625, crosses it: 3/4.
+        assert!((four[[row, 20]] - 0.5).abs() < 2e-3, "{}", four[[row, 20]]);
+        assert!((four[[row, 21]] - 0.75).abs() < 2e-3, "{}", four[[row, 21]]);
+        for c in [19, 22] {
+            assert!(four[[row, c]] > 0.99, "column {c}: {}", four[[row, c]]);
+        }
+    }
+
+    #[test]
     fn hostile_sizes_and_parameters_are_refused() {
         let p = physics();
         let huge = Scene { x_min: 0.0, x_max: 1e4, z_bottom: 0.0, z_top: 10.0, ..Scene::default() };
