@@ -78,6 +78,29 @@ fn dataset_runs_are_scored_with_latency_and_can_be_compared() {
         .sum();
     assert_eq!(decided, 3);
     assert_eq!(p["scan_scores"][0]["score"], "pipeline risk");
+    assert_eq!(p["scan_scores"][1]["score"], "risk without manifest checks");
+    // Every scan is kept with its truth, decision, risk and each source's strongest finding,
+    // and the risk is the largest share of a source (the decision rule's max).
+    let gt = read(&test.join("annotations.json"));
+    let scans = p["scans"].as_array().unwrap();
+    assert_eq!(scans.len(), 3);
+    for s in scans {
+        let id = s["image_id"].as_i64().unwrap();
+        let held = gt["annotations"].as_array().unwrap().iter().any(|a| a["image_id"].as_i64() == Some(id));
+        assert_eq!(!s["classes"].as_array().unwrap().is_empty(), held, "{s}");
+        assert!(s["scan"].as_str().unwrap().ends_with("scan.json"), "{s}");
+        assert!(["clear", "review", "alarm"].contains(&s["decision"].as_str().unwrap()), "{s}");
+        let risk = s["risk"].as_f64().unwrap();
+        let shares: Vec<f64> = s["sources"]
+            .as_object()
+            .map(|o| o.values().map(|v| v["risk"].as_f64().unwrap()).collect())
+            .unwrap_or_default();
+        let top = shares.iter().copied().fold(0.0, f64::max);
+        assert!((risk - top).abs() < 1e-6, "risk {risk} vs shares {shares:?}: {s}");
+        for v in s["sources"].as_object().into_iter().flat_map(|o| o.values()) {
+            assert!(v["risk"].as_f64().unwrap() <= v["score"].as_f64().unwrap() + 1e-9, "{s}");
+        }
+    }
     // The default pipeline checks the manifests; a generated split's truth scores them.
     assert_eq!(r["verification"]["cases"], 3);
     assert!(r["verification"]["checks"]["weight_mismatch"].is_object());

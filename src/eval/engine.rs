@@ -188,6 +188,36 @@ pub struct FailedScan {
     pub error: String,
 }
 
+/// One source's strongest finding on a scan: a model by its spec name, or `verify` for the
+/// manifest checks.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SourceScore {
+    /// Highest finding score.
+    pub score: f64,
+    /// Highest `score x threat weight` of the config's decision rule: the source's share of
+    /// the risk.
+    pub risk: f64,
+}
+
+/// One scan's outcome, so that a reader can draw their own curves or fuse scores without
+/// running the pipeline again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanRecord {
+    pub image_id: i64,
+    /// The scan descriptor, as the split names it.
+    pub scan: String,
+    /// Ground-truth classes the scan holds (empty: a clean scan).
+    pub classes: Vec<String>,
+    /// Absent when the scan failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<f64>,
+    /// Each source with at least one finding on this scan.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, SourceScore>,
+}
+
 /// What the pipeline run adds to the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineRun {
@@ -204,11 +234,15 @@ pub struct PipelineRun {
     pub decisions_threat: DecisionCounts,
     /// Decisions on scans without one.
     pub decisions_clean: DecisionCounts,
-    /// Scan-level ROC of the pipeline's risk score, then of each model's highest finding score.
+    /// Scan-level ROC of the pipeline's risk score, of the risk from the models' findings alone
+    /// (no manifest checks), then of each model's highest finding score.
     pub scan_scores: Vec<ScanScoreRoc>,
     /// Reading the scan, each pipeline stage, and the whole scan (read + inspect).
     pub latency: Vec<StageLatency>,
     pub wall_s: f64,
+    /// Every scan in split order (reports written before this field have none).
+    #[serde(default)]
+    pub scans: Vec<ScanRecord>,
 }
 
 /// The engine's detections plus the pipeline section of the report.
@@ -272,15 +306,36 @@ pub fn run_split(
     let mut failed = Vec::new();
     let (mut decisions_threat, mut decisions_clean) = (DecisionCounts::default(), DecisionCounts::default());
     let model_names: Vec<String> = pipeline.detectors().map(|d| d.spec().name.clone()).collect();
-    // Per scan: risk, then each model's highest finding score (-inf without findings).
-    let mut scores: Vec<Vec<f64>> = vec![Vec::with_capacity(results.len()); 1 + model_names.len()];
+    // Per scan: risk, risk from the image models alone, then each model's highest finding
+    // score (-inf without findings).
+    let mut scores: Vec<Vec<f64>> = vec![Vec::with_capacity(results.len()); 2 + model_names.len()];
     let stages =
         ["read", "calibrate", "render", "preprocess", "ort_run", "decode", "merge", "verify", "inspect", "scan"];
     let mut latency: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
+    let mut records = Vec::with_capacity(results.len());
+    let decision_cfg = &pipeline.config().decision;
+    let scan_name = |id: i64| cases.iter().find(|c| c.image_id == id).map(|c| c.scan.display().to_string());
     for r in &results {
         let mut boxes = Vec::new();
+        let mut record = ScanRecord {
+            image_id: r.image_id,
+            scan: scan_name(r.image_id).unwrap_or_default(),
+            classes: Vec::new(),
+            decision: None,
+            risk: None,
+            sources: BTreeMap::new(),
+        };
         match &r.outcome {
             Ok(ins) => {
+                record.decision = Some(ins.decision);
+                record.risk = Some(f64::from(ins.risk_score));
+                for f in &ins.findings {
+                    let score = f64::from(f.score);
+                    let risk = f64::from((f.score * decision_cfg.weight(f.threat)).clamp(0.0, 1.0));
+                    let e = record.sources.entry(f.model.clone()).or_insert(SourceScore { score, risk });
+                    e.score = e.score.max(score);
+                    e.risk = e.risk.max(risk);
+                }
                 if let Some(cargo) = &ins.cargo {
                     verification.push((ins.scan_id.clone(), cargo.clone()));
                 }
@@ -290,6 +345,15 @@ pub fn run_split(
                     decisions_clean.add(ins.decision);
                 }
                 scores[0].push(f64::from(ins.risk_score));
+                // The manifest checks score the declaration, not the image: without them the
+                // risk is the models' fused any-threat score.
+                let image_risk = ins
+                    .findings
+                    .iter()
+                    .filter(|f| f.kind != FindingKind::ManifestCheck)
+                    .map(|f| f64::from((f.score * decision_cfg.weight(f.threat)).clamp(0.0, 1.0)))
+                    .fold(0.0, f64::max);
+                scores[1].push(image_risk);
                 for (k, name) in model_names.iter().enumerate() {
                     let best = ins
                         .findings
@@ -297,7 +361,7 @@ pub fn run_split(
                         .filter(|f| &f.model == name)
                         .map(|f| f64::from(f.score))
                         .fold(f64::NEG_INFINITY, f64::max);
-                    scores[k + 1].push(best);
+                    scores[k + 2].push(best);
                 }
                 for f in &ins.findings {
                     let id = matches!(f.kind, FindingKind::Object | FindingKind::TileClass)
@@ -335,14 +399,14 @@ pub fn run_split(
                 }
             }
             Err(e) => {
-                let scan = cases.iter().find(|c| c.image_id == r.image_id).map(|c| c.scan.display().to_string());
-                failed.push(FailedScan { scan: scan.unwrap_or_default(), error: e.clone() });
+                failed.push(FailedScan { scan: record.scan.clone(), error: e.clone() });
                 for s in &mut scores {
                     s.push(f64::NEG_INFINITY);
                 }
             }
         }
         detections.push(ImageDetections { image_id: r.image_id, detections: boxes });
+        records.push(record);
     }
     let limits_pfa = [0.005, 0.01, 0.02, 0.03, 0.05];
     let mut held: BTreeMap<i64, Vec<String>> = BTreeMap::new();
@@ -355,7 +419,11 @@ pub fn run_split(
     }
     let classes: Vec<Vec<String>> =
         results.iter().map(|r| held.get(&r.image_id).cloned().unwrap_or_default()).collect();
-    let scan_scores = std::iter::once("pipeline risk".to_string())
+    for (record, c) in records.iter_mut().zip(&classes) {
+        record.classes = c.clone();
+    }
+    let scan_scores = ["pipeline risk".to_string(), "risk without manifest checks".to_string()]
+        .into_iter()
         .chain(model_names.iter().map(|m| format!("{m} (highest finding)")))
         .zip(&scores)
         .map(|(name, s)| scan_score_roc(name, s, &classes, &limits_pfa, bootstrap))
@@ -371,6 +439,7 @@ pub fn run_split(
         scan_scores,
         latency: stages.iter().zip(latency).map(|(s, v)| stage_latency(s, v)).collect(),
         wall_s: started.elapsed().as_secs_f64(),
+        scans: records,
     };
     EngineRun { detections, pipeline: pipeline_run, verification }
 }

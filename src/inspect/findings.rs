@@ -7,7 +7,7 @@ use crate::detect::spec::ThreatCategory;
 use crate::detect::{BoxXyxy, RunTimes};
 use crate::preprocess::materials::{MaterialClass, MaterialMap};
 use ndarray::{Array2, s};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
@@ -120,7 +120,7 @@ pub struct Finding {
     pub cargo_check: Option<crate::verify::CheckResult>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Clear,
