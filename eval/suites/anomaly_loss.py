@@ -14,6 +14,11 @@ Standard library only.
 
     nii-atr inspect <split> --config cargo-bench-test.pipeline.toml --no-overlay -o <out>
     python anomaly_loss.py --inspect <out> --gt <split>/annotations.json
+
+or, from the per-scan records of an `eval --dataset` report made with such a config (only
+the scans it ran, e.g. with `--skip`):
+
+    python anomaly_loss.py --report <dir>/report.json --gt <split>/annotations.json
 """
 
 import argparse
@@ -27,7 +32,9 @@ ORDER = {"easy": 0, "medium": 1, "hard": 2}
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--inspect", required=True, help="folder of <scan>.inspection.json")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--inspect", help="folder of <scan>.inspection.json")
+    src.add_argument("--report", help="report.json of `nii-atr eval --dataset` (its pipeline.scans)")
     ap.add_argument("--gt", required=True, help="the split's annotations.json (COCO, with attributes)")
     ap.add_argument("--model", default="cargo-anomaly", help="name of the anomaly model's findings")
     args = ap.parse_args()
@@ -38,7 +45,16 @@ def main():
     for a in gt["annotations"]:
         truths[a["image_id"]].append(a)
     clean, threat = [], []
-    for im in gt["images"]:
+    if args.report:
+        records = json.load(open(args.report))["pipeline"].get("scans") or []
+        if not records:
+            raise SystemExit(f"{args.report}: no per-scan records (pipeline.scans): re-run `nii-atr eval --dataset`")
+        for r in records:
+            peak = r.get("sources", {}).get(args.model, {}).get("score")
+            if peak is None:
+                raise SystemExit(f"{args.report}: {r['scan']}: no {args.model} region; keep its regions down to 0")
+            (threat if truths[r["image_id"]] else clean).append((peak, truths[r["image_id"]]))
+    for im in gt["images"] if args.inspect else []:
         scan = im["file_name"].split("/")[0]
         path = os.path.join(args.inspect, f"{scan}.inspection.json")
         if not os.path.exists(path):
