@@ -2,8 +2,10 @@
 threat classes of the generator, exported in the YOLOv8 output layout [N, 4 + nc, A].
 
 Input: the dual-energy channel recipe (A_high, A_low, R) of the spec, as `nii-atr tiles`
-exported it. One output level at stride 8 fed by a small FPN (strides 8, 16, 32), so one
-anchor per 8 x 8 cell: 1024 anchors on a 256 x 256 tile.
+exported it. One output level fed by a small FPN: at stride 8 (FPN strides 8, 16, 32; one anchor
+per 8 x 8 cell, 1024 anchors on a 256 x 256 tile; versions 1-4), or with `--stride 4` at stride 4
+(the stride-4 backbone stage joins the FPN; 4096 anchors), for pistols and other objects whose
+short side is only 2-3 cells at stride 8.
 
     python detector.py --train <tiles/train> --val <tiles/val> --out models/concealment-det
 """
@@ -23,7 +25,6 @@ import torch.nn.functional as F
 
 from common import CATEGORIES, THREATS, Tiles, auroc, load_tiles, log, lr_at, pitch_line, setup, write_json
 
-STRIDE = 8
 NC = len(CATEGORIES)
 
 
@@ -32,8 +33,11 @@ def cbr(ci: int, co: int, s: int = 1) -> nn.Sequential:
 
 
 class Detector(nn.Module):
-    def __init__(self, width: int = 48):
+    def __init__(self, width: int = 48, stride: int = 8):
         super().__init__()
+        if stride not in (4, 8):
+            raise ValueError(f"output stride must be 4 or 8, not {stride}")
+        self.stride = stride
         self.stem = cbr(3, 16, 2)
         # Lean at high resolution: the CPU budget (2 cores, < 1.5 s a 40 ft scan) is spent at stride 8+.
         self.s2 = cbr(16, 32, 2)
@@ -45,6 +49,9 @@ class Detector(nn.Module):
         self.l3 = nn.Conv2d(64, width, 1)
         self.f4 = cbr(width, width)
         self.f3 = cbr(width, width)
+        if stride == 4:
+            self.l2 = nn.Conv2d(32, width, 1)
+            self.f2 = cbr(width, width)
         self.head = cbr(width, width)
         self.cls = nn.Conv2d(width, NC, 1)
         self.box = nn.Conv2d(width, 4, 1)
@@ -53,17 +60,21 @@ class Detector(nn.Module):
         nn.init.zeros_(self.box.bias)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """Backbone, FPN and the shared head conv: features [N, width, H/8, W/8]."""
-        c3 = self.s3(self.s2(self.stem(x)))
+        """Backbone, FPN and the shared head conv: features [N, width, H/s, W/s], s the stride."""
+        c2 = self.s2(self.stem(x))
+        c3 = self.s3(c2)
         c4 = self.s4(c3)
         c5 = self.s5(c4)
         p4 = self.f4(self.l4(c4) + F.interpolate(self.l5(c5), size=c4.shape[-2:], mode="nearest"))
         p3 = self.f3(self.l3(c3) + F.interpolate(p4, size=c3.shape[-2:], mode="nearest"))
+        if self.stride == 4:
+            p2 = self.f2(self.l2(c2) + F.interpolate(p3, size=c2.shape[-2:], mode="nearest"))
+            return self.head(p2)
         return self.head(p3)
 
     def outputs(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class logits [N, nc, H/8, W/8] and box distances (l, t, r, b) in pixels."""
-        ltrb = torch.exp(self.box(h).clamp(-6.0, 6.0)) * STRIDE
+        """Class logits [N, nc, H/s, W/s] and box distances (l, t, r, b) in pixels."""
+        ltrb = torch.exp(self.box(h).clamp(-6.0, 6.0)) * self.stride
         return self.cls(h), ltrb
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,8 +95,9 @@ class Exported(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits, ltrb = self.det(images)
         n, _, h, w = logits.shape
-        ys = (torch.arange(h, dtype=torch.float32) + 0.5) * STRIDE
-        xs = (torch.arange(w, dtype=torch.float32) + 0.5) * STRIDE
+        stride = self.det.stride
+        ys = (torch.arange(h, dtype=torch.float32) + 0.5) * stride
+        xs = (torch.arange(w, dtype=torch.float32) + 0.5) * stride
         cy = ys.view(h, 1).expand(h, w).reshape(1, 1, h * w)
         cx = xs.view(1, w).expand(h, w).reshape(1, 1, h * w)
         d = ltrb.reshape(n, 4, h * w)
@@ -95,14 +107,14 @@ class Exported(nn.Module):
         return torch.cat([box, scores], dim=1)
 
 
-def grid_centres(h: int, w: int) -> torch.Tensor:
-    ys = (torch.arange(h, dtype=torch.float32) + 0.5) * STRIDE
-    xs = (torch.arange(w, dtype=torch.float32) + 0.5) * STRIDE
+def grid_centres(h: int, w: int, stride: int) -> torch.Tensor:
+    ys = (torch.arange(h, dtype=torch.float32) + 0.5) * stride
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5) * stride
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)  # [A, 2]
 
 
-def assign(boxes: list[np.ndarray], centres: torch.Tensor, radius: float = 2.5):
+def assign(boxes: list[np.ndarray], centres: torch.Tensor, stride: int, radius: float = 2.5):
     """Centre sampling for a whole batch at once: a cell is positive for a box when its centre
     lies inside the box and within `radius` strides of the box centre; the cell holding the
     centre of a box too small to contain any cell centre is positive too. Ties go to the
@@ -122,15 +134,15 @@ def assign(boxes: list[np.ndarray], centres: torch.Tensor, radius: float = 2.5):
     x1, y1, x2, y2 = (b[..., i].unsqueeze(1) for i in range(1, 5))  # [B, 1, M]
     cx, cy = centres[:, 0].view(1, a, 1), centres[:, 1].view(1, a, 1)
     inside = (cx > x1) & (cx < x2) & (cy > y1) & (cy < y2)  # [B, A, M]
-    r = radius * STRIDE
+    r = radius * stride
     bcx, bcy = 0.5 * (x1 + x2), 0.5 * (y1 + y2)
     cand = inside & ((cx - bcx).abs() < r) & ((cy - bcy).abs() < r) & valid_t.unsqueeze(1)
     # Boxes that caught no cell: the cell holding their centre (square inputs only, as trained).
     w_cells = int(round(math.sqrt(a)))
     lonely = valid_t & ~cand.any(dim=1)  # [B, M]
     if lonely.any():
-        j = (bcx.squeeze(1) // STRIDE).long().clamp(0, w_cells - 1)
-        i = (bcy.squeeze(1) // STRIDE).long().clamp(0, w_cells - 1)
+        j = (bcx.squeeze(1) // stride).long().clamp(0, w_cells - 1)
+        i = (bcy.squeeze(1) // stride).long().clamp(0, w_cells - 1)
         kb, km = lonely.nonzero(as_tuple=True)
         cand[kb, (i * w_cells + j)[kb, km], km] = True
     ignore_box = cls_id < 0  # [B, M]
@@ -255,7 +267,7 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 def train(tiles: Tiles, epochs: int, batch: int, lr: float, seed: int, budget_s: float, crop_size: int,
           crop_share: float, whole_every: int, rf_t: float, ema_decay: float, ema_tau: float,
-          channels_last: bool, bf16: bool = False) -> tuple[Detector, Detector, dict]:
+          channels_last: bool, bf16: bool = False, stride: int = 8) -> tuple[Detector, Detector, dict]:
     """AdamW with warm-up and cosine decay over `epochs` or the time budget, whichever ends
     first (progress is the larger of the two shares, so the schedule always completes). While
     progress < `crop_share`, every step but each `whole_every`-th is on `crop_size` windows
@@ -264,7 +276,7 @@ def train(tiles: Tiles, epochs: int, batch: int, lr: float, seed: int, budget_s:
     extent. Inputs are drawn with repeat-factor weights. With `bf16` the trunk runs under CPU
     bf16 autocast (weights, optimizer state and EMA stay fp32). Returns the trained model, its
     EMA and the training facts."""
-    model = Detector()
+    model = Detector(stride=stride)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()
@@ -284,7 +296,7 @@ def train(tiles: Tiles, epochs: int, batch: int, lr: float, seed: int, budget_s:
         cropping = progress < crop_share and (whole_every <= 0 or step % whole_every != whole_every - 1)
         size = crop_size if cropping else max(h, w)
         bsz = batch * ((max(h, w) // crop_size) ** 2 if cropping else 1)
-        centres = grid_centres(size // STRIDE, size // STRIDE)
+        centres = grid_centres(size // stride, size // stride, stride)
         for g in opt.param_groups:
             g["lr"] = lr_at(progress, lr)
         model.train()
@@ -300,7 +312,7 @@ def train(tiles: Tiles, epochs: int, batch: int, lr: float, seed: int, budget_s:
             else:
                 xb[k] = x
             boxes.append(bx)
-        cls_t, box_t, pos, care = assign(boxes, centres)
+        cls_t, box_t, pos, care = assign(boxes, centres, stride)
         x = torch.from_numpy(xb)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -494,6 +506,8 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true",
                     help="train the trunk under CPU bf16 autocast (~2x faster steps where the CPU has "
                          "avx512_bf16 or AMX; much slower where it has neither)")
+    ap.add_argument("--stride", type=int, choices=(4, 8), default=8,
+                    help="output stride: 8 (versions 1-4) or 4 (the stride-4 stage joins the FPN; 4x the anchors)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget-min", type=float, default=50.0, help="stop training after this many minutes")
     ap.add_argument("--val-rate", type=float, default=0.005, help="per-class false-alarm share on val")
@@ -515,7 +529,7 @@ def main() -> None:
     log(f"{ignored} full-scan boxes thinner than {args.ignore_below} px are ignore regions")
     model, ema, info = train(train_tiles, args.epochs, args.batch, args.lr, args.seed, args.budget_min * 60, args.crop,
                              args.crop_share, args.whole_every, args.repeat_thresh, args.ema_decay, args.ema_tau,
-                             args.channels_last, args.bf16)
+                             args.channels_last, args.bf16, args.stride)
     info["ignored_full_scan_boxes"] = ignored
     train_summary = train_tiles.summary
     del train_tiles
@@ -588,6 +602,7 @@ def main() -> None:
         "batch": args.batch, "lr": args.lr, "crop": args.crop, "crop_share": args.crop_share,
         "whole_every": args.whole_every, "repeat_thresh": args.repeat_thresh, "ignore_below": args.ignore_below,
         "ema_decay": args.ema_decay, "ema_tau": args.ema_tau, "channels_last": args.channels_last, "bf16": args.bf16,
+        "stride": args.stride,
         "threads": args.threads, "budget_min": args.budget_min, "train": info,
         "train_export": str(args.train), "val_export": str(args.val), "val_thresholds": rows,
         "val_any_threat": {"pd": any_pd, "pfa": any_pfa, "scans_with": len(pos_cases), "scans_without": len(neg_cases)},
