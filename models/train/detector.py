@@ -2,10 +2,12 @@
 threat classes of the generator, exported in the YOLOv8 output layout [N, 4 + nc, A].
 
 Input: the dual-energy channel recipe (A_high, A_low, R) of the spec, as `nii-atr tiles`
-exported it. One output level fed by a small FPN: at stride 8 (FPN strides 8, 16, 32; one anchor
-per 8 x 8 cell, 1024 anchors on a 256 x 256 tile; versions 1-4), or with `--stride 4` at stride 4
-(the stride-4 backbone stage joins the FPN; 4096 anchors), for pistols and other objects whose
-short side is only 2-3 cells at stride 8.
+exported it. A small FPN feeds one or more output levels that share one head (`--stride`):
+`8` (FPN strides 8, 16, 32; one anchor per 8 x 8 cell, 1024 anchors on a 256 x 256 tile;
+versions 1-4), `4` (the stride-4 backbone stage joins the FPN; 4096 anchors), or several, e.g.
+`4,8` (5120 anchors): each box is learnt on one level chosen by its longer side (FCOS's scale
+ranges; up to 16 strides of the finer level), so a 40 x 20 px pistol meets stride 4 and a car
+stride 8. The export concatenates the levels' anchors, finest first, as YOLOv8 does.
 
     python detector.py --train <tiles/train> --val <tiles/val> --out models/concealment-det
 """
@@ -32,12 +34,34 @@ def cbr(ci: int, co: int, s: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(ci, co, 3, s, 1, bias=False), nn.BatchNorm2d(co), nn.SiLU(inplace=True))
 
 
+LEVELS = (4, 8, 16)
+
+
+def parse_strides(text: str) -> tuple[int, ...]:
+    """`--stride` values: one level or several, comma-separated, e.g. "8" or "4,8"."""
+    try:
+        strides = tuple(sorted({int(t) for t in text.split(",") if t.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--stride takes strides out of {LEVELS}, comma-separated, not {text!r}")
+    if not strides or any(s not in LEVELS for s in strides):
+        raise argparse.ArgumentTypeError(f"--stride takes strides out of {LEVELS}, comma-separated, not {text!r}")
+    return strides
+
+
+def scale_ranges(strides: tuple[int, ...]) -> list[tuple[float, float]]:
+    """Per level, the range (lo, hi] of a box's longer side it learns: up to 16 of its strides,
+    the next level from there (FCOS's regression ranges, as sides); the coarsest takes the rest."""
+    bounds = [0.0] + [16.0 * s for s in strides[:-1]] + [math.inf]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 class Detector(nn.Module):
-    def __init__(self, width: int = 48, stride: int = 8):
+    def __init__(self, width: int = 48, stride: int | tuple[int, ...] = 8):
         super().__init__()
-        if stride not in (4, 8):
-            raise ValueError(f"output stride must be 4 or 8, not {stride}")
-        self.stride = stride
+        strides = (stride,) if isinstance(stride, int) else tuple(stride)
+        if not strides or list(strides) != sorted(set(strides)) or any(s not in LEVELS for s in strides):
+            raise ValueError(f"output strides must be ascending, out of {LEVELS}, not {strides}")
+        self.strides = strides
         self.stem = cbr(3, 16, 2)
         # Lean at high resolution: the CPU budget (2 cores, < 1.5 s a 40 ft scan) is spent at stride 8+.
         self.s2 = cbr(16, 32, 2)
@@ -49,9 +73,10 @@ class Detector(nn.Module):
         self.l3 = nn.Conv2d(64, width, 1)
         self.f4 = cbr(width, width)
         self.f3 = cbr(width, width)
-        if stride == 4:
+        if 4 in strides:
             self.l2 = nn.Conv2d(32, width, 1)
             self.f2 = cbr(width, width)
+        # One head for every level (FCOS): box distances are in strides, so they share a scale.
         self.head = cbr(width, width)
         self.cls = nn.Conv2d(width, NC, 1)
         self.box = nn.Conv2d(width, 4, 1)
@@ -59,26 +84,42 @@ class Detector(nn.Module):
         nn.init.constant_(self.cls.bias, -math.log(99.0))
         nn.init.zeros_(self.box.bias)
 
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """Backbone, FPN and the shared head conv: features [N, width, H/s, W/s], s the stride."""
+    @property
+    def stride(self) -> int:
+        """The finest output stride."""
+        return self.strides[0]
+
+    def trunk(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Backbone, FPN and the shared head conv: per level, features [N, width, H/s, W/s]."""
         c2 = self.s2(self.stem(x))
         c3 = self.s3(c2)
         c4 = self.s4(c3)
         c5 = self.s5(c4)
         p4 = self.f4(self.l4(c4) + F.interpolate(self.l5(c5), size=c4.shape[-2:], mode="nearest"))
         p3 = self.f3(self.l3(c3) + F.interpolate(p4, size=c3.shape[-2:], mode="nearest"))
-        if self.stride == 4:
-            p2 = self.f2(self.l2(c2) + F.interpolate(p3, size=c2.shape[-2:], mode="nearest"))
-            return self.head(p2)
-        return self.head(p3)
+        maps = {8: p3, 16: p4}
+        if 4 in self.strides:
+            maps[4] = self.f2(self.l2(c2) + F.interpolate(p3, size=c2.shape[-2:], mode="nearest"))
+        return [self.head(maps[s]) for s in self.strides]
 
-    def outputs(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class logits [N, nc, H/s, W/s] and box distances (l, t, r, b) in pixels."""
-        ltrb = torch.exp(self.box(h).clamp(-6.0, 6.0)) * self.stride
-        return self.cls(h), ltrb
+    def outputs(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class logits [N, nc, A] and box distances (l, t, r, b) in pixels [N, 4, A], the
+        levels' cells flattened row-major and concatenated finest first."""
+        logits, ltrb = [], []
+        for h, s in zip(feats, self.strides):
+            n = h.shape[0]
+            logits.append(self.cls(h).reshape(n, NC, -1))
+            ltrb.append((torch.exp(self.box(h).clamp(-6.0, 6.0)) * s).reshape(n, 4, -1))
+        if len(feats) == 1:
+            return logits[0], ltrb[0]
+        return torch.cat(logits, dim=2), torch.cat(ltrb, dim=2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.outputs(self.trunk(x))
+
+    def centres(self, height: int, width: int) -> torch.Tensor:
+        """Anchor centres [A, 2] (x, y in input pixels) in the order of `outputs`."""
+        return torch.cat([grid_centres(height // s, width // s, s) for s in self.strides])
 
 
 class Exported(nn.Module):
@@ -94,16 +135,12 @@ class Exported(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits, ltrb = self.det(images)
-        n, _, h, w = logits.shape
-        stride = self.det.stride
-        ys = (torch.arange(h, dtype=torch.float32) + 0.5) * stride
-        xs = (torch.arange(w, dtype=torch.float32) + 0.5) * stride
-        cy = ys.view(h, 1).expand(h, w).reshape(1, 1, h * w)
-        cx = xs.view(1, w).expand(h, w).reshape(1, 1, h * w)
-        d = ltrb.reshape(n, 4, h * w)
-        l, t, r, b = d[:, 0:1], d[:, 1:2], d[:, 2:3], d[:, 3:4]
+        n = logits.shape[0]
+        c = self.det.centres(images.shape[2], images.shape[3])
+        cx, cy = c[:, 0].view(1, 1, -1), c[:, 1].view(1, 1, -1)
+        l, t, r, b = ltrb[:, 0:1], ltrb[:, 1:2], ltrb[:, 2:3], ltrb[:, 3:4]
         box = torch.cat([cx + 0.5 * (r - l), cy + 0.5 * (b - t), l + r, t + b], dim=1)
-        scores = torch.sigmoid(logits.reshape(n, NC, h * w) - self.offsets)
+        scores = torch.sigmoid(logits - self.offsets)
         return torch.cat([box, scores], dim=1)
 
 
@@ -160,6 +197,24 @@ def assign(boxes: list[np.ndarray], centres: torch.Tensor, stride: int, radius: 
     cls_t[kb, ka, cls_id[kb, sel]] = 1.0
     box_t[kb, ka] = b[kb, sel, 1:5]
     return cls_t, box_t, pos, care
+
+
+def assign_levels(boxes: list[np.ndarray], strides: tuple[int, ...], size: int):
+    """`assign` on every output level of a `size` x `size` input, each level given the boxes in
+    its scale range (`scale_ranges`) and every ignore region; the levels' targets concatenated in
+    the order of `Detector.outputs`. With one level every box goes to it."""
+    parts = []
+    for s, (lo, hi) in zip(strides, scale_ranges(strides)):
+        level = boxes
+        if len(strides) > 1:
+            level = []
+            for b in boxes:
+                side = np.maximum(b[:, 3] - b[:, 1], b[:, 4] - b[:, 2])
+                level.append(b[(b[:, 0] < 0) | ((side > lo) & (side <= hi))])
+        parts.append(assign(level, grid_centres(size // s, size // s, s), s))
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(torch.cat(t, dim=1) for t in zip(*parts))
 
 
 def giou_loss(pred_ltrb: torch.Tensor, centres: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -267,7 +322,7 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 def train(tiles: Tiles, epochs: int, batch: int, lr: float, seed: int, budget_s: float, crop_size: int,
           crop_share: float, whole_every: int, rf_t: float, ema_decay: float, ema_tau: float,
-          channels_last: bool, bf16: bool = False, stride: int = 8) -> tuple[Detector, Detector, dict]:
+          channels_last: bool, bf16: bool = False, stride: tuple[int, ...] = (8,)) -> tuple[Detector, Detector, dict]:
     """AdamW with warm-up and cosine decay over `epochs` or the time budget, whichever ends
     first (progress is the larger of the two shares, so the schedule always completes). While
     progress < `crop_share`, every step but each `whole_every`-th is on `crop_size` windows
@@ -296,7 +351,7 @@ def train(tiles: Tiles, epochs: int, batch: int, lr: float, seed: int, budget_s:
         cropping = progress < crop_share and (whole_every <= 0 or step % whole_every != whole_every - 1)
         size = crop_size if cropping else max(h, w)
         bsz = batch * ((max(h, w) // crop_size) ** 2 if cropping else 1)
-        centres = grid_centres(size // stride, size // stride, stride)
+        centres = model.centres(size, size)
         for g in opt.param_groups:
             g["lr"] = lr_at(progress, lr)
         model.train()
@@ -312,7 +367,7 @@ def train(tiles: Tiles, epochs: int, batch: int, lr: float, seed: int, budget_s:
             else:
                 xb[k] = x
             boxes.append(bx)
-        cls_t, box_t, pos, care = assign(boxes, centres, stride)
+        cls_t, box_t, pos, care = assign_levels(boxes, model.strides, size)
         x = torch.from_numpy(xb)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -322,7 +377,7 @@ def train(tiles: Tiles, epochs: int, batch: int, lr: float, seed: int, budget_s:
             # the losses in fp32, so box distances and focal terms keep full precision.
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 feats = model.trunk(x)
-            logits, ltrb = model.outputs(feats.float())
+            logits, ltrb = model.outputs([f.float() for f in feats])
         else:
             logits, ltrb = model(x)
         n = x.shape[0]
@@ -506,8 +561,9 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true",
                     help="train the trunk under CPU bf16 autocast (~2x faster steps where the CPU has "
                          "avx512_bf16 or AMX; much slower where it has neither)")
-    ap.add_argument("--stride", type=int, choices=(4, 8), default=8,
-                    help="output stride: 8 (versions 1-4) or 4 (the stride-4 stage joins the FPN; 4x the anchors)")
+    ap.add_argument("--stride", type=parse_strides, default=(8,),
+                    help="output stride(s), comma-separated out of 4, 8, 16: 8 (versions 1-4), 4 (the stride-4 "
+                         "stage joins the FPN; 4x the anchors) or several levels sharing one head, e.g. 4,8")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget-min", type=float, default=50.0, help="stop training after this many minutes")
     ap.add_argument("--val-rate", type=float, default=0.005, help="per-class false-alarm share on val")
@@ -602,7 +658,7 @@ def main() -> None:
         "batch": args.batch, "lr": args.lr, "crop": args.crop, "crop_share": args.crop_share,
         "whole_every": args.whole_every, "repeat_thresh": args.repeat_thresh, "ignore_below": args.ignore_below,
         "ema_decay": args.ema_decay, "ema_tau": args.ema_tau, "channels_last": args.channels_last, "bf16": args.bf16,
-        "stride": args.stride,
+        "stride": list(args.stride),
         "threads": args.threads, "budget_min": args.budget_min, "train": info,
         "train_export": str(args.train), "val_export": str(args.val), "val_thresholds": rows,
         "val_any_threat": {"pd": any_pd, "pfa": any_pfa, "scans_with": len(pos_cases), "scans_without": len(neg_cases)},
