@@ -56,7 +56,7 @@ def scale_ranges(strides: tuple[int, ...]) -> list[tuple[float, float]]:
 
 
 class Detector(nn.Module):
-    def __init__(self, width: int = 48, stride: int | tuple[int, ...] = 8):
+    def __init__(self, width: int = 48, stride: int | tuple[int, ...] = 8, separate_heads: bool = False):
         super().__init__()
         strides = (stride,) if isinstance(stride, int) else tuple(stride)
         if not strides or list(strides) != sorted(set(strides)) or any(s not in LEVELS for s in strides):
@@ -77,12 +77,29 @@ class Detector(nn.Module):
             self.l2 = nn.Conv2d(32, width, 1)
             self.f2 = cbr(width, width)
         # One head for every level (FCOS): box distances are in strides, so they share a scale.
-        self.head = cbr(width, width)
-        self.cls = nn.Conv2d(width, NC, 1)
-        self.box = nn.Conv2d(width, 4, 1)
+        # With `separate_heads` each coarser level gets its own head, class and box convs: shared,
+        # the finest level's 4x more cells steered the head, and large objects lost their boxes.
+        self.separate_heads = separate_heads and len(strides) > 1
+        self.head, self.cls, self.box = self._level_head(width)
+        if self.separate_heads:
+            extra = [self._level_head(width) for _ in strides[1:]]
+            self.heads_extra = nn.ModuleList(h for h, _, _ in extra)
+            self.cls_extra = nn.ModuleList(c for _, c, _ in extra)
+            self.box_extra = nn.ModuleList(b for _, _, b in extra)
+
+    @staticmethod
+    def _level_head(width: int) -> tuple[nn.Module, nn.Conv2d, nn.Conv2d]:
+        head, cls, box = cbr(width, width), nn.Conv2d(width, NC, 1), nn.Conv2d(width, 4, 1)
         # Focal-loss prior: start every class at p = 0.01 so background does not swamp training.
-        nn.init.constant_(self.cls.bias, -math.log(99.0))
-        nn.init.zeros_(self.box.bias)
+        nn.init.constant_(cls.bias, -math.log(99.0))
+        nn.init.zeros_(box.bias)
+        return head, cls, box
+
+    def level_head(self, i: int) -> tuple[nn.Module, nn.Conv2d, nn.Conv2d]:
+        """Head conv, class conv and box conv of output level `i` (finest first)."""
+        if i == 0 or not self.separate_heads:
+            return self.head, self.cls, self.box
+        return self.heads_extra[i - 1], self.cls_extra[i - 1], self.box_extra[i - 1]
 
     @property
     def stride(self) -> int:
@@ -100,16 +117,17 @@ class Detector(nn.Module):
         maps = {8: p3, 16: p4}
         if 4 in self.strides:
             maps[4] = self.f2(self.l2(c2) + F.interpolate(p3, size=c2.shape[-2:], mode="nearest"))
-        return [self.head(maps[s]) for s in self.strides]
+        return [self.level_head(i)[0](maps[s]) for i, s in enumerate(self.strides)]
 
     def outputs(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Class logits [N, nc, A] and box distances (l, t, r, b) in pixels [N, 4, A], the
         levels' cells flattened row-major and concatenated finest first."""
         logits, ltrb = [], []
-        for h, s in zip(feats, self.strides):
+        for i, (h, s) in enumerate(zip(feats, self.strides)):
             n = h.shape[0]
-            logits.append(self.cls(h).reshape(n, NC, -1))
-            ltrb.append((torch.exp(self.box(h).clamp(-6.0, 6.0)) * s).reshape(n, 4, -1))
+            _, cls, box = self.level_head(i)
+            logits.append(cls(h).reshape(n, NC, -1))
+            ltrb.append((torch.exp(box(h).clamp(-6.0, 6.0)) * s).reshape(n, 4, -1))
         if len(feats) == 1:
             return logits[0], ltrb[0]
         return torch.cat(logits, dim=2), torch.cat(ltrb, dim=2)
@@ -245,6 +263,35 @@ def focal(logits: torch.Tensor, target: torch.Tensor, care: torch.Tensor | None 
     return loss.sum()
 
 
+def level_slices(strides: tuple[int, ...], size: int) -> list[slice]:
+    """Each level's anchors in the concatenated order of `Detector.outputs` (finest first)."""
+    out, start = [], 0
+    for s in strides:
+        n = (size // s) ** 2
+        out.append(slice(start, start + n))
+        start += n
+    return out
+
+
+def level_losses(logits: torch.Tensor, ltrb: torch.Tensor, cls_t: torch.Tensor, box_t: torch.Tensor,
+                 pos: torch.Tensor, care: torch.Tensor, centres: torch.Tensor,
+                 levels: list[slice]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Focal class loss and GIoU box loss ([B, A, *] tensors), each normalised by the positives
+    of its own anchor range and averaged over `levels`; `[slice(None)]` is one normalisation
+    over every anchor (the shared-head recipe)."""
+    l_cls, l_box = [], []
+    for sl in levels:
+        p = pos[:, sl]
+        npos = max(1.0, float(p.sum()))
+        l_cls.append(focal(logits[:, sl], cls_t[:, sl], care[:, sl]) / npos)
+        if p.any():
+            c = centres[sl].unsqueeze(0).expand(p.shape[0], -1, -1)[p]
+            l_box.append(giou_loss(ltrb[:, sl][p], c, box_t[:, sl][p]).sum() / npos)
+        else:
+            l_box.append(torch.zeros(()))
+    return torch.stack(l_cls).mean(), torch.stack(l_box).mean()
+
+
 def hflip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
     """Boxes of a tile mirrored along the scan direction (a truck driven through the other way)."""
     b = boxes.copy()
@@ -322,16 +369,19 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 def train(tiles: Tiles, epochs: int, batch: int, lr: float, seed: int, budget_s: float, crop_size: int,
           crop_share: float, whole_every: int, rf_t: float, ema_decay: float, ema_tau: float,
-          channels_last: bool, bf16: bool = False, stride: tuple[int, ...] = (8,)) -> tuple[Detector, Detector, dict]:
+          channels_last: bool, bf16: bool = False, stride: tuple[int, ...] = (8,),
+          separate_heads: bool = False) -> tuple[Detector, Detector, dict]:
     """AdamW with warm-up and cosine decay over `epochs` or the time budget, whichever ends
     first (progress is the larger of the two shares, so the schedule always completes). While
     progress < `crop_share`, every step but each `whole_every`-th is on `crop_size` windows
     (centred on a box 70 % of the time; 4x larger batches at 128, same pixels per step), the
     others on whole tiles; after that whole tiles only, so large objects are learnt at full
     extent. Inputs are drawn with repeat-factor weights. With `bf16` the trunk runs under CPU
-    bf16 autocast (weights, optimizer state and EMA stay fp32). Returns the trained model, its
-    EMA and the training facts."""
-    model = Detector(stride=stride)
+    bf16 autocast (weights, optimizer state and EMA stay fp32). With several levels and
+    `separate_heads`, each level has its own head and its losses are normalised by its own
+    positives, then averaged over levels. Returns the trained model, its EMA and the training
+    facts."""
+    model = Detector(stride=stride, separate_heads=separate_heads)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()
@@ -383,13 +433,8 @@ def train(tiles: Tiles, epochs: int, batch: int, lr: float, seed: int, budget_s:
         n = x.shape[0]
         logits = logits.reshape(n, NC, -1).permute(0, 2, 1)
         ltrb = ltrb.reshape(n, 4, -1).permute(0, 2, 1)
-        npos = max(1.0, float(pos.sum()))
-        l_cls = focal(logits, cls_t, care) / npos
-        if pos.any():
-            c = centres.unsqueeze(0).expand(n, -1, -1)[pos]
-            l_box = giou_loss(ltrb[pos], c, box_t[pos]).sum() / npos
-        else:
-            l_box = torch.zeros(())
+        l_cls, l_box = level_losses(logits, ltrb, cls_t, box_t, pos, care, centres,
+                                    level_slices(model.strides, size) if model.separate_heads else [slice(None)])
         loss = l_cls + 2.0 * l_box
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -564,6 +609,9 @@ def main() -> None:
     ap.add_argument("--stride", type=parse_strides, default=(8,),
                     help="output stride(s), comma-separated out of 4, 8, 16: 8 (versions 1-4), 4 (the stride-4 "
                          "stage joins the FPN; 4x the anchors) or several levels sharing one head, e.g. 4,8")
+    ap.add_argument("--level-heads", choices=("shared", "separate"), default="shared",
+                    help="with several strides: one head for all levels (FCOS), or a head per level with "
+                         "its losses normalised by its own positives")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget-min", type=float, default=50.0, help="stop training after this many minutes")
     ap.add_argument("--val-rate", type=float, default=0.005, help="per-class false-alarm share on val")
@@ -585,7 +633,7 @@ def main() -> None:
     log(f"{ignored} full-scan boxes thinner than {args.ignore_below} px are ignore regions")
     model, ema, info = train(train_tiles, args.epochs, args.batch, args.lr, args.seed, args.budget_min * 60, args.crop,
                              args.crop_share, args.whole_every, args.repeat_thresh, args.ema_decay, args.ema_tau,
-                             args.channels_last, args.bf16, args.stride)
+                             args.channels_last, args.bf16, args.stride, args.level_heads == "separate")
     info["ignored_full_scan_boxes"] = ignored
     train_summary = train_tiles.summary
     del train_tiles
@@ -658,7 +706,7 @@ def main() -> None:
         "batch": args.batch, "lr": args.lr, "crop": args.crop, "crop_share": args.crop_share,
         "whole_every": args.whole_every, "repeat_thresh": args.repeat_thresh, "ignore_below": args.ignore_below,
         "ema_decay": args.ema_decay, "ema_tau": args.ema_tau, "channels_last": args.channels_last, "bf16": args.bf16,
-        "stride": list(args.stride),
+        "stride": list(args.stride), "level_heads": args.level_heads,
         "threads": args.threads, "budget_min": args.budget_min, "train": info,
         "train_export": str(args.train), "val_export": str(args.val), "val_thresholds": rows,
         "val_any_threat": {"pd": any_pd, "pfa": any_pfa, "scans_with": len(pos_cases), "scans_without": len(neg_cases)},
