@@ -156,6 +156,36 @@ fn without_stitching_the_cut_object_splits() {
 }
 
 #[test]
+fn side_by_side_pieces_join_for_the_listed_classes_only() {
+    // A block over cells (col 1, row 1) and (col 2, row 1) of tile 0: two knife boxes, x 8..40
+    // and 24..56, y 8..40. IoU 1/3 passes the decoder's NMS, IoS 0.5 is not above the merge's
+    // threshold, and no tile edge cuts them, so only the side-by-side join makes them one.
+    let s = scan(64, 400, &[(16, 16, 48, 32, 3.6)]);
+    let plain = inspect(config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8), &s);
+    assert_eq!(
+        boxes(&plain),
+        vec![
+            (BoxXyxy::new(8.0, 8.0, 40.0, 40.0), "knife".into()),
+            (BoxXyxy::new(24.0, 8.0, 56.0, 40.0), "knife".into())
+        ]
+    );
+    let mut cfg = config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8);
+    cfg.merge.join_side_by_side = vec!["knife".into()];
+    let joined = inspect(cfg, &s);
+    assert_eq!(boxes(&joined), vec![(BoxXyxy::new(8.0, 8.0, 56.0, 40.0), "knife".into())]);
+    assert_eq!(joined.risk_score, plain.risk_score, "a group keeps its best score");
+    // Another class listed: the knives stay apart.
+    let mut cfg = config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8);
+    cfg.merge.join_side_by_side = vec!["gun".into()];
+    assert_eq!(inspect(cfg, &s).findings.len(), 2);
+    // A class no model has (the default config's hidden_compartment with this toy model) joins
+    // nothing and is only warned about, so the default config runs any model.
+    let mut cfg = config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8);
+    cfg.merge.join_side_by_side = vec!["hidden_compartment".into()];
+    assert_eq!(inspect(cfg, &s).findings.len(), 2);
+}
+
+#[test]
 fn skipping_air_tiles_loses_nothing() {
     let s = two_objects();
     let mut all = config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8);

@@ -1,5 +1,5 @@
-//! Cross-tile merging: NMS, NMM and greedy NMM with SAHI's semantics, plus stitching of
-//! boxes that an interior tile edge cut in two.
+//! Cross-tile merging: NMS, NMM and greedy NMM with SAHI's semantics, stitching of boxes
+//! that an interior tile edge cut in two, and joining of one class's side-by-side pieces.
 //!
 //! Convention: two boxes *match* when `overlap > threshold` (torchvision's NMS rule; SAHI
 //! uses `>=`, which differs only at exact equality). Scores sort descending with NaN last
@@ -48,6 +48,10 @@ pub struct MergeConfig {
     pub merged_box: MergedBox,
     /// Join boxes cut by an interior tile edge with their continuation in the neighbour tile.
     pub stitch_cut_boxes: bool,
+    /// Classes (by name) whose boxes are joined, after merging, where they sit side by side
+    /// along the scan ([`join_side_by_side`]): for objects a detector tends to find in pieces,
+    /// such as a hidden compartment's length. Empty: no joining.
+    pub join_side_by_side: Vec<String>,
 }
 
 impl Default for MergeConfig {
@@ -60,6 +64,7 @@ impl Default for MergeConfig {
             class_agnostic: false,
             merged_box: MergedBox::Union,
             stitch_cut_boxes: true,
+            join_side_by_side: Vec::new(),
         }
     }
 }
@@ -417,6 +422,63 @@ pub fn stitch_cut_boxes(dets: &[Detection], cuts: &[CutEdges], threshold: f32, c
     out.into_iter().flatten().collect()
 }
 
+/// Share of the shorter box's height two side-by-side boxes must share to be joined.
+pub const JOIN_MIN_SHARED_HEIGHT: f32 = 0.5;
+
+/// Joins boxes of the classes in `classes` that sit side by side along the scan: same class,
+/// x ranges touching or overlapping (no gap), and at least [`JOIN_MIN_SHARED_HEIGHT`] of the
+/// shorter one's height shared. Pieces join transitively into the union of their boxes with
+/// the best piece's score; other classes pass through unchanged. Unlike stitching this needs
+/// no tile edge: a detector trained on tiles may box one long object as several adjacent
+/// parts inside a single tile (`eval/suites/join_pieces.py` measured the gain on val).
+pub fn join_side_by_side(dets: &[Detection], classes: &[u32]) -> Vec<Detection> {
+    if classes.is_empty() {
+        return dets.to_vec();
+    }
+    let n = dets.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for &class in classes {
+        // Non-finite corners never join (the decoder drops them; this keeps the sweep sound).
+        let mut idx: Vec<usize> = (0..n).filter(|&i| dets[i].class_id == class && dets[i].bbox.is_finite()).collect();
+        // Sweep along x: once a box starts right of `a`'s end, no later one can touch `a`.
+        idx.sort_by(|&i, &j| dets[i].bbox.x1.total_cmp(&dets[j].bbox.x1).then(i.cmp(&j)));
+        for (p, &i) in idx.iter().enumerate() {
+            let a = dets[i].bbox;
+            for &j in &idx[p + 1..] {
+                let b = dets[j].bbox;
+                if b.x1 > a.x2 {
+                    break;
+                }
+                let gap = a.x1.max(b.x1) - a.x2.min(b.x2);
+                let shared = a.y2.min(b.y2) - a.y1.max(b.y1);
+                if gap <= 0.0 && shared >= JOIN_MIN_SHARED_HEIGHT * a.height().min(b.height()) {
+                    let (ri, rj) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[ri.max(rj)] = ri.min(rj);
+                }
+            }
+        }
+    }
+    let mut out: Vec<Option<Detection>> = vec![None; n];
+    for (i, &d) in dets.iter().enumerate() {
+        let r = root(&mut parent, i);
+        out[r] = Some(match out[r] {
+            None => d,
+            Some(acc) => {
+                let best = if d.score > acc.score { d } else { acc };
+                Detection { bbox: acc.bbox.union_box(&d.bbox), score: best.score, class_id: best.class_id }
+            }
+        });
+    }
+    out.into_iter().flatten().collect()
+}
+
 /// Stitching (when configured) then merging: the whole cross-tile step.
 pub fn merge_tiles(dets: &[Detection], cuts: &[CutEdges], cfg: &MergeConfig) -> Vec<Detection> {
     if cfg.stitch_cut_boxes && cuts.len() == dets.len() {
@@ -676,6 +738,97 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].bbox, BoxXyxy::new(20.0, 10.0, 140.0, 30.0));
         assert!((out[0].score - 0.8).abs() < 1e-6);
+    }
+
+    /// The pairwise rule of `eval/suites/join_pieces.py`, with no sweep: the reference.
+    fn naive_join(dets: &[Detection], classes: &[u32]) -> Vec<Vec<usize>> {
+        let n = dets.len();
+        let mut group: Vec<usize> = (0..n).collect();
+        let touch = |a: &BoxXyxy, b: &BoxXyxy| {
+            let shared = a.y2.min(b.y2) - a.y1.max(b.y1);
+            let gap = a.x1.max(b.x1) - a.x2.min(b.x2);
+            gap <= 0.0 && shared >= 0.5 * a.height().min(b.height())
+        };
+        // Relabel until stable: transitive closure without union-find.
+        loop {
+            let mut changed = false;
+            for i in 0..n {
+                for j in 0..n {
+                    let same = dets[i].class_id == dets[j].class_id && classes.contains(&dets[i].class_id);
+                    if same && touch(&dets[i].bbox, &dets[j].bbox) && group[j] > group[i] {
+                        group[j] = group[i];
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for g in 0..n {
+            let members: Vec<usize> = (0..n).filter(|&i| group[i] == g).collect();
+            if !members.is_empty() {
+                groups.push(members);
+            }
+        }
+        groups
+    }
+
+    proptest! {
+        #[test]
+        fn join_matches_the_pairwise_reference(dets in prop::collection::vec(arb_det(), 0..40), joined in 0u32..3) {
+            let classes = [joined];
+            let out = join_side_by_side(&dets, &classes);
+            let groups = naive_join(&dets, &classes);
+            prop_assert_eq!(out.len(), groups.len());
+            for g in &groups {
+                let union = g.iter().skip(1).fold(dets[g[0]].bbox, |u, &i| u.union_box(&dets[i].bbox));
+                let best = g.iter().map(|&i| dets[i].score).fold(f32::NEG_INFINITY, f32::max);
+                prop_assert!(out.iter().any(|d| d.bbox == union && d.score == best && d.class_id == dets[g[0]].class_id),
+                    "group {:?} missing from {:?}", g, out);
+            }
+        }
+    }
+
+    #[test]
+    fn side_by_side_pieces_of_the_listed_class_join() {
+        // Three pieces of a compartment along the scan (touching, overlapping, touching) and a
+        // box of the same class below them; a second class side by side stays apart.
+        let dets = [
+            det(0.0, 100.0, 50.0, 140.0, 0.4, 6),
+            det(50.0, 105.0, 90.0, 140.0, 0.9, 6),
+            det(85.0, 100.0, 130.0, 138.0, 0.3, 6),
+            det(0.0, 150.0, 130.0, 190.0, 0.5, 6),
+            det(200.0, 0.0, 240.0, 20.0, 0.8, 2),
+            det(240.0, 0.0, 280.0, 20.0, 0.7, 2),
+        ];
+        let out = join_side_by_side(&dets, &[6]);
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert_eq!(out[0], Detection { bbox: BoxXyxy::new(0.0, 100.0, 130.0, 140.0), score: 0.9, class_id: 6 });
+        assert_eq!(&out[1..], &[dets[3], dets[4], dets[5]]);
+        // A gap of one pixel, or less than half the shorter height shared: not joined.
+        let apart = [det(0.0, 0.0, 50.0, 40.0, 0.5, 6), det(51.0, 0.0, 90.0, 40.0, 0.5, 6)];
+        assert_eq!(join_side_by_side(&apart, &[6]).len(), 2);
+        let offset = [det(0.0, 0.0, 50.0, 40.0, 0.5, 6), det(50.0, 21.0, 90.0, 61.0, 0.5, 6)];
+        assert_eq!(join_side_by_side(&offset, &[6]).len(), 2);
+        // No classes listed: nothing changes.
+        assert_eq!(join_side_by_side(&dets, &[]), dets.to_vec());
+    }
+
+    #[test]
+    fn join_survives_non_finite_boxes() {
+        let dets = [
+            det(f32::NAN, 0.0, 10.0, 10.0, 0.5, 0),
+            det(0.0, 0.0, f32::INFINITY, 10.0, 0.5, 0),
+            det(5.0, 0.0, 9.0, 10.0, 0.5, 0),
+            det(9.0, 0.0, 12.0, 10.0, 0.7, 0),
+        ];
+        let out = join_side_by_side(&dets, &[0]);
+        // The two finite pieces join; the others pass through untouched.
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert!(out[0].bbox.x1.is_nan() && out[1] == dets[1]);
+        assert_eq!(out[2], Detection { bbox: BoxXyxy::new(5.0, 0.0, 12.0, 10.0), score: 0.7, class_id: 0 });
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::findings::{
 };
 use super::pitch::{resample, target_size};
 use crate::detect::decode::DecodeStats;
-use crate::detect::merge::merge_tiles;
+use crate::detect::merge::{join_side_by_side, merge_tiles};
 use crate::detect::spec::{BatchDim, DecoderSpec, Layout, Task, ThreatCategory};
 use crate::detect::{BoxXyxy, CutEdges, Decoded, Detection, Detector, RunTimes};
 use crate::preprocess::calibration::AttenuationImage;
@@ -174,6 +174,13 @@ impl Pipeline {
                 }));
             }
             models.push(LoadedModel { detector, batch_size: entry.batch_size, min_score: entry.min_score });
+        }
+        // A misspelt class would silently join nothing; a warning, not an error, so the default
+        // config still runs a user's model with other classes.
+        for name in &cfg.merge.join_side_by_side {
+            if !models.iter().any(|m| m.detector.spec().classes.iter().any(|c| &c.name == name)) {
+                tracing::warn!(class = %name, "merge.join_side_by_side names a class no enabled model has; it joins nothing");
+            }
         }
         let extra = cfg.verify.reference.as_ref().map(|p| cfg.resolve(p));
         let reference = crate::verify::CommodityReference::with_extra(extra.as_deref()).map_err(|e| {
@@ -495,7 +502,12 @@ impl Pipeline {
         // boxes per scan.
         let shown = |score: f32| model.min_score.is_none_or(|m| score >= m);
         let mut findings = Vec::new();
-        for d in merge_tiles(&boxes, &cuts, &self.cfg.merge).into_iter().filter(|d| shown(d.score)) {
+        let join: Vec<u32> = (spec.classes.iter().enumerate())
+            .filter(|(_, c)| self.cfg.merge.join_side_by_side.contains(&c.name))
+            .map(|(i, _)| i as u32)
+            .collect();
+        let merged = join_side_by_side(&merge_tiles(&boxes, &cuts, &self.cfg.merge), &join);
+        for d in merged.into_iter().filter(|d| shown(d.score)) {
             findings.push(make(FindingKind::Object, d.class_id, d.score, d.bbox, None));
         }
         for (rect, class_id, score) in tile_classes.into_iter().filter(|t| shown(t.2)) {
