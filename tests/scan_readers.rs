@@ -249,13 +249,29 @@ fn mismatched_planes_and_wrong_bit_depth_are_refused() {
     let bare = dir.path().join("pages.tif");
     write_multipage_tiff(&bare, &[&scan.high, &low]).unwrap();
     assert_err(&bare, &Limits::default(), |e| matches!(e, ScanError::PlaneMismatch { .. }), "differ");
-    // Unknown extension and missing file.
+    // Unknown extension, no extension, and missing files (a mistyped folder or file is "not
+    // found", never an unknown type).
+    std::fs::write(dir.path().join("scan.xyz"), b"x").unwrap();
     assert_err(
         &dir.path().join("scan.xyz"),
         &Limits::default(),
         |e| matches!(e, ScanError::Unsupported { .. }),
         ".xyz",
     );
+    std::fs::write(dir.path().join("scan"), b"x").unwrap();
+    assert_err(
+        &dir.path().join("scan"),
+        &Limits::default(),
+        |e| matches!(e, ScanError::Unsupported { .. }),
+        "no file extension",
+    );
+    assert_err(
+        &dir.path().join("no-such-folder"),
+        &Limits::default(),
+        |e| matches!(e, ScanError::Io { .. }),
+        "No such file",
+    );
+    assert_err(&dir.path().join("gone.xyz"), &Limits::default(), |e| matches!(e, ScanError::Io { .. }), "No such file");
     assert_err(
         &dir.path().join("nope.json"),
         &Limits::default(),

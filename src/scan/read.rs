@@ -56,9 +56,16 @@ pub fn read_scan(path: &Path, limits: &Limits) -> Result<Scan, ScanError> {
         "json" => read_descriptor_scan(&path, limits)?,
         "tif" | "tiff" | "png" | "jpg" | "jpeg" => read_bare_image(&path, limits)?,
         _ => {
+            // A mistyped path is "not found", not an unknown file type.
+            std::fs::metadata(&path).map_err(|e| ScanError::io(&path, e))?;
+            let kind = if ext.is_empty() {
+                "no file extension".to_string()
+            } else {
+                format!("unknown scan file type `.{ext}`")
+            };
             return Err(ScanError::Unsupported {
                 path,
-                reason: format!("unknown scan file type `.{ext}` (expected .json, .tif/.tiff, .png, .jpg)"),
+                reason: format!("{kind} (expected .json, .tif/.tiff, .png, .jpg, or a folder holding scan.json)"),
             });
         }
     };
