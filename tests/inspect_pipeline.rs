@@ -47,6 +47,7 @@ fn config(model: &str, spec: &str, batch_size: usize) -> PipelineConfig {
         batch_size,
         enabled: true,
         min_score: None,
+        classes: None,
     }];
     cfg.tiling.overlap_width_ratio = 0.25;
     cfg.tiling.overlap_height_ratio = 0.25;
@@ -183,6 +184,68 @@ fn side_by_side_pieces_join_for_the_listed_classes_only() {
     let mut cfg = config("yolov8_toy.onnx", "yolov8_toy_scan.toml", 8);
     cfg.merge.join_side_by_side = vec!["hidden_compartment".into()];
     assert_eq!(inspect(cfg, &s).findings.len(), 2);
+}
+
+#[test]
+fn a_model_keeps_only_the_classes_listed_for_it() {
+    // "gun" scores (1.3 A_high - 1.77) / 3 (channel 1 is the low-energy attenuation): a full
+    // cell of A_high = 3.6 is a gun (0.97 against the knife's 0.90), one of 2.4 a knife (0.60
+    // against 0.45, under the 0.5 threshold).
+    let dir = tempfile::tempdir().unwrap();
+    let both = |dir: &Path| {
+        config_with_spec("yolov8_toy.onnx", "yolov8_toy_scan.toml", dir, |s| {
+            s.replacen(
+                "{ channel = \"grey\", mean = 1.0, std = 1.0 }",
+                "{ channel = \"attenuation_low\", mean = 1.77, std = 3.0 }",
+                1,
+            )
+        })
+    };
+    let s = scan(64, 400, &[(40, 16, 72, 32, 3.6), (256, 32, 272, 48, 2.4), (72, 16, 104, 32, 2.4)]);
+    let all = inspect(both(dir.path()), &s);
+    let only = |i: &Inspection, c: &str| i.findings.iter().filter(|f| f.class_name == c).cloned().collect::<Vec<_>>();
+    let knife = |x: f32| (BoxXyxy::new(x, 8.0, x + 32.0, 40.0), "knife".to_string());
+    // The gun block, the mixed cell where it meets the knife block, the knife blocks.
+    assert_eq!(
+        boxes(&all),
+        vec![
+            (BoxXyxy::new(40.0, 8.0, 72.0, 40.0), "gun".into()),
+            knife(56.0),
+            knife(72.0),
+            (BoxXyxy::new(248.0, 24.0, 280.0, 56.0), "knife".into())
+        ]
+    );
+    for class in ["gun", "knife"] {
+        let mut cfg = both(dir.path());
+        cfg.models[0].classes = Some(vec![class.into()]);
+        assert_eq!(inspect(cfg, &s).findings, only(&all, class), "{class}");
+    }
+    // A class-agnostic merge at IoS > 0.4 lets the gun absorb the mixed cell's knife.
+    let agnostic = |dir: &Path, classes: Option<Vec<String>>| {
+        let mut cfg = both(dir);
+        cfg.merge.class_agnostic = true;
+        cfg.merge.threshold = 0.4;
+        cfg.models[0].classes = classes;
+        inspect(cfg, &s)
+    };
+    assert!(!boxes(&agnostic(dir.path(), None)).contains(&knife(56.0)));
+    // Dropped classes go before the merge: keeping knives only, no gun absorbs one, so the
+    // mixed cell's knife survives and absorbs its neighbour as a class-aware merge would.
+    let knives = agnostic(dir.path(), Some(vec!["knife".into()]));
+    assert_eq!(boxes(&knives)[0], knife(56.0));
+    let mut aware = both(dir.path());
+    aware.merge.threshold = 0.4;
+    assert_eq!(knives.findings, only(&inspect(aware, &s), "knife"));
+    // A name the spec lacks fails at load, naming it and what the model has.
+    let mut cfg = both(dir.path());
+    cfg.models[0].classes = Some(vec!["gun".into(), "firearm".into()]);
+    let err = Pipeline::load(cfg).err().unwrap().to_string();
+    assert!(err.contains("`firearm`") && err.contains("knife, gun"), "{err}");
+    // An empty list keeps nothing: refused by the config check.
+    let mut cfg = both(dir.path());
+    cfg.models[0].classes = Some(vec![]);
+    let err = Pipeline::load(cfg).err().unwrap().to_string();
+    assert!(err.contains("classes = []"), "{err}");
 }
 
 #[test]

@@ -29,6 +29,12 @@ pub struct ModelEntry {
     /// the ones that can move the decision. Absent: the spec's thresholds alone decide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_score: Option<f32>,
+    /// Only these classes of the model become findings; its other outputs are dropped after
+    /// decoding, before the merge. A detector that is better at some classes runs beside one
+    /// that is better at the rest. Absent: every class. A name the model's spec lacks is an
+    /// error at load time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
 }
 
 fn default_batch() -> usize {
@@ -201,6 +207,12 @@ impl PipelineConfig {
         }
         if let Some(m) = self.models.iter().find(|m| m.min_score.is_some_and(|s| !(0.0..=1.0).contains(&s))) {
             return Err(format!("model {}: min_score {:?} outside 0..=1", m.path.display(), m.min_score));
+        }
+        if let Some(m) = self.models.iter().find(|m| m.classes.as_ref().is_some_and(|c| c.is_empty())) {
+            return Err(format!(
+                "model {}: classes = [] keeps nothing; leave it out or set enabled = false",
+                m.path.display()
+            ));
         }
         if let Some(m) = self.models.iter().find(|m| m.batch_size == 0 || m.batch_size > 1024) {
             return Err(format!("model {}: batch_size {} outside 1..=1024", m.path.display(), m.batch_size));

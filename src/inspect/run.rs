@@ -41,6 +41,8 @@ struct LoadedModel {
     detector: Detector,
     batch_size: usize,
     min_score: Option<f32>,
+    /// `classes` of the config entry as class ids of the spec; None: every class.
+    keep: Option<Vec<u32>>,
 }
 
 /// Loaded models plus the config: built once, then used for any number of scans.
@@ -140,6 +142,19 @@ fn batch_plan(n_tiles: usize, batch: usize, dynamic: bool) -> Vec<std::ops::Rang
     plan
 }
 
+/// The spec's ids of `names`; a name it lacks is an error listing the names it has.
+fn class_ids(spec: &crate::detect::spec::ModelSpec, names: &[String]) -> Result<Vec<u32>, String> {
+    names
+        .iter()
+        .map(|name| {
+            spec.classes.iter().position(|c| &c.name == name).map(|i| i as u32).ok_or_else(|| {
+                let have: Vec<&str> = spec.classes.iter().map(|c| c.name.as_str()).collect();
+                format!("classes names `{name}`, which its spec lacks (it has: {})", have.join(", "))
+            })
+        })
+        .collect()
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -173,7 +188,16 @@ impl Pipeline {
                     ),
                 }));
             }
-            models.push(LoadedModel { detector, batch_size: entry.batch_size, min_score: entry.min_score });
+            let keep = match &entry.classes {
+                None => None,
+                Some(names) => Some(class_ids(detector.spec(), names).map_err(|reason| {
+                    InspectError::Config(ConfigError::Invalid {
+                        path: cfg.base_dir.join("<pipeline config>"),
+                        reason: format!("model {}: {reason}", path.display()),
+                    })
+                })?),
+            };
+            models.push(LoadedModel { detector, batch_size: entry.batch_size, min_score: entry.min_score, keep });
         }
         // A misspelt class would silently join nothing; a warning, not an error, so the default
         // config still runs a user's model with other classes.
@@ -501,6 +525,12 @@ impl Pipeline {
         // reads every pixel of the box, the costly part for a model emitting hundreds of weak
         // boxes per scan.
         let shown = |score: f32| model.min_score.is_none_or(|m| score >= m);
+        // `classes`: the model's other outputs go here, before the merge (class-aware unless
+        // `class_agnostic`, when a dropped class could otherwise absorb a kept one's box).
+        if let Some(keep) = &model.keep {
+            (boxes, cuts) = boxes.into_iter().zip(cuts).filter(|(d, _)| keep.contains(&d.class_id)).unzip();
+            tile_classes.retain(|t| keep.contains(&t.1));
+        }
         let mut findings = Vec::new();
         let join: Vec<u32> = (spec.classes.iter().enumerate())
             .filter(|(_, c)| self.cfg.merge.join_side_by_side.contains(&c.name))
