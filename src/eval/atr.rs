@@ -63,7 +63,9 @@ impl Default for AtrConfig {
         Self {
             hit_rule: HitRule::default(),
             alarm_threshold: 0.5,
-            cnr_bins: vec![0.0, 1.0, 2.0, 3.0, 5.0, f64::INFINITY],
+            // `nii-atr synth`'s difficulty labels: hard below 3 (the Rose criterion's visibility
+            // limit is a CNR of 3-5), medium below 10, easy above.
+            cnr_bins: vec![0.0, 3.0, 10.0, f64::INFINITY],
             froc_fp_per_scan: vec![0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
             pfa_limits: default_pfa_limits(),
         }
@@ -235,15 +237,36 @@ pub struct ClassPd {
     pub false_alarms_per_scan: f64,
 }
 
-/// Detection rate of the threats whose CNR falls in `[cnr_min, cnr_max)`.
+/// The metrics of one difficulty: the threats whose CNR falls in `[cnr_min, cnr_max)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DifficultyBin {
     pub cnr_min: f64,
     /// `None` for an open upper end.
     pub cnr_max: Option<f64>,
+    /// Truths in the bin and those hit at the alarm threshold (as the per-class Pd).
     pub n_truth: usize,
     pub n_hit: usize,
     pub pd: Option<f64>,
+    /// Threat scans whose hardest threat (lowest CNR) lies in the bin; the scan-level ROC
+    /// reads them against every scan without a threat, scored as the "any threat" row.
+    #[serde(default)]
+    pub n_scans: usize,
+    #[serde(default)]
+    pub scan_auc: Option<f64>,
+    /// Pd at each of [`AtrConfig::pfa_limits`].
+    #[serde(default)]
+    pub scan_pd_at_pfa: Vec<OperatingPoint>,
+    /// COCO AP .50:.95 and AP50 (as the report's `coco.stats`) with the other bins' truths
+    /// turned into crowd regions: a detection on them counts neither way. Set by the report.
+    #[serde(default)]
+    pub ap: Option<f64>,
+    #[serde(default)]
+    pub ap50: Option<f64>,
+}
+
+/// A bin's edges hold `cnr`.
+pub fn in_bin(cnr: f64, lo: f64, hi: f64) -> bool {
+    cnr >= lo && cnr < hi
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -475,21 +498,41 @@ pub fn atr_metrics(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig
         .collect();
     let with_cnr: Vec<&GroundTruth> = dataset.annotations.iter().filter(|g| !g.iscrowd && g.cnr.is_some()).collect();
     let n_truth_without_cnr = dataset.annotations.iter().filter(|g| !g.iscrowd && g.cnr.is_none()).count();
+    // A scan is as hard as its hardest threat: the lowest CNR among its truths that carry one.
+    let index: HashMap<i64, usize> = scans.image_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let mut hardest = vec![f64::INFINITY; scans.image_ids.len()];
+    for g in &with_cnr {
+        let h = &mut hardest[index[&g.image_id]];
+        *h = h.min(g.cnr.unwrap_or(f64::INFINITY));
+    }
     let by_cnr = if with_cnr.is_empty() {
         Vec::new()
     } else {
         cfg.cnr_bins
             .windows(2)
             .map(|w| {
-                let in_bin: Vec<&&GroundTruth> =
-                    with_cnr.iter().filter(|g| g.cnr.is_some_and(|c| c >= w[0] && c < w[1])).collect();
-                let n_hit = in_bin.iter().filter(|g| hit[&g.id]).count();
+                let truths: Vec<&&GroundTruth> =
+                    with_cnr.iter().filter(|g| g.cnr.is_some_and(|c| in_bin(c, w[0], w[1]))).collect();
+                let n_hit = truths.iter().filter(|g| hit[&g.id]).count();
+                let keep: Vec<usize> =
+                    (0..hardest.len()).filter(|&i| !scans.positive[i] || in_bin(hardest[i], w[0], w[1])).collect();
+                let s: Vec<f64> = keep.iter().map(|&i| scans.scores[i]).collect();
+                let p: Vec<bool> = keep.iter().map(|&i| scans.positive[i]).collect();
+                let r = self::roc(&s, &p);
                 DifficultyBin {
                     cnr_min: w[0],
                     cnr_max: w[1].is_finite().then_some(w[1]),
-                    n_truth: in_bin.len(),
+                    n_truth: truths.len(),
                     n_hit,
-                    pd: (!in_bin.is_empty()).then(|| n_hit as f64 / in_bin.len() as f64),
+                    pd: (!truths.is_empty()).then(|| n_hit as f64 / truths.len() as f64),
+                    n_scans: p.iter().filter(|&&x| x).count(),
+                    scan_auc: r.as_ref().map(|r| r.auc),
+                    scan_pd_at_pfa: r
+                        .as_ref()
+                        .map(|r| cfg.pfa_limits.iter().map(|&l| r.pd_at_pfa(l)).collect())
+                        .unwrap_or_default(),
+                    ap: None,
+                    ap50: None,
                 }
             })
             .collect()

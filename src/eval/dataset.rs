@@ -125,6 +125,10 @@ struct RawAnnotation {
     #[serde(default)]
     iscrowd: u8,
     cnr: Option<f64>,
+    /// Free-form attributes (CVAT's COCO export, `nii-atr synth`): `attributes.cnr` is read
+    /// when the annotation has no top-level `cnr`.
+    #[serde(default)]
+    attributes: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -198,7 +202,21 @@ impl Dataset {
             let bbox = check_box(path, "annotation", index, &a.bbox)?;
             // pycocotools needs `area`; without it, take the box area.
             let area = check_value(path, "annotation", index, "area", a.area.unwrap_or(bbox[2] * bbox[3]))?;
-            if let Some(cnr) = a.cnr {
+            // `nii-atr synth` writes the CNR under `attributes`; a non-numeric one is an error
+            // rather than a silently missing difficulty.
+            let cnr = match (a.cnr, a.attributes.as_ref().and_then(|v| v.get("cnr"))) {
+                (Some(c), _) => Some(c),
+                (None, None) => None,
+                (None, Some(v)) => Some(v.as_f64().ok_or_else(|| EvalError::InvalidValue {
+                    path: path.to_path_buf(),
+                    what: "annotation",
+                    index,
+                    field: "attributes.cnr",
+                    value: f64::NAN,
+                    reason: "not a number",
+                })?),
+            };
+            if let Some(cnr) = cnr {
                 check_value(path, "annotation", index, "cnr", cnr)?;
             }
             annotations.push(GroundTruth {
@@ -208,7 +226,7 @@ impl Dataset {
                 bbox,
                 area,
                 iscrowd: a.iscrowd != 0,
-                cnr: a.cnr,
+                cnr,
             });
         }
         Self::new(path.to_path_buf(), images, categories, annotations)
@@ -529,6 +547,39 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn cnr_is_read_at_the_top_level_or_under_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gt.json");
+        let with = |anns: &str| {
+            let text = format!(
+                r#"{{"images": [{{"id": 1}}], "categories": [{{"id": 1, "name": "firearm"}}], "annotations": [{anns}]}}"#
+            );
+            std::fs::write(&path, text).unwrap();
+            Dataset::from_coco_json(&path)
+        };
+        let ann = |id: i64, extra: &str| {
+            format!(r#"{{"id": {id}, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4]{extra}}}"#)
+        };
+        let d = with(
+            &[
+                ann(1, r#", "attributes": {"cnr": 2.5, "difficulty": "hard", "material": "steel"}"#),
+                ann(2, r#", "cnr": 7.0, "attributes": {"cnr": 1.0}"#),
+                ann(3, r#", "attributes": {"occluded": false}"#),
+                ann(4, ""),
+            ]
+            .join(","),
+        )
+        .unwrap();
+        let cnrs: Vec<Option<f64>> = d.annotations.iter().map(|g| g.cnr).collect();
+        assert_eq!(cnrs, vec![Some(2.5), Some(7.0), None, None]);
+        // A CNR that is not a number is an error naming the annotation, not a silent "no CNR".
+        let err = with(&ann(1, r#", "attributes": {"cnr": "low"}"#)).unwrap_err().to_string();
+        assert!(err.contains("annotation #0") && err.contains("attributes.cnr"), "{err}");
+        let err = with(&ann(1, r#", "attributes": {"cnr": -1.0}"#)).unwrap_err().to_string();
+        assert!(err.contains("negative"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use super::EvalError;
-use super::atr::{AtrConfig, AtrMetrics, Froc, ScanScores, atr_metrics, scan_scores};
+use super::atr::{AtrConfig, AtrMetrics, Froc, ScanScores, atr_metrics, in_bin, scan_scores};
 use super::bootstrap::{BootstrapConfig, HeadlineIntervals, ModelScans, headline_intervals};
 use super::coco::{self, CocoEvaluation, CocoMode, CocoParams};
 use super::dataset::{Dataset, Predictions};
@@ -203,6 +203,18 @@ pub fn evaluate_with_progress(
     let scans = scan_scores(dataset, predictions);
     let mut atr = atr_metrics(dataset, predictions, &config.atr);
     atr.froc = thin_froc(atr.froc);
+    progress.set_message("COCO AP by difficulty");
+    for bin in atr.by_cnr.iter_mut().filter(|b| b.n_truth > 0) {
+        // The other bins' truths (and those without a CNR) become crowd regions, which
+        // pycocotools ignores along with the detections they absorb.
+        let hi = bin.cnr_max.unwrap_or(f64::INFINITY);
+        let mut only = dataset.clone();
+        for g in &mut only.annotations {
+            g.iscrowd |= !g.cnr.is_some_and(|c| in_bin(c, bin.cnr_min, hi));
+        }
+        let e = coco::evaluate(&only, predictions, &config.coco)?;
+        (bin.ap, bin.ap50) = (Some(e.stats[0]), Some(e.stats[1]));
+    }
     let tide = tide(dataset, predictions, *ev.params.max_dets.last().unwrap_or(&100));
     let bootstrap = config.bootstrap.as_ref().map(|b| {
         progress.set_length(b.resamples as u64);
@@ -291,6 +303,16 @@ fn ci(i: Option<&super::bootstrap::Interval>) -> String {
 }
 
 /// The Markdown summary.
+/// `nii-atr synth`'s label for a bin with its edges (the default bins), else nothing.
+fn difficulty_name(lo: f64, hi: Option<f64>) -> &'static str {
+    match (lo, hi) {
+        (0.0, Some(3.0)) => "hard ",
+        (3.0, Some(10.0)) => "medium ",
+        (10.0, None) => "easy ",
+        _ => "",
+    }
+}
+
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
     let b = r.bootstrap.as_ref();
@@ -444,10 +466,46 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     if !r.atr.by_cnr.is_empty() {
-        let _ = writeln!(s, "\n## By difficulty (CNR)\n\n| CNR | truths | Pd |\n|---|---|---|");
+        let limits = &r.config.atr.pfa_limits;
+        let _ = writeln!(
+            s,
+            "\n## By difficulty (CNR)\n\nTruths by their CNR; threat scans by their hardest threat (lowest CNR), each bin \
+             against all {} scans without a threat. AP: the other bins' truths count as crowd regions (ignored). \
+             {} truths carry no CNR.\n",
+            r.atr.per_class_scan.first().map_or(0, |row| row.n_negative),
+            r.atr.n_truth_without_cnr
+        );
+        let _ = writeln!(
+            s,
+            "| difficulty (CNR) | truths | AP | AP50 | Pd at score >= {} | threat scans | scan ROC AUC | {} |\n|---|---|---|---|---|---|---|{}",
+            r.config.atr.alarm_threshold,
+            limits.iter().map(|l| format!("Pd at Pfa <= {}%", l * 100.0)).collect::<Vec<_>>().join(" | "),
+            "---|".repeat(limits.len())
+        );
         for bin in &r.atr.by_cnr {
             let hi = bin.cnr_max.map_or_else(|| "inf".into(), |v| v.to_string());
-            let _ = writeln!(s, "| [{}, {}) | {} | {} |", bin.cnr_min, hi, bin.n_truth, fo(bin.pd));
+            let _ = writeln!(
+                s,
+                "| {}[{}, {}) | {} | {} | {} | {} | {} | {} | {} |",
+                difficulty_name(bin.cnr_min, bin.cnr_max),
+                bin.cnr_min,
+                hi,
+                bin.n_truth,
+                fo(bin.ap),
+                fo(bin.ap50),
+                fo(bin.pd),
+                bin.n_scans,
+                fo(bin.scan_auc),
+                if bin.scan_pd_at_pfa.is_empty() {
+                    vec!["n/a"; limits.len()].join(" | ")
+                } else {
+                    bin.scan_pd_at_pfa
+                        .iter()
+                        .map(|p| format!("{} (Pfa {})", f(p.pd), f(p.pfa)))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                }
+            );
         }
     }
     if let Some(p) = &r.pipeline {
