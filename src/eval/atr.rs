@@ -269,6 +269,31 @@ pub fn in_bin(cnr: f64, lo: f64, hi: f64) -> bool {
     cnr >= lo && cnr < hi
 }
 
+/// A bin in words: `nii-atr synth`'s label when the edges are its (the default bins), then
+/// the edges, e.g. "hard [0, 3)".
+pub fn bin_label(lo: f64, hi: Option<f64>) -> String {
+    let name = match (lo, hi) {
+        (0.0, Some(3.0)) => "hard ",
+        (3.0, Some(10.0)) => "medium ",
+        (10.0, None) => "easy ",
+        _ => "",
+    };
+    format!("{name}[{lo}, {})", hi.map_or_else(|| "inf".to_string(), |v| v.to_string()))
+}
+
+/// Per scan of `image_ids`, the CNR of its hardest threat: the lowest among its non-crowd
+/// truths that carry one (`None`: no such truth).
+pub fn hardest_cnr(dataset: &Dataset, image_ids: &[i64]) -> Vec<Option<f64>> {
+    let index: HashMap<i64, usize> = image_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let mut hardest: Vec<Option<f64>> = vec![None; image_ids.len()];
+    for g in dataset.annotations.iter().filter(|g| !g.iscrowd) {
+        if let (Some(c), Some(&i)) = (g.cnr, index.get(&g.image_id)) {
+            hardest[i] = Some(hardest[i].map_or(c, |h: f64| h.min(c)));
+        }
+    }
+    hardest
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FrocPoint {
     pub threshold: f64,
@@ -499,12 +524,7 @@ pub fn atr_metrics(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig
     let with_cnr: Vec<&GroundTruth> = dataset.annotations.iter().filter(|g| !g.iscrowd && g.cnr.is_some()).collect();
     let n_truth_without_cnr = dataset.annotations.iter().filter(|g| !g.iscrowd && g.cnr.is_none()).count();
     // A scan is as hard as its hardest threat: the lowest CNR among its truths that carry one.
-    let index: HashMap<i64, usize> = scans.image_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
-    let mut hardest = vec![f64::INFINITY; scans.image_ids.len()];
-    for g in &with_cnr {
-        let h = &mut hardest[index[&g.image_id]];
-        *h = h.min(g.cnr.unwrap_or(f64::INFINITY));
-    }
+    let hardest = hardest_cnr(dataset, &scans.image_ids);
     let by_cnr = if with_cnr.is_empty() {
         Vec::new()
     } else {
@@ -514,8 +534,9 @@ pub fn atr_metrics(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig
                 let truths: Vec<&&GroundTruth> =
                     with_cnr.iter().filter(|g| g.cnr.is_some_and(|c| in_bin(c, w[0], w[1]))).collect();
                 let n_hit = truths.iter().filter(|g| hit[&g.id]).count();
-                let keep: Vec<usize> =
-                    (0..hardest.len()).filter(|&i| !scans.positive[i] || in_bin(hardest[i], w[0], w[1])).collect();
+                let keep: Vec<usize> = (0..hardest.len())
+                    .filter(|&i| !scans.positive[i] || hardest[i].is_some_and(|h| in_bin(h, w[0], w[1])))
+                    .collect();
                 let s: Vec<f64> = keep.iter().map(|&i| scans.scores[i]).collect();
                 let p: Vec<bool> = keep.iter().map(|&i| scans.positive[i]).collect();
                 let r = self::roc(&s, &p);

@@ -216,7 +216,7 @@ fn score_dataset(args: &ScoreArgs, split: &Path) -> Result<Evaluation, EvalError
         &cases,
         &dataset,
         &crate::scan::Limits::default(),
-        config.bootstrap.as_ref(),
+        &config,
         &pb,
     );
     pb.finish_and_clear();

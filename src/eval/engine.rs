@@ -144,6 +144,27 @@ pub struct ScanScoreRoc {
     /// kinds of concealment this score finds (an anomaly model was never told them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub auc_by_class: BTreeMap<String, Option<f64>>,
+    /// AUC of the scans whose hardest threat (lowest CNR) lies in each difficulty bin against
+    /// the scans holding no threat, in bin order (empty when no truth carries a CNR).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auc_by_difficulty: Vec<DifficultyAuc>,
+}
+
+/// One difficulty bin's AUC of a scan score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DifficultyAuc {
+    /// The bin in words, e.g. "hard [0, 3)".
+    pub bin: String,
+    pub n_scans: usize,
+    pub auc: Option<f64>,
+}
+
+/// Per scan, the index of the `cnr_bins` window holding its hardest threat's CNR.
+pub fn difficulty_bins(hardest: &[Option<f64>], cnr_bins: &[f64]) -> Vec<Option<usize>> {
+    hardest
+        .iter()
+        .map(|h| h.and_then(|h| cnr_bins.windows(2).position(|w| crate::eval::atr::in_bin(h, w[0], w[1]))))
+        .collect()
 }
 
 /// ROC of one per-scan score: AUC (with its bootstrap interval when `bootstrap` is set), Pd at
@@ -155,6 +176,7 @@ pub fn scan_score_roc(
     classes: &[Vec<String>],
     limits_pfa: &[f64],
     bootstrap: Option<&BootstrapConfig>,
+    difficulty: (&[Option<usize>], &[String]),
 ) -> ScanScoreRoc {
     let labels: Vec<bool> = classes.iter().map(|c| !c.is_empty()).collect();
     let r = roc(scores, &labels);
@@ -172,12 +194,34 @@ pub fn scan_score_roc(
             (name.clone(), roc(&s, &l).map(|r| r.auc))
         })
         .collect();
+    let (bins, bin_labels) = difficulty;
+    let auc_by_difficulty = if bins.iter().all(Option::is_none) {
+        Vec::new()
+    } else {
+        bin_labels
+            .iter()
+            .enumerate()
+            .map(|(k, label)| {
+                // Positives: scans whose hardest threat is in bin k; negatives: scans holding nothing.
+                let (s, l): (Vec<f64>, Vec<bool>) = (0..scores.len())
+                    .filter(|&i| classes[i].is_empty() || bins[i] == Some(k))
+                    .map(|i| (scores[i], !classes[i].is_empty()))
+                    .unzip();
+                DifficultyAuc {
+                    bin: label.clone(),
+                    n_scans: l.iter().filter(|&&p| p).count(),
+                    auc: roc(&s, &l).map(|r| r.auc),
+                }
+            })
+            .collect()
+    };
     ScanScoreRoc {
         score: name,
         auc: r.as_ref().map(|r| r.auc),
         pd_at_pfa: r.map(|r| limits_pfa.iter().map(|&l| r.pd_at_pfa(l)).collect()).unwrap_or_default(),
         auc_interval: bootstrap.and_then(|cfg| auc_interval(scores, &labels, cfg)),
         auc_by_class,
+        auc_by_difficulty,
     }
 }
 
@@ -267,9 +311,11 @@ pub fn run_split(
     cases: &[SplitCase],
     dataset: &Dataset,
     limits: &Limits,
-    bootstrap: Option<&BootstrapConfig>,
+    scoring: &super::EvalConfig,
     progress: &ProgressBar,
 ) -> EngineRun {
+    // The scan-score ROCs take the bootstrap and the difficulty bins of the evaluation.
+    let (bootstrap, cnr_bins) = (scoring.bootstrap.as_ref(), &scoring.atr.cnr_bins);
     let started = Instant::now();
     let by_name: BTreeMap<&str, i64> = dataset.categories.iter().map(|c| (c.name.as_str(), c.id)).collect();
     let positive: std::collections::HashSet<i64> = dataset.annotations.iter().map(|g| g.image_id).collect();
@@ -422,11 +468,15 @@ pub fn run_split(
     for (record, c) in records.iter_mut().zip(&classes) {
         record.classes = c.clone();
     }
+    let image_ids: Vec<i64> = results.iter().map(|r| r.image_id).collect();
+    let bins = difficulty_bins(&crate::eval::atr::hardest_cnr(dataset, &image_ids), cnr_bins);
+    let bin_labels: Vec<String> =
+        cnr_bins.windows(2).map(|w| crate::eval::atr::bin_label(w[0], w[1].is_finite().then_some(w[1]))).collect();
     let scan_scores = ["pipeline risk".to_string(), "risk without manifest checks".to_string()]
         .into_iter()
         .chain(model_names.iter().map(|m| format!("{m} (highest finding)")))
         .zip(&scores)
-        .map(|(name, s)| scan_score_roc(name, s, &classes, &limits_pfa, bootstrap))
+        .map(|(name, s)| scan_score_roc(name, s, &classes, &limits_pfa, bootstrap, (&bins, &bin_labels)))
         .collect();
     let pipeline_run = PipelineRun {
         config: config.display().to_string(),
@@ -526,6 +576,26 @@ pub fn markdown(p: &PipelineRun) -> String {
         }
         s.push('\n');
     }
+    if let Some(first) = p.scan_scores.iter().find(|r| !r.auc_by_difficulty.is_empty()) {
+        let _ = writeln!(
+            s,
+            "Scan-level ROC AUC by difficulty (threat scans by their hardest threat, against scans holding no threat):\n\n\
+             | scan score | {} |\n|---|{}",
+            first
+                .auc_by_difficulty
+                .iter()
+                .map(|d| format!("{} ({} scans)", d.bin, d.n_scans))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            "---|".repeat(first.auc_by_difficulty.len())
+        );
+        for r in &p.scan_scores {
+            let cells: Vec<String> =
+                r.auc_by_difficulty.iter().map(|d| d.auc.map_or_else(|| "n/a".into(), |a| format!("{a:.3}"))).collect();
+            let _ = writeln!(s, "| {} | {} |", r.score, cells.join(" | "));
+        }
+        s.push('\n');
+    }
     if !p.unmapped_findings.is_empty() {
         let _ = writeln!(
             s,
@@ -551,7 +621,7 @@ mod tests {
         let scores = [0.1, 0.4, 0.9, 0.3, 0.5];
         let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let classes = [c(&[]), c(&[]), c(&["firearm"]), c(&["vehicle"]), c(&["firearm", "vehicle"])];
-        let r = scan_score_roc("m".into(), &scores, &classes, &[0.5], None);
+        let r = scan_score_roc("m".into(), &scores, &classes, &[0.5], None, (&[], &[]));
         // All threats vs clean: pairs won (0.9: 2, 0.3: 1, 0.5: 2) of 6 = 5/6.
         assert!((r.auc.unwrap() - 5.0 / 6.0).abs() < 1e-12);
         // Firearm scans {0.9, 0.5} beat both clean scans: 1. Vehicle scans {0.3, 0.5}: 3/4.
@@ -559,13 +629,36 @@ mod tests {
         assert!((r.auc_by_class["vehicle"].unwrap() - 0.75).abs() < 1e-12);
         assert!(r.auc_interval.is_none());
         let cfg = BootstrapConfig { resamples: 400, ..BootstrapConfig::default() };
-        let iv = scan_score_roc("m".into(), &scores, &classes, &[0.5], Some(&cfg)).auc_interval.unwrap();
+        let iv = scan_score_roc("m".into(), &scores, &classes, &[0.5], Some(&cfg), (&[], &[])).auc_interval.unwrap();
         assert!(iv.low <= 5.0 / 6.0 && 5.0 / 6.0 <= iv.high && iv.low < iv.high, "{iv:?}");
         assert!(iv.n_valid > 300 && iv.n_valid <= 400, "{iv:?}");
         // Perfectly separated scores have no spread to resample.
-        let sep = scan_score_roc("m".into(), &[0.1, 0.2, 0.8, 0.9], &classes[1..], &[0.5], Some(&cfg));
+        let sep = scan_score_roc("m".into(), &[0.1, 0.2, 0.8, 0.9], &classes[1..], &[0.5], Some(&cfg), (&[], &[]));
         let iv = sep.auc_interval.unwrap();
         assert_eq!((iv.low, iv.high), (1.0, 1.0));
+    }
+
+    #[test]
+    fn auc_by_difficulty_reads_each_bins_scans_against_the_clean_ones() {
+        assert_eq!(
+            difficulty_bins(&[Some(1.0), Some(3.0), Some(25.0), None, Some(0.0)], &[0.0, 3.0, 10.0, f64::INFINITY]),
+            vec![Some(0), Some(1), Some(2), None, Some(0)]
+        );
+        let scores = [0.9, 0.2, 0.8, 0.1, 0.5, 0.3];
+        let a = |c: &str| vec![c.to_string()];
+        let classes = [a("gun"), a("gun"), a("car"), vec![], vec![], vec![]];
+        let bins = [Some(0), Some(1), Some(1), None, None, None];
+        let labels = ["hard [0, 3)".to_string(), "medium [3, 10)".to_string(), "easy [10, inf)".to_string()];
+        let r = scan_score_roc("m".into(), &scores, &classes, &[0.5], None, (&bins, &labels));
+        let got: Vec<(String, usize, Option<f64>)> =
+            r.auc_by_difficulty.iter().map(|d| (d.bin.clone(), d.n_scans, d.auc)).collect();
+        // Hard: 0.9 above all three clean scans. Medium: 0.8 above all, 0.2 above 0.1 only: 4 / 6.
+        assert_eq!(got[0], ("hard [0, 3)".into(), 1, Some(1.0)));
+        assert_eq!((got[1].1, got[1].2.map(|a| (a * 6.0).round())), (2, Some(4.0)));
+        assert_eq!(got[2], ("easy [10, inf)".into(), 0, None));
+        // No truth with a CNR: no difficulty rows at all.
+        let none = scan_score_roc("m".into(), &scores, &classes, &[0.5], None, (&[None; 6], &labels));
+        assert!(none.auc_by_difficulty.is_empty());
     }
 
     #[test]

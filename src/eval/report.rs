@@ -14,7 +14,7 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use super::EvalError;
-use super::atr::{AtrConfig, AtrMetrics, Froc, ScanScores, atr_metrics, in_bin, scan_scores};
+use super::atr::{AtrConfig, AtrMetrics, Froc, ScanScores, atr_metrics, bin_label, in_bin, scan_scores};
 use super::bootstrap::{BootstrapConfig, HeadlineIntervals, ModelScans, headline_intervals};
 use super::coco::{self, CocoEvaluation, CocoMode, CocoParams};
 use super::dataset::{Dataset, Predictions};
@@ -303,16 +303,6 @@ fn ci(i: Option<&super::bootstrap::Interval>) -> String {
 }
 
 /// The Markdown summary.
-/// `nii-atr synth`'s label for a bin with its edges (the default bins), else nothing.
-fn difficulty_name(lo: f64, hi: Option<f64>) -> &'static str {
-    match (lo, hi) {
-        (0.0, Some(3.0)) => "hard ",
-        (3.0, Some(10.0)) => "medium ",
-        (10.0, None) => "easy ",
-        _ => "",
-    }
-}
-
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
     let b = r.bootstrap.as_ref();
@@ -483,13 +473,10 @@ pub fn markdown(r: &Report) -> String {
             "---|".repeat(limits.len())
         );
         for bin in &r.atr.by_cnr {
-            let hi = bin.cnr_max.map_or_else(|| "inf".into(), |v| v.to_string());
             let _ = writeln!(
                 s,
-                "| {}[{}, {}) | {} | {} | {} | {} | {} | {} | {} |",
-                difficulty_name(bin.cnr_min, bin.cnr_max),
-                bin.cnr_min,
-                hi,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                bin_label(bin.cnr_min, bin.cnr_max),
                 bin.n_truth,
                 fo(bin.ap),
                 fo(bin.ap50),
