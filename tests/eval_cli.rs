@@ -114,6 +114,15 @@ fn eval_writes_report_with_reference_numbers_and_compare_pairs_models() {
     assert!((ap.difference.estimate - (b.coco.ap_at_max_dets - a.coco.ap_at_max_dets)).abs() < 1e-12);
     assert!(ap.difference.estimate < 0.0, "half the predictions must lose AP");
     assert!(ap.significant && ap.p_candidate_better < 0.05);
+    // The difficulty rows come from the re-scored reports: the same numbers as each report's.
+    for (m, r) in cmp.models.iter().zip([&a, &b]) {
+        let want: Vec<(Option<f64>, Option<f64>)> = r.atr.by_cnr.iter().map(|x| (x.ap50, x.scan_auc)).collect();
+        let got: Vec<(Option<f64>, Option<f64>)> = m.by_difficulty.iter().map(|x| (x.ap50, x.scan_auc)).collect();
+        assert_eq!(got, want, "{}", m.model);
+        assert_eq!(want.iter().filter(|w| w.0.is_some()).count(), 2, "mixed GT's CNRs (0.3-9) fill hard and medium");
+    }
+    let md = std::fs::read_to_string(out.join("comparison.md")).unwrap();
+    assert!(md.contains("By difficulty") && md.contains("| hard [0, 3) |"), "{md}");
 }
 
 #[test]

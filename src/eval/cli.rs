@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::EvalError;
-use super::atr::{AtrConfig, HitRule};
+use super::atr::{AtrConfig, HitRule, bin_label};
 use super::bootstrap::{BootstrapConfig, PairedDifference, paired};
 use super::coco::{CocoMode, CocoParams};
 use super::dataset::{self, Dataset, Predictions};
@@ -355,6 +355,18 @@ pub struct ComparedModel {
     pub roc_auc: Option<f64>,
     pub pd_at_pfa_5: Option<f64>,
     pub froc_mean_sensitivity: f64,
+    /// Per difficulty bin of the report's `--cnr-bins` (re-scored, so reports written before
+    /// the bins carried AP get it too); empty without CNRs in the ground truth.
+    #[serde(default)]
+    pub by_difficulty: Vec<ComparedBin>,
+}
+
+/// One difficulty bin of a compared model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ComparedBin {
+    pub bin: String,
+    pub ap50: Option<f64>,
+    pub scan_auc: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -405,7 +417,7 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, EvalError> {
             });
         }
     }
-    let models: Vec<ComparedModel> = reports
+    let mut models: Vec<ComparedModel> = reports
         .iter()
         .zip(&args.reports)
         .map(|(r, p)| ComparedModel {
@@ -417,6 +429,7 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, EvalError> {
             roc_auc: r.atr.roc.as_ref().map(|roc| roc.auc),
             pd_at_pfa_5: r.atr.pd_at_pfa.get(1).map(|p| p.pd),
             froc_mean_sensitivity: r.atr.froc.mean_sensitivity,
+            by_difficulty: Vec::new(),
         })
         .collect();
     let bootstrap = BootstrapConfig { resamples: args.bootstrap, seed: args.seed, ..BootstrapConfig::default() };
@@ -428,8 +441,12 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison, EvalError> {
     );
     pb.set_message("re-scoring for the paired bootstrap");
     let mut evals = Vec::new();
-    for (r, p) in reports.iter().zip(&args.reports) {
-        evals.push(rescore(r, p)?);
+    for ((r, p), m) in reports.iter().zip(&args.reports).zip(&mut models) {
+        let e = rescore(r, p)?;
+        m.by_difficulty = (e.report.atr.by_cnr.iter())
+            .map(|b| ComparedBin { bin: bin_label(b.cnr_min, b.cnr_max), ap50: b.ap50, scan_auc: b.scan_auc })
+            .collect();
+        evals.push(e);
         pb.inc(1);
     }
     pb.set_position(0);
@@ -479,6 +496,23 @@ fn comparison_markdown(c: &Comparison) -> String {
             o(m.pd_at_pfa_5),
             m.froc_mean_sensitivity
         );
+    }
+    // By difficulty, when every report split its truths by the same bins.
+    let bins: Vec<&str> = c.models[0].by_difficulty.iter().map(|b| b.bin.as_str()).collect();
+    if !bins.is_empty()
+        && c.models.iter().all(|m| m.by_difficulty.iter().map(|b| b.bin.as_str()).eq(bins.iter().copied()))
+    {
+        let _ = writeln!(
+            s,
+            "\nBy difficulty (AP50 / scan ROC AUC of the threat scans whose hardest threat is in the bin):\n\n| model | {} |\n|---|{}",
+            bins.join(" | "),
+            "---|".repeat(bins.len())
+        );
+        for m in &c.models {
+            let cells: Vec<String> =
+                m.by_difficulty.iter().map(|b| format!("{} / {}", o(b.ap50), o(b.scan_auc))).collect();
+            let _ = writeln!(s, "| {} | {} |", m.model, cells.join(" | "));
+        }
     }
     let _ = writeln!(
         s,
