@@ -216,7 +216,9 @@ impl ScanInfo {
         }
         let _ = writeln!(
             s,
-            "flagged     {} dead, {} saturated, {} below the transmission floor",
+            // DEAD also marks pixels at or below dark behind an impenetrable load: "dead" alone
+            // reads as a detector fault to an operator.
+            "flagged     {} without signal (dead or at dark), {} saturated, {} below the transmission floor",
             self.flagged.dead, self.flagged.saturated, self.flagged.below_floor
         );
         if !self.flagged.repaired_rows.is_empty() {
