@@ -51,15 +51,15 @@ fmt:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 unit:
-	$(CARGO) test --all-targets --locked
-	$(CARGO) test --doc --locked
+	$(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --doc --locked
 
 ## bench: criterion benches (not part of `make test`)
 bench: setup
-	$(CARGO) bench
+	$(CARGO) bench --workspace
 
 ## models: regenerate training data, retrain and export both shipped models (not part of `make test`)
 # Each model trains within its --budget-min on 2 CPU cores, from the recipe it shipped from (the

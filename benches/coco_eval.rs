@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use nii_atr::eval::coco::{self, CocoParams};
-use nii_atr::eval::{Dataset, Predictions};
+use nii_atr_eval::coco::{self, CocoParams};
+use nii_atr_eval::{Dataset, Predictions};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;

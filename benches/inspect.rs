@@ -5,9 +5,9 @@
 //! prints the time inside ONNX Runtime's `run` against everything else (target: < 10%).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nii_atr::inspect::output::{write_overlay, write_report};
-use nii_atr::inspect::{Inspection, Pipeline, PipelineConfig};
-use nii_atr::scan::{Limits, PlaneFormat, write_scan};
+use nii_atr_core::inspect::output::{write_overlay, write_report};
+use nii_atr_core::inspect::{Inspection, Pipeline, PipelineConfig};
+use nii_atr_core::scan::{Limits, PlaneFormat, write_scan};
 use std::hint::black_box;
 use std::path::Path;
 
@@ -18,7 +18,7 @@ fn pipeline() -> Pipeline {
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let scan = nii_atr::example::forty_foot_scan();
+    let scan = nii_atr_core::example::forty_foot_scan();
     let path = write_scan(&scan, dir.path(), PlaneFormat::Tiff).unwrap();
     let p = pipeline();
     let limits = Limits::default();

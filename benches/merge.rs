@@ -4,9 +4,9 @@
 //! the 705,600 head values (the part no decoder avoids).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nii_atr::bench::{merge_configs, tile_boxes, yolo_head};
-use nii_atr::detect::decode::{BoxParams, DecodeStats, yolo_v8};
-use nii_atr::detect::merge::merge;
+use nii_atr_cli::cli::bench_figures::{merge_configs, tile_boxes, yolo_head};
+use nii_atr_core::detect::decode::{BoxParams, DecodeStats, yolo_v8};
+use nii_atr_core::detect::merge::merge;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -9,11 +9,11 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group};
 use ndarray::{Array2, Array4};
-use nii_atr::preprocess::calibration::{CalibrationOptions, calibrate};
-use nii_atr::preprocess::materials::{MaterialClassifier, fallback_profile};
-use nii_atr::preprocess::registration::{RegistrationOptions, measure_offset, register_energies};
-use nii_atr::preprocess::tiles::{ChannelRecipe, TileGrid, TileSource};
-use nii_atr::scan::{Counts, PlaneCounts, PlaneFiles, Scan, ScanDescriptor, SourceKind, SourceSpec};
+use nii_atr_core::preprocess::calibration::{CalibrationOptions, calibrate};
+use nii_atr_core::preprocess::materials::{MaterialClassifier, fallback_profile};
+use nii_atr_core::preprocess::registration::{RegistrationOptions, measure_offset, register_energies};
+use nii_atr_core::preprocess::tiles::{ChannelRecipe, TileGrid, TileSource};
+use nii_atr_core::scan::{Counts, PlaneCounts, PlaneFiles, Scan, ScanDescriptor, SourceKind, SourceSpec};
 
 const ROWS: usize = 2000;
 const COLS: usize = 6000;

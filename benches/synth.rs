@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
-use nii_atr::physics::AttenuationTable;
-use nii_atr::synth::case::build_case;
-use nii_atr::synth::catalogue::Catalogue;
-use nii_atr::synth::recipe::{Recipe, Split};
-use nii_atr::synth::render::{ScannerPhysics, render};
+use nii_atr_core::physics::AttenuationTable;
+use nii_atr_synth::case::build_case;
+use nii_atr_synth::catalogue::Catalogue;
+use nii_atr_synth::recipe::{Recipe, Split};
+use nii_atr_synth::render::{ScannerPhysics, render};
 
 const RECIPE: &str = r#"
 schema_version = 1

@@ -1,21 +1,7 @@
-//! nii-atr: automated threat recognition for dual-energy X-ray scans of cargo.
+//! The `nii-atr` command line's implementation: one module per subcommand in [`cli`], each a
+//! thin face over the library crates (argument parsing, progress bars, printing, files).
 //!
-//! Pipeline order: [`scan`] (read) → [`preprocess`] (calibrate, materials, views, tiles) →
-//! detectors → merge → findings and decision → reports; [`verify`] checks the load against
-//! the declared manifest. [`runtime`] loads ONNX Runtime.
+//! A library so that the behaviour tests and benches can call the subcommands in process; it
+//! is not a stable API. Integrators use `nii_atr_core` (and `nii_atr_eval`, `nii_atr_synth`).
 
-pub mod bench;
-pub mod detect;
-pub mod error;
-pub mod eval;
-pub mod example;
-pub mod info;
-pub mod inspect;
-pub mod physics;
-pub mod preprocess;
-pub mod runtime;
-pub mod scan;
-pub mod synth;
-pub mod verify;
-
-pub use error::{Error, Result, error_chain};
+pub mod cli;

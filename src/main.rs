@@ -1,6 +1,6 @@
-//! The `nii-atr` command line: thin faces over the library (see `src/cli/`).
+//! The `nii-atr` command line: thin faces over the library crates (see `src/cli/`).
 
-mod cli;
+use nii_atr_cli::cli;
 
 use std::process::ExitCode;
 

@@ -1,12 +1,12 @@
-//! `nii-atr bench`: speed figures as ratios to same-process baselines (see `nii_atr::bench`).
+//! `nii-atr bench`: speed figures as ratios to same-process baselines (see `super::bench_figures`).
 
 use std::path::PathBuf;
 
+use super::bench_figures::{self as bench, Ratio};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use nii_atr::bench::{self, Ratio};
-use nii_atr::inspect::Pipeline;
-use nii_atr::scan::{PlaneFormat, write_scan};
+use nii_atr_core::inspect::Pipeline;
+use nii_atr_core::scan::{PlaneFormat, write_scan};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -45,7 +45,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let scan_path = match &args.scan {
         Some(p) => p.clone(),
-        None => write_scan(&nii_atr::example::forty_foot_scan(), &args.out, PlaneFormat::Tiff)
+        None => write_scan(&nii_atr_core::example::forty_foot_scan(), &args.out, PlaneFormat::Tiff)
             .context("writing the 40 ft example scan")?,
     };
     let bar = ProgressBar::new((runs * 6 + 1) as u64);

@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+use super::synth::SynthArgs;
 use anyhow::Context;
-use nii_atr::preprocess::render::{WindowLevel, render_grey, render_material, save_png};
-use nii_atr::preprocess::{PreprocessOptions, preprocess};
-use nii_atr::scan::{Limits, PlaneFormat, read_scan};
-use nii_atr::synth::cli::SynthArgs;
+use nii_atr_core::preprocess::render::{WindowLevel, render_grey, render_material, save_png};
+use nii_atr_core::preprocess::{PreprocessOptions, preprocess};
+use nii_atr_core::scan::{Limits, PlaneFormat, read_scan};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -31,7 +31,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             args.recipe.display(),
             args.dataset.display()
         );
-        nii_atr::synth::cli::run(&SynthArgs {
+        super::synth::run(&SynthArgs {
             recipe: args.recipe.clone(),
             out: args.dataset.clone(),
             cases: None,
@@ -70,7 +70,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         args.config.display(),
         inspect_out.display()
     );
-    nii_atr::inspect::cli::run(&nii_atr::inspect::cli::InspectArgs {
+    super::inspect::run(&super::inspect::InspectArgs {
         inputs: vec![args.dataset.join("test")],
         config: args.config.clone(),
         out: inspect_out.clone(),

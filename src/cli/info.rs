@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use nii_atr::info::ScanInfo;
-use nii_atr::preprocess::{PreprocessOptions, preprocess};
-use nii_atr::scan::read_scan;
+use super::scan_info::ScanInfo;
+use nii_atr_core::preprocess::{PreprocessOptions, preprocess};
+use nii_atr_core::scan::read_scan;
 
 use super::LimitArgs;
 

@@ -1,16 +1,23 @@
 //! Subcommands of the `nii-atr` binary.
 
-mod bench;
-mod demo;
-mod info;
-mod render;
-mod tiles;
+pub mod bench;
+pub mod bench_figures;
+pub mod demo;
+pub mod eval;
+pub mod info;
+pub mod inspect;
+pub mod progress;
+pub mod render;
+pub mod scan_info;
+pub mod synth;
+pub mod tiles;
+pub mod verify;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use nii_atr::scan::Limits;
+use nii_atr_core::scan::Limits;
 
 /// Automated threat recognition for dual-energy X-ray scans of cargo containers and trucks.
 #[derive(Debug, Parser)]
@@ -36,11 +43,11 @@ pub enum Command {
     /// Generate the tiny dataset if missing, then show `info` and rendered views of its test scans.
     Demo(demo::DemoArgs),
     /// Run the pipeline's detectors over scans: findings, decision, report, overlay, COCO results.
-    Inspect(nii_atr::inspect::cli::InspectArgs),
+    Inspect(inspect::InspectArgs),
     /// Score detections against labelled scans (COCO metrics, Pd/Pfa, FROC, TIDE) and report.
-    Eval(Box<nii_atr::eval::cli::EvalArgs>),
+    Eval(Box<eval::EvalArgs>),
     /// Generate labelled dual-energy cargo scans from a recipe (physics-based simulator).
-    Synth(nii_atr::synth::cli::SynthArgs),
+    Synth(synth::SynthArgs),
     /// Export model-input tiles and clipped box labels from a labelled split, for training.
     Tiles(tiles::TilesArgs),
     /// Speed figures as ratios to same-process baselines: pipeline overhead over model time,
@@ -48,7 +55,7 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Declared-cargo verification over a generated split (preprocess + physics checks, no
     /// models), scored against its truth: mass error, per-check precision/recall, false flags.
-    Verify(nii_atr::verify::cli::VerifyArgs),
+    Verify(verify::VerifyArgs),
 }
 
 /// Size limits for reading scans; the defaults fit a 40 ft container at 1 mm pitch.
@@ -95,15 +102,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Render(a) => render::run(&a),
         Command::Demo(a) => {
             if let Some(lib) = &cli.ort_library {
-                nii_atr::runtime::init(Some(lib))?;
+                nii_atr_core::runtime::init(Some(lib))?;
             }
             demo::run(&a)
         }
         Command::Inspect(a) => {
             if let Some(lib) = &cli.ort_library {
-                nii_atr::runtime::init(Some(lib))?;
+                nii_atr_core::runtime::init(Some(lib))?;
             }
-            let summary = nii_atr::inspect::cli::run(&a)?;
+            let summary = inspect::run(&a)?;
             anyhow::ensure!(
                 summary.failed == 0,
                 "{} of {} scans could not be inspected",
@@ -114,18 +121,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Eval(a) => {
             if let Some(lib) = &cli.ort_library {
-                nii_atr::runtime::init(Some(lib))?;
+                nii_atr_core::runtime::init(Some(lib))?;
             }
-            Ok(nii_atr::eval::cli::run(&a)?)
+            Ok(eval::run(&a)?)
         }
         Command::Bench(a) => {
             if let Some(lib) = &cli.ort_library {
-                nii_atr::runtime::init(Some(lib))?;
+                nii_atr_core::runtime::init(Some(lib))?;
             }
             bench::run(&a)
         }
-        Command::Synth(a) => nii_atr::synth::cli::run(&a).map(|_| ()).map_err(Into::into),
-        Command::Verify(a) => nii_atr::verify::cli::run(&a).map(|_| ()).map_err(Into::into),
+        Command::Synth(a) => synth::run(&a).map(|_| ()).map_err(Into::into),
+        Command::Verify(a) => verify::run(&a).map(|_| ()).map_err(Into::into),
         Command::Tiles(a) => tiles::run(&a),
     }
+}
+
+/// A clap value parser for a library enum, by its serde (snake_case) names: the libraries
+/// know nothing of clap, and the names on the command line are those of the config files.
+pub fn serde_enum<T>(names: &'static [&'static str]) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(names)
+        .try_map(|name: String| serde_json::from_value::<T>(serde_json::Value::String(name)))
 }

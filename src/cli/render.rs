@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use nii_atr::preprocess::render::{Palette, View, WindowLevel, render_grey, render_material, save_png};
-use nii_atr::preprocess::{PreprocessOptions, preprocess};
-use nii_atr::scan::read_scan;
+use nii_atr_core::preprocess::render::{Palette, View, WindowLevel, render_grey, render_material, save_png};
+use nii_atr_core::preprocess::{PreprocessOptions, preprocess};
+use nii_atr_core::scan::read_scan;
 
 use super::LimitArgs;
 
@@ -18,7 +18,7 @@ pub struct RenderArgs {
     pub output: PathBuf,
     /// What to draw: material pseudo-colour (dual-energy; grey for single-energy scans), or
     /// the attenuation of the high or low plane in grey.
-    #[arg(long, value_enum, default_value_t = View::Material)]
+    #[arg(long, value_parser = super::serde_enum::<View>(&["material", "high", "low"]), default_value = "material")]
     pub view: View,
     /// Grey views: attenuation range drawn from white to black (default: from the data).
     #[arg(long, requires = "level")]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use nii_atr::preprocess::export::{ExportOptions, export};
+use nii_atr_synth::tiles::{ExportOptions, export};
 
 use super::LimitArgs;
 
@@ -51,9 +51,10 @@ pub fn run(a: &TilesArgs) -> anyhow::Result<()> {
         min_side_tile: a.min_side,
         min_side_full: a.min_side_full,
         limits: a.limits.limits(),
-        progress: true,
     };
-    let s = export(&opts)?;
+    let bar = super::progress::Bar::new("{spinner} tiles [{bar:40}] {pos}/{len} cases, {per_sec}, eta {eta}");
+    let s = export(&opts, &bar)?;
+    bar.finish();
     println!(
         "tiles: {} cases -> {}\n  inputs: {} grid tiles ({} with boxes, {} clean) + {} full-scan, {}x{}x{} f32, {:.1} MB\n  \
          skipped: {} air tiles, {} label-free tiles not sampled; {} slivers dropped\n  boxes: {} ({})\n  time: {:.1} s",

@@ -1,0 +1,305 @@
+//! The pipeline config (TOML, schema version 1): which models run, how tiles are cut and
+//! merged, and the decision rule. `models/pipeline.default.toml` is the documented default.
+
+use crate::detect::spec::ThreatCategory;
+use crate::detect::{MergeConfig, SessionConfig};
+use crate::preprocess::PreprocessOptions;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One model to run over every scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// The `.onnx` file, relative to the config file.
+    pub path: PathBuf,
+    /// Its spec; absent: a sidecar beside the model, else inferred from the model.
+    #[serde(default)]
+    pub spec: Option<PathBuf>,
+    /// Tiles per run when the model's batch dimension is dynamic.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Findings of this model scoring below this are left out of the inspection. Evaluation
+    /// configs keep every box (ROC and mAP need the low scores); officer-facing configs show
+    /// the ones that can move the decision. Absent: the spec's thresholds alone decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f32>,
+    /// Only these classes of the model become findings; its other outputs are dropped after
+    /// decoding, before the merge. A detector that is better at some classes runs beside one
+    /// that is better at the rest. Absent: every class. A name the model's spec lacks is an
+    /// error at load time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+}
+
+fn default_batch() -> usize {
+    8
+}
+fn yes() -> bool {
+    true
+}
+
+/// How tiles are cut (the tile size is the model's input size).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TilingConfig {
+    pub overlap_width_ratio: f32,
+    pub overlap_height_ratio: f32,
+    /// Skip tiles whose pixels are (nearly) all air: SAHI runs every slice, most of a
+    /// container scan's margins are empty.
+    pub skip_air_tiles: bool,
+    /// High-energy attenuation below which a pixel counts as air.
+    pub air_attenuation: f32,
+    /// Fraction of non-air pixels below which a tile is skipped.
+    pub min_content_fraction: f32,
+    /// Also run each detector once on the whole scan shrunk to its input size, for objects
+    /// larger than a tile.
+    pub full_scan_pass: bool,
+    /// Pixels from an interior tile edge within which a box counts as cut by it.
+    pub edge_margin_px: f32,
+}
+
+impl Default for TilingConfig {
+    fn default() -> Self {
+        Self {
+            overlap_width_ratio: 0.2,
+            overlap_height_ratio: 0.2,
+            skip_air_tiles: true,
+            air_attenuation: 0.05,
+            min_content_fraction: 0.002,
+            full_scan_pass: false,
+            edge_margin_px: 2.0,
+        }
+    }
+}
+
+/// Turning stitched anomaly maps into region findings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnomalyConfig {
+    /// Regions smaller than this many pixels are noise.
+    pub min_region_px: usize,
+    /// 8-connectivity joins diagonal neighbours; 4-connectivity does not.
+    pub eight_connected: bool,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        Self { min_region_px: 16, eight_connected: true }
+    }
+}
+
+/// The decision rule: `risk = max over findings of score x weight(threat)`;
+/// `alarm` at or above `alarm_threshold`, `review` at or above `review_threshold`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionConfig {
+    pub review_threshold: f32,
+    pub alarm_threshold: f32,
+    /// Weight per threat category; missing categories weigh `default_weight`.
+    pub threat_weights: BTreeMap<ThreatCategory, f32>,
+    pub default_weight: f32,
+    /// A model that produced NaN or malformed outputs on this scan forces at least `review`:
+    /// its silence cannot be trusted.
+    pub review_on_dropped_outputs: bool,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        use ThreatCategory::*;
+        let threat_weights = [
+            (Weapon, 1.0),
+            (Explosive, 1.0),
+            (Narcotics, 0.9),
+            (Currency, 0.8),
+            (Shielding, 0.8),
+            (Tobacco, 0.7),
+            (Alcohol, 0.6),
+            (Contraband, 0.7),
+            (Anomaly, 0.7),
+            (Benign, 0.0),
+            (Unknown, 0.5),
+        ]
+        .into_iter()
+        .collect();
+        Self {
+            review_threshold: 0.3,
+            alarm_threshold: 0.6,
+            threat_weights,
+            default_weight: 0.5,
+            review_on_dropped_outputs: true,
+        }
+    }
+}
+
+impl DecisionConfig {
+    pub fn weight(&self, threat: ThreatCategory) -> f32 {
+        self.threat_weights.get(&threat).copied().unwrap_or(self.default_weight)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub models: Vec<ModelEntry>,
+    #[serde(default)]
+    pub tiling: TilingConfig,
+    #[serde(default)]
+    pub merge: MergeConfig,
+    #[serde(default)]
+    pub anomaly: AnomalyConfig,
+    #[serde(default)]
+    pub decision: DecisionConfig,
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// Calibration, scanner profile override and material smoothing (the scan core's options).
+    #[serde(default)]
+    pub preprocess: PreprocessOptions,
+    /// Declared-cargo verification against the manifest (all keys default).
+    #[serde(default)]
+    pub verify: crate::verify::VerifyConfig,
+    /// ONNX Runtime library, relative to this file; used unless the runtime is already loaded
+    /// (the `--ort-library` flag loads it first and so wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ort_library: Option<PathBuf>,
+    /// Folder the model paths are relative to (the config's folder; not serialised).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read pipeline config: {source}", .path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: invalid pipeline config: {source}", .path.display())]
+    Toml { path: PathBuf, source: toml::de::Error },
+    #[error("{}: invalid pipeline config: {reason}", .path.display())]
+    Invalid { path: PathBuf, reason: String },
+}
+
+impl PipelineConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        let mut cfg: Self = toml::from_str(&text).map_err(|source| ConfigError::Toml { path: path.into(), source })?;
+        cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        cfg.check().map_err(|reason| ConfigError::Invalid { path: path.into(), reason })?;
+        Ok(cfg)
+    }
+
+    /// Path of a model entry's file, resolved against the config's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if self.schema_version != SCHEMA_VERSION {
+            return Err(format!("schema_version {} (this build reads {SCHEMA_VERSION})", self.schema_version));
+        }
+        if !self.models.iter().any(|m| m.enabled) {
+            return Err("no enabled [[models]]".into());
+        }
+        if let Some(m) = self.models.iter().find(|m| m.min_score.is_some_and(|s| !(0.0..=1.0).contains(&s))) {
+            return Err(format!("model {}: min_score {:?} outside 0..=1", m.path.display(), m.min_score));
+        }
+        if let Some(m) = self.models.iter().find(|m| m.classes.as_ref().is_some_and(|c| c.is_empty())) {
+            return Err(format!(
+                "model {}: classes = [] keeps nothing; leave it out or set enabled = false",
+                m.path.display()
+            ));
+        }
+        if let Some(m) = self.models.iter().find(|m| m.batch_size == 0 || m.batch_size > 1024) {
+            return Err(format!("model {}: batch_size {} outside 1..=1024", m.path.display(), m.batch_size));
+        }
+        let t = &self.tiling;
+        for r in [t.overlap_width_ratio, t.overlap_height_ratio] {
+            if !(0.0..0.95).contains(&r) {
+                return Err(format!("tiling overlap ratio {r} outside [0, 0.95)"));
+            }
+        }
+        if !(0.0..=1.0).contains(&t.min_content_fraction)
+            || !t.air_attenuation.is_finite()
+            || t.edge_margin_px.is_nan()
+            || t.edge_margin_px < 0.0
+        {
+            return Err("tiling: min_content_fraction in [0, 1], finite air_attenuation, edge_margin_px >= 0".into());
+        }
+        if !(0.0..=1.0).contains(&self.merge.threshold) {
+            return Err(format!("merge.threshold {} outside [0, 1]", self.merge.threshold));
+        }
+        let d = &self.decision;
+        if !(0.0 <= d.review_threshold && d.review_threshold <= d.alarm_threshold && d.alarm_threshold.is_finite()) {
+            return Err("decision: need 0 <= review_threshold <= alarm_threshold".into());
+        }
+        if d.threat_weights.values().chain([&d.default_weight]).any(|w| !w.is_finite() || *w < 0.0) {
+            return Err("decision: threat weights must be finite and >= 0".into());
+        }
+        self.verify.check()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_default_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/pipeline.default.toml");
+        let cfg = PipelineConfig::load(&path).unwrap();
+        assert!(cfg.models.iter().any(|m| m.enabled));
+        assert!(cfg.resolve(&cfg.models[0].path).is_file(), "default model path must exist");
+        assert_eq!(cfg.decision.weight(ThreatCategory::Weapon), 1.0);
+    }
+
+    #[test]
+    fn configs_without_verify_still_load_and_bad_verify_keys_are_rejected() {
+        // A config written before declared-cargo verification existed: defaults apply.
+        let base = "schema_version = 1\n[[models]]\npath = 'm.onnx'\n";
+        let old: PipelineConfig = toml::from_str(base).unwrap();
+        old.check().unwrap();
+        assert_eq!(old.verify, crate::verify::VerifyConfig::default());
+        assert!(old.verify.enabled);
+        let tuned: PipelineConfig = toml::from_str(&format!("{base}[verify]\nweight_tolerance = 0.1\n")).unwrap();
+        tuned.check().unwrap();
+        assert_eq!(tuned.verify.weight_tolerance, 0.1);
+        for bad in [
+            "[verify]\nweight_tolerance = -0.1\n",
+            "[verify]\nfinding_score = 2.0\n",
+            "[verify]\nclass_materials = ['cellulose', 'bone', 'glass', 'unobtainium']\n",
+        ] {
+            let cfg: PipelineConfig = toml::from_str(&format!("{base}{bad}")).unwrap();
+            assert!(cfg.check().is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<PipelineConfig>(&format!("{base}[verify]\nweight_tolerence = 0.1\n")).is_err());
+    }
+
+    #[test]
+    fn bad_configs_are_rejected() {
+        let base = "schema_version = 1\n[[models]]\npath = 'm.onnx'\n";
+        let ok: PipelineConfig = toml::from_str(base).unwrap();
+        ok.check().unwrap();
+        for (extra, why) in [
+            ("[decision]\nreview_threshold = 0.9\nalarm_threshold = 0.5\n", "review above alarm"),
+            ("[tiling]\noverlap_width_ratio = 1.0\n", "overlap 1"),
+            ("[merge]\nthreshold = 2.0\n", "merge threshold"),
+            ("[decision.threat_weights]\nweapon = -1.0\n", "negative weight"),
+        ] {
+            let cfg: PipelineConfig = toml::from_str(&format!("{base}{extra}")).unwrap();
+            assert!(cfg.check().is_err(), "{why}");
+        }
+        let mut cfg = ok.clone();
+        cfg.schema_version = 7;
+        assert!(cfg.check().is_err());
+        cfg = ok;
+        cfg.models[0].enabled = false;
+        assert!(cfg.check().is_err());
+        assert!(toml::from_str::<PipelineConfig>(&format!("{base}typo_key = 1\n")).is_err());
+    }
+}

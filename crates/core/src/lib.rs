@@ -1,0 +1,20 @@
+//! nii-atr-core: automated threat recognition for dual-energy X-ray scans of cargo.
+//!
+//! Pipeline order: [`scan`] (read) → [`preprocess`] (calibrate, materials, views, tiles) →
+//! [`detect`] (ONNX detectors, decoding, cross-tile merge) → [`inspect`] (findings, risk,
+//! decision, reports); [`verify`] checks the load against the declared manifest and
+//! [`inspect`] turns its results into findings. [`runtime`] loads ONNX Runtime.
+
+pub mod detect;
+pub mod error;
+pub mod example;
+pub mod inspect;
+pub mod physics;
+pub mod preprocess;
+pub mod progress;
+pub mod runtime;
+pub mod scan;
+pub mod truth;
+pub mod verify;
+
+pub use error::{Error, Result, error_chain};

@@ -1,0 +1,486 @@
+//! Tiles: the slicing grid over a scan and model-input tensors built from a channel recipe.
+//!
+//! The grid is SAHI's (`sahi.slicing.get_slice_bboxes`): tiles step by `size - overlap`
+//! with the overlap truncated to whole pixels, and the last tile of a row or column is shifted
+//! back inside the image instead of being padded. Only a scan smaller than a tile is padded,
+//! with the value air has in each channel.
+
+use ndarray::{ArrayViewMut3, ArrayViewMut4, Axis};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::calibration::AttenuationImage;
+use super::materials::MaterialMap;
+
+/// Slicing parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TileGrid {
+    /// Tile width in pixels (columns).
+    pub tile_width: usize,
+    /// Tile height in pixels (rows).
+    pub tile_height: usize,
+    /// Overlap between neighbouring tiles as a fraction of the tile width, in [0, 1).
+    pub overlap_width_ratio: f32,
+    pub overlap_height_ratio: f32,
+}
+
+impl Default for TileGrid {
+    fn default() -> Self {
+        Self { tile_width: 640, tile_height: 640, overlap_width_ratio: 0.2, overlap_height_ratio: 0.2 }
+    }
+}
+
+/// A tile's place in the scan, in pixels; `width`/`height` are smaller than the grid's tile
+/// size only when the scan itself is smaller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TileRect {
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TileError {
+    #[error("invalid tiling: {reason}")]
+    Grid { reason: String },
+    #[error("channel recipe asks for {channel:?}, which this scan does not have: {reason}")]
+    MissingChannel { channel: Channel, reason: String },
+    #[error("tensor shape {got:?} does not fit {tiles} tiles of {channels} x {height} x {width}")]
+    Shape { got: Vec<usize>, tiles: usize, channels: usize, height: usize, width: usize },
+}
+
+impl TileGrid {
+    pub fn validate(&self) -> Result<(), TileError> {
+        let bad = |reason: String| TileError::Grid { reason };
+        if self.tile_width == 0 || self.tile_height == 0 {
+            return Err(bad(format!("tile size {}x{} must be positive", self.tile_width, self.tile_height)));
+        }
+        for r in [self.overlap_width_ratio, self.overlap_height_ratio] {
+            if !(0.0..1.0).contains(&r) {
+                return Err(bad(format!("overlap ratio {r} must be in [0, 1)")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tiles covering a `rows` x `cols` image, row by row, exactly as SAHI slices.
+    pub fn tiles(&self, rows: usize, cols: usize) -> Result<Vec<TileRect>, TileError> {
+        self.validate()?;
+        if rows == 0 || cols == 0 {
+            return Err(TileError::Grid { reason: format!("image of {rows}x{cols} has no pixels") });
+        }
+        let (sw, sh) = (self.tile_width, self.tile_height);
+        // SAHI: int(ratio * size), i.e. truncation.
+        let x_overlap = (self.overlap_width_ratio * sw as f32) as usize;
+        let y_overlap = (self.overlap_height_ratio * sh as f32) as usize;
+        let mut out = Vec::new();
+        let (mut y_min, mut y_max) = (0usize, 0usize);
+        while y_max < rows {
+            let (mut x_min, mut x_max) = (0usize, 0usize);
+            y_max = y_min + sh;
+            while x_max < cols {
+                x_max = x_min + sw;
+                if y_max > rows || x_max > cols {
+                    let xmax = cols.min(x_max);
+                    let ymax = rows.min(y_max);
+                    let xmin = xmax.saturating_sub(sw);
+                    let ymin = ymax.saturating_sub(sh);
+                    out.push(TileRect { x: xmin, y: ymin, width: xmax - xmin, height: ymax - ymin });
+                } else {
+                    out.push(TileRect { x: x_min, y: y_min, width: sw, height: sh });
+                }
+                x_min = x_max - x_overlap;
+            }
+            y_min = y_max - y_overlap;
+        }
+        Ok(out)
+    }
+}
+
+/// One input channel of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// High-energy attenuation `-ln T_high`.
+    AttenuationHigh,
+    /// Low-energy attenuation `-ln T_low`.
+    AttenuationLow,
+    /// `A_low / A_high`, 0 where `A_high` is below the air threshold (R is noise there).
+    RValue,
+    /// High-energy transmission `T_high` in [0, 1]: the grey picture (white = air).
+    Grey,
+    /// Effective Z from the material map (0 where undecided).
+    ZEff,
+    /// Red, green, blue of the material pseudo-colour view, in [0, 1].
+    PseudoRed,
+    PseudoGreen,
+    PseudoBlue,
+}
+
+impl Channel {
+    /// The raw value of this channel where the beam sees only air: the padding value.
+    fn air_value(self) -> f32 {
+        match self {
+            Channel::AttenuationHigh | Channel::AttenuationLow | Channel::RValue | Channel::ZEff => 0.0,
+            Channel::Grey | Channel::PseudoRed | Channel::PseudoGreen | Channel::PseudoBlue => 1.0,
+        }
+    }
+}
+
+/// A channel with its normalisation `(x - mean) / std`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ChannelSpec {
+    pub channel: Channel,
+    #[serde(default)]
+    pub mean: f32,
+    #[serde(default = "one")]
+    pub std: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// The channels a model takes, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelRecipe {
+    pub channels: Vec<ChannelSpec>,
+}
+
+impl ChannelRecipe {
+    /// Whether any channel reads the material map or the pseudo-colour view.
+    pub fn needs_material_views(&self) -> bool {
+        self.channels.iter().any(|c| {
+            matches!(c.channel, Channel::ZEff | Channel::PseudoRed | Channel::PseudoGreen | Channel::PseudoBlue)
+        })
+    }
+
+    /// `[A_high, A_low, R]`, the dual-energy recipe of the project's models; attenuation scaled
+    /// so a 6 MV beam's useful range (0..~8) lands near unit variance.
+    pub fn dual_energy() -> Self {
+        Self {
+            channels: vec![
+                ChannelSpec { channel: Channel::AttenuationHigh, mean: 0.0, std: 4.0 },
+                ChannelSpec { channel: Channel::AttenuationLow, mean: 0.0, std: 4.0 },
+                ChannelSpec { channel: Channel::RValue, mean: 0.0, std: 1.0 },
+            ],
+        }
+    }
+
+    /// One grey channel (transmission), for single-energy or rendered scans.
+    pub fn grey() -> Self {
+        Self { channels: vec![ChannelSpec { channel: Channel::Grey, mean: 0.0, std: 1.0 }] }
+    }
+
+    /// Pseudo-colour RGB in [0, 1], as models trained on rendered images expect.
+    pub fn pseudo_rgb() -> Self {
+        Self {
+            channels: [Channel::PseudoRed, Channel::PseudoGreen, Channel::PseudoBlue]
+                .map(|channel| ChannelSpec { channel, mean: 0.0, std: 1.0 })
+                .to_vec(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.channels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty()
+    }
+}
+
+/// What tiles are cut from.
+#[derive(Clone, Copy)]
+pub struct TileSource<'a> {
+    pub attenuation: &'a AttenuationImage,
+    pub materials: Option<&'a MaterialMap>,
+    /// The pseudo-colour view, for the `Pseudo*` channels.
+    pub pseudo_colour: Option<&'a image::RgbImage>,
+    /// Below this high-energy attenuation R is set to 0 (see [`Channel::RValue`]).
+    pub r_min_attenuation: f32,
+}
+
+impl<'a> TileSource<'a> {
+    pub fn new(attenuation: &'a AttenuationImage) -> Self {
+        Self { attenuation, materials: None, pseudo_colour: None, r_min_attenuation: 0.05 }
+    }
+
+    /// Checks that every channel of `recipe` can be made from this source.
+    pub fn check(&self, recipe: &ChannelRecipe) -> Result<(), TileError> {
+        for spec in &recipe.channels {
+            let missing =
+                |reason: &str| Err(TileError::MissingChannel { channel: spec.channel, reason: reason.into() });
+            match spec.channel {
+                Channel::AttenuationLow | Channel::RValue if self.attenuation.low.is_none() => {
+                    return missing("single-energy scan");
+                }
+                Channel::ZEff if self.materials.is_none() => return missing("no material map"),
+                Channel::PseudoRed | Channel::PseudoGreen | Channel::PseudoBlue if self.pseudo_colour.is_none() => {
+                    return missing("no pseudo-colour view");
+                }
+                _ => {}
+            }
+            if !(spec.std.is_finite() && spec.std != 0.0 && spec.mean.is_finite()) {
+                return Err(TileError::MissingChannel {
+                    channel: spec.channel,
+                    reason: format!("normalisation mean {} std {} is not usable", spec.mean, spec.std),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills one tile `(channels, height, width)`; pixels outside the scan get the air value.
+    fn fill_tile(&self, rect: TileRect, recipe: &ChannelRecipe, mut out: ArrayViewMut3<f32>) {
+        let att = self.attenuation;
+        let cols = att.columns();
+        let (th, tw) = (out.shape()[1], out.shape()[2]);
+        for (spec, mut plane) in recipe.channels.iter().zip(out.axis_iter_mut(Axis(0))) {
+            let inv_std = 1.0 / spec.std;
+            let pad = (spec.channel.air_value() - spec.mean) * inv_std;
+            let plane = plane.as_slice_mut().expect("standard layout");
+            for ty in 0..th {
+                let dst = &mut plane[ty * tw..(ty + 1) * tw];
+                if ty >= rect.height {
+                    dst.fill(pad);
+                    continue;
+                }
+                let r = rect.y + ty;
+                let (x0, w) = (rect.x, rect.width);
+                let row = r * cols + x0;
+                let (dst, rest) = dst.split_at_mut(w);
+                rest.fill(pad);
+                let norm = |v: f32| (v - spec.mean) * inv_std;
+                fn slice(a: &ndarray::Array2<f32>, row: usize, w: usize) -> &[f32] {
+                    &a.as_slice().expect("standard layout")[row..row + w]
+                }
+                match spec.channel {
+                    Channel::AttenuationHigh => {
+                        dst.iter_mut().zip(slice(&att.high, row, w)).for_each(|(d, &v)| *d = norm(v))
+                    }
+                    Channel::AttenuationLow => {
+                        let low = att.low.as_ref().expect("checked");
+                        dst.iter_mut().zip(slice(low, row, w)).for_each(|(d, &v)| *d = norm(v))
+                    }
+                    Channel::RValue => {
+                        let low = slice(att.low.as_ref().expect("checked"), row, w);
+                        let thr = self.r_min_attenuation;
+                        for ((d, &h), &l) in dst.iter_mut().zip(slice(&att.high, row, w)).zip(low) {
+                            *d = norm(if h > thr { l / h } else { 0.0 });
+                        }
+                    }
+                    Channel::Grey => {
+                        dst.iter_mut().zip(slice(&att.high, row, w)).for_each(|(d, &v)| *d = norm((-v).exp().min(1.0)))
+                    }
+                    Channel::ZEff => {
+                        let z = &self.materials.expect("checked").z_eff;
+                        dst.iter_mut().zip(slice(z, row, w)).for_each(|(d, &v)| *d = norm(v))
+                    }
+                    Channel::PseudoRed | Channel::PseudoGreen | Channel::PseudoBlue => {
+                        let k = match spec.channel {
+                            Channel::PseudoRed => 0,
+                            Channel::PseudoGreen => 1,
+                            _ => 2,
+                        };
+                        let img = self.pseudo_colour.expect("checked").as_raw();
+                        for (i, d) in dst.iter_mut().enumerate() {
+                            *d = norm(img[(row + i) * 3 + k] as f32 / 255.0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fills an NCHW batch, one tile per batch entry, in parallel. `out` has shape
+    /// `(tiles.len(), recipe.len(), tile_height, tile_width)`.
+    pub fn fill_batch(
+        &self,
+        tiles: &[TileRect],
+        recipe: &ChannelRecipe,
+        mut out: ArrayViewMut4<f32>,
+    ) -> Result<(), TileError> {
+        self.check(recipe)?;
+        let s = out.shape().to_vec();
+        let (th, tw) = (s[2], s[3]);
+        if s[0] != tiles.len() || s[1] != recipe.len() || tiles.iter().any(|t| t.height > th || t.width > tw) {
+            return Err(TileError::Shape { got: s, tiles: tiles.len(), channels: recipe.len(), height: th, width: tw });
+        }
+        let (rows, cols) = (self.attenuation.rows(), self.attenuation.columns());
+        if let Some(t) = tiles.iter().find(|t| t.x + t.width > cols || t.y + t.height > rows) {
+            return Err(TileError::Grid { reason: format!("tile {t:?} lies outside the {rows}x{cols} scan") });
+        }
+        out.axis_iter_mut(Axis(0)).into_par_iter().zip(tiles.par_iter()).for_each(|(tile, rect)| {
+            self.fill_tile(*rect, recipe, tile);
+        });
+        Ok(())
+    }
+}
+
+/// Whether at least `need` pixels of `rect` are not air. Counting stops at `need`, so a tile
+/// with cargo is decided after a few rows and only all-air tiles are read in full.
+/// Inspection and the training-tile export skip exactly the same tiles with it.
+pub fn has_content(att: &ndarray::Array2<f32>, rect: &TileRect, air_attenuation: f32, need: usize) -> bool {
+    if need == 0 {
+        return true;
+    }
+    let cols = att.ncols();
+    let Some(plane) = att.as_slice() else {
+        let tile = att.slice(ndarray::s![rect.y..rect.y + rect.height, rect.x..rect.x + rect.width]);
+        return tile.iter().filter(|&&a| a > air_attenuation).count() >= need;
+    };
+    let mut seen = 0;
+    for y in rect.y..rect.y + rect.height {
+        let row = &plane[y * cols + rect.x..y * cols + rect.x + rect.width];
+        seen += row.iter().filter(|&&a| a > air_attenuation).count();
+        if seen >= need {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn content_test_counts_non_air_pixels_up_to_the_need() {
+        let mut att = Array2::<f32>::zeros((8, 10));
+        att[[2, 3]] = 1.0;
+        att[[5, 7]] = 1.0;
+        let all = TileRect { x: 0, y: 0, width: 10, height: 8 };
+        assert!(has_content(&att, &all, 0.05, 2));
+        assert!(!has_content(&att, &all, 0.05, 3));
+        assert!(has_content(&att, &all, 0.05, 0));
+        let left = TileRect { x: 0, y: 0, width: 5, height: 8 };
+        assert!(has_content(&att, &left, 0.05, 1) && !has_content(&att, &left, 0.05, 2));
+        // Exactly at the air threshold is air.
+        assert!(!has_content(
+            &Array2::from_elem((4, 4), 0.05f32),
+            &TileRect { x: 0, y: 0, width: 4, height: 4 },
+            0.05,
+            1
+        ));
+        // Other memory orders take the slow path to the same answer.
+        let mut fortran = Array2::<f32>::zeros(ndarray::ShapeBuilder::f((8, 10)));
+        fortran.assign(&att);
+        assert!(!fortran.is_standard_layout());
+        assert!(has_content(&fortran, &all, 0.05, 2) && !has_content(&fortran, &all, 0.05, 3));
+    }
+
+    use super::*;
+    use ndarray::{Array2, Array4};
+    use proptest::prelude::*;
+
+    /// SAHI's get_slice_bboxes, transcribed line by line (xyxy), as the naive reference.
+    fn sahi_reference(h: usize, w: usize, sh: usize, sw: usize, ohr: f32, owr: f32) -> Vec<[usize; 4]> {
+        let mut out = vec![];
+        let y_overlap = (ohr * sh as f32) as usize;
+        let x_overlap = (owr * sw as f32) as usize;
+        let (mut y_min, mut y_max) = (0, 0);
+        while y_max < h {
+            let (mut x_min, mut x_max) = (0, 0);
+            y_max = y_min + sh;
+            while x_max < w {
+                x_max = x_min + sw;
+                if y_max > h || x_max > w {
+                    let xmax = w.min(x_max);
+                    let ymax = h.min(y_max);
+                    let xmin = xmax.saturating_sub(sw);
+                    let ymin = ymax.saturating_sub(sh);
+                    out.push([xmin, ymin, xmax, ymax]);
+                } else {
+                    out.push([x_min, y_min, x_max, y_max]);
+                }
+                x_min = x_max - x_overlap;
+            }
+            y_min = y_max - y_overlap;
+        }
+        out
+    }
+
+    #[test]
+    fn pinned_sahi_grid() {
+        // sahi 0.12.8 get_slice_bboxes(1000, 1500, 512, 512, overlap 0.2, 0.2) gives x starts
+        // 0, 410, 820, 988 and y starts 0, 410, 488; for a 300x200 image, one [0, 0, 200, 300].
+        let g = TileGrid { tile_width: 512, tile_height: 512, overlap_width_ratio: 0.2, overlap_height_ratio: 0.2 };
+        let t = g.tiles(1000, 1500).unwrap();
+        let xs: Vec<usize> = t.iter().filter(|r| r.y == 0).map(|r| r.x).collect();
+        let ys: Vec<usize> = t.iter().filter(|r| r.x == 0).map(|r| r.y).collect();
+        assert_eq!(xs, vec![0, 410, 820, 988]);
+        assert_eq!(ys, vec![0, 410, 488]);
+        assert!(t.iter().all(|r| r.width == 512 && r.height == 512));
+        assert_eq!(g.tiles(300, 200).unwrap(), vec![TileRect { x: 0, y: 0, width: 200, height: 300 }]);
+    }
+
+    proptest! {
+        #[test]
+        fn grid_matches_sahi_covers_every_pixel_and_stays_inside(
+            h in 1usize..700, w in 1usize..900, sh in 16usize..300, sw in 16usize..300,
+            ohr in 0.0f32..0.9, owr in 0.0f32..0.9,
+        ) {
+            let g = TileGrid { tile_width: sw, tile_height: sh, overlap_width_ratio: owr, overlap_height_ratio: ohr };
+            let tiles = g.tiles(h, w).unwrap();
+            let reference = sahi_reference(h, w, sh, sw, ohr, owr);
+            let ours: Vec<[usize; 4]> = tiles.iter().map(|t| [t.x, t.y, t.x + t.width, t.y + t.height]).collect();
+            prop_assert_eq!(&ours, &reference);
+            let mut covered = Array2::<u8>::zeros((h, w));
+            for t in &tiles {
+                prop_assert!(t.x + t.width <= w && t.y + t.height <= h);
+                prop_assert_eq!(t.width, sw.min(w));
+                prop_assert_eq!(t.height, sh.min(h));
+                covered.slice_mut(ndarray::s![t.y..t.y + t.height, t.x..t.x + t.width]).fill(1);
+            }
+            prop_assert!(covered.iter().all(|&c| c == 1));
+        }
+    }
+
+    fn att(rows: usize, cols: usize) -> AttenuationImage {
+        let high = Array2::from_shape_fn((rows, cols), |(r, c)| (r * 100 + c) as f32 * 0.001);
+        let low = high.mapv(|v| v * 1.2);
+        AttenuationImage {
+            flags: Array2::zeros((rows, cols)),
+            low: Some(low),
+            max_attenuation: 11.5,
+            air_high: ndarray::Array1::zeros(rows),
+            dark_high: ndarray::Array1::zeros(rows),
+            high,
+        }
+    }
+
+    #[test]
+    fn batch_tensors_hold_the_normalised_pixels_and_air_padding() {
+        let a = att(20, 30);
+        let src = TileSource::new(&a);
+        let recipe = ChannelRecipe::dual_energy();
+        let tiles = [TileRect { x: 5, y: 3, width: 8, height: 8 }, TileRect { x: 0, y: 12, width: 30, height: 8 }];
+        let mut out = Array4::<f32>::zeros((2, 3, 8, 32));
+        src.fill_batch(&tiles, &recipe, out.view_mut()).unwrap();
+        // Tile 0, channel A_high, pixel (2, 4) is scan pixel (5, 9).
+        assert!((out[[0, 0, 2, 4]] - a.high[[5, 9]] / 4.0).abs() < 1e-7);
+        assert!((out[[0, 1, 2, 4]] - a.low.as_ref().unwrap()[[5, 9]] / 4.0).abs() < 1e-7);
+        assert!((out[[0, 2, 2, 4]] - 1.2).abs() < 1e-5);
+        // Tile 0 is 8 wide in a 32-wide tensor: padded with air (0 attenuation).
+        assert_eq!(out[[0, 0, 2, 20]], 0.0);
+        assert!((out[[1, 0, 7, 29]] - a.high[[19, 29]] / 4.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn missing_channels_and_bad_shapes_are_errors() {
+        let mut a = att(10, 10);
+        a.low = None;
+        let src = TileSource::new(&a);
+        let t = [TileRect { x: 0, y: 0, width: 10, height: 10 }];
+        let mut out = Array4::<f32>::zeros((1, 3, 10, 10));
+        assert!(matches!(
+            src.fill_batch(&t, &ChannelRecipe::dual_energy(), out.view_mut()),
+            Err(TileError::MissingChannel { .. })
+        ));
+        let mut out = Array4::<f32>::zeros((1, 1, 4, 4));
+        assert!(matches!(src.fill_batch(&t, &ChannelRecipe::grey(), out.view_mut()), Err(TileError::Shape { .. })));
+        let bad = TileGrid { overlap_width_ratio: 1.0, ..Default::default() };
+        assert!(bad.tiles(10, 10).is_err());
+    }
+}

@@ -1,0 +1,403 @@
+//! Error breakdown in the manner of TIDE (Bolya et al., ECCV 2020; `tidecv`): why a model
+//! loses AP50.
+//!
+//! Followed from tidecv 1.0.1's `quantify.py` (checked against it on the fixtures) with foreground IoU 0.5 and background IoU 0.1: per
+//! image, predictions of all classes sorted by score (stable) and cut at maxDets; each takes
+//! the unused same-class truth of highest IoU if >= 0.5; unmatched ones overlapping a
+//! same-class crowd region by more than 0.5 (intersection over prediction) are left out of AP.
+//! Every unmatched prediction, ignored ones included (as the released tidecv 1.0.1 does),
+//! gets the first type that fits:
+//! - no truth in the image: **bkg**;
+//! - best same-class IoU in [0.1, 0.5]: **loc**;
+//! - IoU >= 0.5 with a truth of another class: **cls**;
+//! - IoU >= 0.5 with an already matched same-class truth: **dupe**;
+//! - best IoU with any truth <= 0.1: **bkg**;
+//! - otherwise: **both** (wrong class and badly placed).
+//!
+//! A truth nobody matched and no cls/loc error points at is **missed**. dAP of a type is the
+//! AP50 gained by fixing only that type (cls: relabel, loc: snap to the truth; only the best
+//! scoring fix per truth becomes a true positive, others are dropped; dupe/bkg/both: drop the
+//! prediction; missed: drop the truth), clamped at 0. AP is TIDE's: 101-point, recall points
+//! `x / 100`, averaged over classes that have predictions or truth (a class with predictions
+//! but no truth counts as AP 0). Numbers are fractions in [0, 1], not TIDE's percent.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::coco::bbox_iou;
+use super::dataset::{Dataset, Detection, GroundTruth, Predictions};
+
+pub const POS_THRESH: f64 = 0.5;
+pub const BG_THRESH: f64 = 0.1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    Cls,
+    Loc,
+    Both,
+    Dupe,
+    Bkg,
+    Missed,
+}
+
+pub const ERROR_TYPES: [ErrorType; 6] =
+    [ErrorType::Cls, ErrorType::Loc, ErrorType::Both, ErrorType::Dupe, ErrorType::Bkg, ErrorType::Missed];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TideBreakdown {
+    /// TIDE's mAP at IoU 0.5 before any fix.
+    pub ap50: f64,
+    pub counts: BTreeMap<ErrorType, usize>,
+    pub delta_ap: BTreeMap<ErrorType, f64>,
+}
+
+/// One data point of TIDE's per-class AP: (score, true positive).
+type Point = (f64, bool);
+
+#[derive(Default, Clone)]
+struct ApData {
+    /// Per class, in push order (ties keep it, as Python's stable sort does).
+    points: BTreeMap<i64, Vec<Point>>,
+    n_gt: BTreeMap<i64, i64>,
+}
+
+impl ApData {
+    fn push(&mut self, class: i64, p: Point) {
+        self.points.entry(class).or_default().push(p);
+        self.n_gt.entry(class).or_default();
+    }
+
+    fn add_gt(&mut self, class: i64, n: i64) {
+        *self.n_gt.entry(class).or_default() += n;
+        self.points.entry(class).or_default();
+    }
+
+    fn ap(points: &[Point], n_gt: i64) -> f64 {
+        if n_gt == 0 {
+            return 0.0;
+        }
+        let mut pts = points.to_vec();
+        pts.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let (mut tp, mut fp) = (0usize, 0usize);
+        let mut precision = Vec::with_capacity(pts.len());
+        let mut recall = Vec::with_capacity(pts.len());
+        for &(_, correct) in &pts {
+            if correct {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            precision.push(tp as f64 / (tp + fp) as f64);
+            recall.push(tp as f64 / n_gt as f64);
+        }
+        for i in (1..precision.len()).rev() {
+            if precision[i] > precision[i - 1] {
+                precision[i - 1] = precision[i];
+            }
+        }
+        let mut sum = 0.0;
+        for x in 0..=100 {
+            let thr = f64::from(x) / 100.0;
+            let idx = recall.partition_point(|&r| r < thr);
+            if idx < precision.len() {
+                sum += precision[idx];
+            }
+        }
+        sum / 101.0
+    }
+
+    fn map(&self) -> f64 {
+        let aps: Vec<f64> = self
+            .points
+            .iter()
+            .filter(|(c, p)| !p.is_empty() || self.n_gt[c] != 0)
+            .map(|(c, p)| Self::ap(p, self.n_gt[c]))
+            .collect();
+        if aps.is_empty() { 0.0 } else { aps.iter().sum::<f64>() / aps.len() as f64 }
+    }
+}
+
+/// A recorded error: its type, the data point as it was, and the fix.
+struct ErrorRecord {
+    kind: ErrorType,
+    original: Option<(i64, Point)>,
+    fix: Fix,
+}
+
+enum Fix {
+    Drop,
+    /// Becomes a true positive of `class` if it is the best-scoring fix of truth `gt`.
+    Match {
+        class: i64,
+        gt: i64,
+        pred: usize,
+        score: f64,
+    },
+    RemoveTruth {
+        class: i64,
+    },
+}
+
+pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> TideBreakdown {
+    let mut truth: HashMap<i64, Vec<&GroundTruth>> = HashMap::new();
+    let mut dets: HashMap<i64, Vec<&Detection>> = HashMap::new();
+    for g in &dataset.annotations {
+        truth.entry(g.image_id).or_default().push(g);
+    }
+    for d in &predictions.detections {
+        dets.entry(d.image_id).or_default().push(d);
+    }
+    let mut ap_data = ApData::default();
+    let mut errors: Vec<ErrorRecord> = Vec::new();
+    // Best (score, prediction number) per truth among its cls/loc fixes.
+    let mut best_fix: HashMap<i64, (f64, usize)> = HashMap::new();
+    let mut pred_counter = 0usize;
+    // tidecv walks images in the order the ground truth lists them; ties in AP follow it.
+    for image_id in dataset.images.iter().map(|i| i.id) {
+        let all_truth = truth.get(&image_id).map_or(&[][..], |v| v.as_slice());
+        let gt: Vec<&GroundTruth> = all_truth.iter().filter(|g| !g.iscrowd).copied().collect();
+        let ignore: Vec<&GroundTruth> = all_truth.iter().filter(|g| g.iscrowd).copied().collect();
+        for g in &gt {
+            ap_data.add_gt(g.category_id, 1);
+        }
+        let mut preds: Vec<&Detection> = dets.get(&image_id).cloned().unwrap_or_default();
+        if preds.is_empty() {
+            for g in &gt {
+                errors.push(ErrorRecord {
+                    kind: ErrorType::Missed,
+                    original: None,
+                    fix: Fix::RemoveTruth { class: g.category_id },
+                });
+            }
+            continue;
+        }
+        preds.sort_by(|a, b| b.score.total_cmp(&a.score));
+        preds.truncate(max_dets);
+        let (n_p, n_g) = (preds.len(), gt.len());
+        let iou: Vec<f64> = preds.iter().flat_map(|p| gt.iter().map(|g| bbox_iou(&p.bbox, &g.bbox, false))).collect();
+        let same = |p: usize, g: usize| preds[p].category_id == gt[g].category_id;
+        let cls_iou = |p: usize, g: usize| if same(p, g) { iou[p * n_g + g] } else { 0.0 };
+        // used: Some(true) matched, Some(false) unmatched, None ignored (crowd).
+        let mut used: Vec<Option<bool>> = vec![Some(false); n_p];
+        let mut gt_used = vec![false; n_g];
+        let mut gt_usable = vec![false; n_g];
+        let mut buffer: Vec<f64> = (0..n_p * n_g).map(|i| cls_iou(i / n_g, i % n_g)).collect();
+        for p in 0..n_p {
+            if let Some((g, v)) = argmax((0..n_g).map(|g| buffer[p * n_g + g]))
+                && v >= POS_THRESH
+            {
+                used[p] = Some(true);
+                gt_used[g] = true;
+                for q in 0..n_p {
+                    buffer[q * n_g + g] = 0.0;
+                }
+            }
+        }
+        for region in &ignore {
+            for (p, pred) in preds.iter().enumerate() {
+                if used[p] == Some(false)
+                    && bbox_iou(&pred.bbox, &region.bbox, true) > POS_THRESH
+                    && region.category_id == pred.category_id
+                {
+                    used[p] = None;
+                }
+            }
+        }
+        for (p, pred) in preds.iter().enumerate() {
+            let number = pred_counter;
+            pred_counter += 1;
+            if let Some(correct) = used[p] {
+                ap_data.push(pred.category_id, (pred.score, correct));
+            }
+            // tidecv 1.0.1 also types predictions ignored by a crowd region; they have no AP
+            // data point unless a cls/loc fix turns them into a true positive.
+            if used[p] == Some(true) {
+                continue;
+            }
+            let original = used[p].map(|_| (pred.category_id, (pred.score, false)));
+            let mut record = |kind, fix| errors.push(ErrorRecord { kind, original, fix });
+            if n_g == 0 {
+                record(ErrorType::Bkg, Fix::Drop);
+                continue;
+            }
+            let mut match_fix = |g: usize, class: i64, best_fix: &mut HashMap<i64, (f64, usize)>| {
+                if gt_used[g] {
+                    return Fix::Drop;
+                }
+                gt_usable[g] = true;
+                let entry = best_fix.entry(gt[g].id).or_insert((-1.0, usize::MAX));
+                if entry.0 < pred.score {
+                    *entry = (pred.score, number);
+                }
+                Fix::Match { class, gt: gt[g].id, pred: number, score: pred.score }
+            };
+            let (g, v) = argmax((0..n_g).map(|g| cls_iou(p, g))).unwrap_or((0, 0.0));
+            if (BG_THRESH..=POS_THRESH).contains(&v) {
+                let fix = match_fix(g, pred.category_id, &mut best_fix);
+                record(ErrorType::Loc, fix);
+                continue;
+            }
+            let noncls = |g: usize| if same(p, g) { 0.0 } else { iou[p * n_g + g] };
+            let (g, v) = argmax((0..n_g).map(noncls)).unwrap_or((0, 0.0));
+            if v >= POS_THRESH {
+                let fix = match_fix(g, gt[g].category_id, &mut best_fix);
+                record(ErrorType::Cls, fix);
+                continue;
+            }
+            let used_cls = |g: usize| if gt_used[g] { cls_iou(p, g) } else { 0.0 };
+            let (_, v) = argmax((0..n_g).map(used_cls)).unwrap_or((0, 0.0));
+            if v >= POS_THRESH {
+                record(ErrorType::Dupe, Fix::Drop);
+                continue;
+            }
+            let (_, v) = argmax((0..n_g).map(|g| iou[p * n_g + g])).unwrap_or((0, 0.0));
+            if v <= BG_THRESH {
+                record(ErrorType::Bkg, Fix::Drop);
+            } else {
+                record(ErrorType::Both, Fix::Drop);
+            }
+        }
+        for (g, truth) in gt.iter().enumerate() {
+            if !gt_used[g] && !gt_usable[g] {
+                errors.push(ErrorRecord {
+                    kind: ErrorType::Missed,
+                    original: None,
+                    fix: Fix::RemoveTruth { class: truth.category_id },
+                });
+            }
+        }
+    }
+    let ap50 = ap_data.map();
+    let mut counts = BTreeMap::new();
+    let mut delta_ap = BTreeMap::new();
+    for kind in ERROR_TYPES {
+        counts.insert(kind, errors.iter().filter(|e| e.kind == kind).count());
+        let fixed = fix_errors(&ap_data, &errors, kind, &best_fix);
+        delta_ap.insert(kind, (fixed.map() - ap50).max(0.0));
+    }
+    TideBreakdown { ap50, counts, delta_ap }
+}
+
+/// tidecv's `fix_errors`: errors first (fixed or as they were), then the true positives.
+fn fix_errors(
+    ap_data: &ApData,
+    errors: &[ErrorRecord],
+    kind: ErrorType,
+    best_fix: &HashMap<i64, (f64, usize)>,
+) -> ApData {
+    let mut gt_pos = ap_data.n_gt.clone();
+    let mut out = ApData::default();
+    for e in errors {
+        let point = if e.kind == kind {
+            match e.fix {
+                Fix::Drop => None,
+                Fix::RemoveTruth { class } => {
+                    *gt_pos.entry(class).or_default() -= 1;
+                    None
+                }
+                Fix::Match { class, gt, pred, score } => {
+                    (best_fix.get(&gt).map(|b| b.1) == Some(pred)).then_some((class, (score, true)))
+                }
+            }
+        } else {
+            e.original
+        };
+        if let Some((class, p)) = point {
+            out.push(class, p);
+        }
+    }
+    for (class, points) in &ap_data.points {
+        for &p in points.iter().filter(|p| p.1) {
+            out.push(*class, p);
+        }
+    }
+    for (class, n) in gt_pos {
+        out.add_gt(class, n);
+    }
+    out
+}
+
+/// First index of the largest value, as `np.argmax`.
+fn argmax(values: impl Iterator<Item = f64>) -> Option<(usize, f64)> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, v) in values.enumerate() {
+        if best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{Category, ImageInfo};
+
+    fn dataset(truth: &[(i64, i64, [f64; 4])]) -> Dataset {
+        let images = (1..=2).map(|id| ImageInfo { id, file_name: None, width: None, height: None }).collect();
+        let cats = (1..=2).map(|id| Category { id, name: id.to_string() }).collect();
+        let anns = truth
+            .iter()
+            .enumerate()
+            .map(|(i, &(image_id, category_id, bbox))| GroundTruth {
+                id: i as i64 + 1,
+                image_id,
+                category_id,
+                bbox,
+                area: bbox[2] * bbox[3],
+                iscrowd: false,
+                cnr: None,
+            })
+            .collect();
+        Dataset::new("t".into(), images, cats, anns).unwrap()
+    }
+
+    fn preds(ds: &Dataset, dets: &[(i64, i64, [f64; 4], f64)]) -> Predictions {
+        let d = dets
+            .iter()
+            .map(|&(image_id, category_id, bbox, score)| Detection { image_id, category_id, bbox, score })
+            .collect();
+        Predictions::new("p".into(), d, ds).unwrap()
+    }
+
+    #[test]
+    fn each_error_type_is_recognised_and_fixing_it_recovers_ap() {
+        let b = [0.0, 0.0, 100.0, 100.0];
+        let ds = dataset(&[(1, 1, b), (1, 2, [300.0, 300.0, 50.0, 50.0]), (2, 1, b)]);
+        let p = preds(
+            &ds,
+            &[
+                (1, 1, b, 0.9),                          // TP
+                (1, 1, [5.0, 0.0, 100.0, 100.0], 0.8),   // dupe of the TP
+                (1, 1, [300.0, 300.0, 50.0, 50.0], 0.7), // cls: right box, class 2 truth
+                (1, 1, [600.0, 600.0, 10.0, 10.0], 0.6), // bkg
+                (2, 1, [0.0, 0.0, 100.0, 30.0], 0.5),    // loc: IoU 0.3
+                (2, 1, b, 0.4),                          // TP below every error
+            ],
+        );
+        let t = tide(&ds, &p, 100);
+        assert_eq!(t.counts[&ErrorType::Dupe], 1);
+        assert_eq!(t.counts[&ErrorType::Cls], 1);
+        assert_eq!(t.counts[&ErrorType::Bkg], 1);
+        assert_eq!(t.counts[&ErrorType::Loc], 1);
+        assert_eq!(t.counts[&ErrorType::Missed], 0);
+        assert_eq!(t.counts[&ErrorType::Both], 0);
+        assert!(t.ap50 < 1.0);
+        for kind in [ErrorType::Cls, ErrorType::Loc, ErrorType::Dupe, ErrorType::Bkg] {
+            assert!(t.delta_ap[&kind] > 0.0, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn unmatched_truth_without_fix_is_missed() {
+        let ds = dataset(&[(1, 1, [0.0, 0.0, 10.0, 10.0]), (2, 1, [0.0, 0.0, 10.0, 10.0])]);
+        let p = preds(&ds, &[(1, 1, [0.0, 0.0, 10.0, 10.0], 0.9)]);
+        let t = tide(&ds, &p, 100);
+        assert_eq!(t.counts[&ErrorType::Missed], 1);
+        // One of two found at precision 1: AP 51/101; dropping the missed truth gives 1.
+        assert!((t.ap50 - 51.0 / 101.0).abs() < 1e-12);
+        assert!((t.delta_ap[&ErrorType::Missed] - (1.0 - 51.0 / 101.0)).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,9 @@
+//! nii-atr-eval's behaviour tests: metrics against committed pycocotools and tidecv numbers, bad input.
+//!
+//! One test executable per crate (`autotests = false`): each file is a module here.
+
+mod atr_reference;
+mod bad_input;
+mod coco_parity;
+mod difficulty_reference;
+mod tide_parity;
