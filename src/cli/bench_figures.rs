@@ -127,7 +127,7 @@ pub fn merge_and_decode(runs: usize) -> Vec<Ratio> {
 
 /// Filling the 640 x 640 dual-energy tensors of every tile of a 40 ft scan, against copying
 /// the same number of bytes.
-pub fn tile_tensors(runs: usize) -> Result<Ratio, nii_atr_core::Error> {
+pub fn tile_tensors(runs: usize) -> Result<Ratio, nii_atr_core::preprocess::PreprocessError> {
     let scan = nii_atr_core::example::forty_foot_scan();
     let att = calibrate(&scan, &CalibrationOptions::default())?;
     let tiles = TileGrid::default().tiles(att.rows(), att.columns())?;

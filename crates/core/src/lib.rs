@@ -6,7 +6,6 @@
 //! [`inspect`] turns its results into findings. [`runtime`] loads ONNX Runtime.
 
 pub mod detect;
-pub mod error;
 pub mod example;
 pub mod inspect;
 pub mod physics;
@@ -17,4 +16,14 @@ pub mod scan;
 pub mod truth;
 pub mod verify;
 
-pub use error::{Error, Result, error_chain};
+/// An error and its chain of sources on one line, `outer: cause: root cause`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

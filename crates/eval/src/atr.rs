@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::coco::bbox_iou;
-use super::dataset::{Dataset, Detection, GroundTruth, Predictions};
+use super::dataset::{CocoDetection, Dataset, GroundTruth, Predictions};
 
 /// When a detection counts as finding a threat for Pd and FROC.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -390,12 +390,12 @@ pub fn per_class_scan_roc(dataset: &Dataset, predictions: &Predictions, pfa_limi
 /// Truth and detections of one image, grouped once for the hit tests.
 struct ImageGroups<'a> {
     truth: HashMap<i64, Vec<&'a GroundTruth>>,
-    dets: HashMap<i64, Vec<&'a Detection>>,
+    dets: HashMap<i64, Vec<&'a CocoDetection>>,
 }
 
 fn group<'a>(dataset: &'a Dataset, predictions: &'a Predictions) -> ImageGroups<'a> {
     let mut truth: HashMap<i64, Vec<&GroundTruth>> = HashMap::new();
-    let mut dets: HashMap<i64, Vec<&Detection>> = HashMap::new();
+    let mut dets: HashMap<i64, Vec<&CocoDetection>> = HashMap::new();
     for g in &dataset.annotations {
         truth.entry(g.image_id).or_default().push(g);
     }
@@ -438,7 +438,7 @@ pub fn froc(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig) -> Fr
     let groups = group(dataset, predictions);
     let n_truth = dataset.annotations.iter().filter(|g| !g.iscrowd).count();
     let n_scans = dataset.images.len();
-    let mut order: Vec<&Detection> = predictions.detections.iter().collect();
+    let mut order: Vec<&CocoDetection> = predictions.detections.iter().collect();
     order.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut found: HashMap<i64, bool> = HashMap::new();
     let (mut tp, mut fp) = (0usize, 0usize);
@@ -642,7 +642,7 @@ mod tests {
             cnr: None,
         };
         let det =
-            |image_id, category_id, score| Detection { image_id, category_id, bbox: [0.0, 0.0, 10.0, 10.0], score };
+            |image_id, category_id, score| CocoDetection { image_id, category_id, bbox: [0.0, 0.0, 10.0, 10.0], score };
         // Scans 1-2 hold a car, 3 a gun, 4-5 are clean.
         let dataset = Dataset {
             images: (1..=5).map(image).collect(),

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::EvalError;
-use super::dataset::{Dataset, Detection, GroundTruth, Predictions};
+use super::dataset::{CocoDetection, Dataset, GroundTruth, Predictions};
 
 /// Whether to reproduce pycocotools' quirks (default) or correct them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,7 +230,7 @@ pub fn evaluate(
         .map(|&key| {
             let gts: Vec<&GroundTruth> =
                 gt_groups.get(&key).unwrap_or(&empty).iter().map(|&i| &dataset.annotations[i as usize]).collect();
-            let dts: Vec<&Detection> =
+            let dts: Vec<&CocoDetection> =
                 dt_groups.get(&key).unwrap_or(&empty).iter().map(|&i| &predictions.detections[i as usize]).collect();
             (key, evaluate_image(&gts, dts, &params))
         })
@@ -242,7 +242,7 @@ pub fn evaluate(
 }
 
 /// `evaluateImg` for every area range of one (image, category).
-pub(crate) fn evaluate_image(gts: &[&GroundTruth], mut dts: Vec<&Detection>, p: &CocoParams) -> ImageEval {
+pub(crate) fn evaluate_image(gts: &[&GroundTruth], mut dts: Vec<&CocoDetection>, p: &CocoParams) -> ImageEval {
     // Stable descending sort: `np.argsort(-score, kind="mergesort")`.
     dts.sort_by(|a, b| b.score.total_cmp(&a.score));
     dts.truncate(p.max_det());
@@ -689,8 +689,8 @@ mod tests {
         GroundTruth { id, image_id: 1, category_id: 1, bbox, area: bbox[2] * bbox[3], iscrowd, cnr: None }
     }
 
-    fn dt(bbox: [f64; 4], score: f64) -> Detection {
-        Detection { image_id: 1, category_id: 1, bbox, score }
+    fn dt(bbox: [f64; 4], score: f64) -> CocoDetection {
+        CocoDetection { image_id: 1, category_id: 1, bbox, score }
     }
 
     fn one_image_set(gt_id: i64) -> (Dataset, Predictions) {
@@ -718,7 +718,11 @@ mod tests {
                     anns.push(GroundTruth { id: anns.len() as i64 + 1, image_id: new_id, ..g.clone() });
                 }
                 dets.extend(
-                    preds.detections.iter().filter(|d| d.image_id == id).map(|d| Detection { image_id: new_id, ..*d }),
+                    preds
+                        .detections
+                        .iter()
+                        .filter(|d| d.image_id == id)
+                        .map(|d| CocoDetection { image_id: new_id, ..*d }),
                 );
             }
         }

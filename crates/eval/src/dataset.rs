@@ -41,16 +41,17 @@ pub struct GroundTruth {
     pub cnr: Option<f64>,
 }
 
-/// One predicted box. Its area is `w * h`, as pycocotools' `loadRes` sets it.
+/// One entry of a COCO results file as the evaluation holds it: `[x, y, w, h]` in f64, as
+/// pycocotools does. Its area is `w * h`, as pycocotools' `loadRes` sets it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Detection {
+pub struct CocoDetection {
     pub image_id: i64,
     pub category_id: i64,
     pub bbox: [f64; 4],
     pub score: f64,
 }
 
-impl Detection {
+impl CocoDetection {
     pub fn area(&self) -> f64 {
         self.bbox[2] * self.bbox[3]
     }
@@ -72,7 +73,7 @@ pub struct Dataset {
 #[derive(Debug, Clone, Default)]
 pub struct Predictions {
     pub source: PathBuf,
-    pub detections: Vec<Detection>,
+    pub detections: Vec<CocoDetection>,
     /// Predictions of a category the ground truth does not list (pycocotools ignores them).
     pub skipped_unknown_category: usize,
 }
@@ -302,7 +303,7 @@ impl Predictions {
         for (index, r) in raw.into_iter().enumerate() {
             let bbox = check_box(path, "prediction", index, &r.bbox)?;
             let score = check_value(path, "prediction", index, "score", r.score)?;
-            detections.push(Detection { image_id: r.image_id, category_id: r.category_id, bbox, score });
+            detections.push(CocoDetection { image_id: r.image_id, category_id: r.category_id, bbox, score });
         }
         Self::new(path.to_path_buf(), detections, dataset)
     }
@@ -316,7 +317,7 @@ impl Predictions {
                 let index = detections.len();
                 let bbox = check_box(&source, "prediction", index, &b.bbox)?;
                 let score = check_value(&source, "prediction", index, "score", b.score)?;
-                detections.push(Detection { image_id: image.image_id, category_id: b.category_id, bbox, score });
+                detections.push(CocoDetection { image_id: image.image_id, category_id: b.category_id, bbox, score });
             }
         }
         Self::new(source, detections, dataset)
@@ -324,7 +325,7 @@ impl Predictions {
 
     /// Checks predictions against the ground truth: an unknown image is an error (pycocotools
     /// asserts), an unknown category a counted skip (pycocotools ignores it).
-    pub fn new(source: PathBuf, detections: Vec<Detection>, dataset: &Dataset) -> Result<Self, EvalError> {
+    pub fn new(source: PathBuf, detections: Vec<CocoDetection>, dataset: &Dataset) -> Result<Self, EvalError> {
         let images: HashSet<i64> = dataset.images.iter().map(|i| i.id).collect();
         let cats: HashSet<i64> = dataset.categories.iter().map(|c| c.id).collect();
         let mut kept = Vec::with_capacity(detections.len());
@@ -473,7 +474,7 @@ pub fn yolo_predictions(labels_dir: &Path, dataset: &Dataset) -> Result<Predicti
                     reason: "prediction line has no score (6th field)".into(),
                 });
             };
-            detections.push(Detection { image_id: image.id, category_id: b.class, bbox: b.to_pixels(w, h), score });
+            detections.push(CocoDetection { image_id: image.id, category_id: b.class, bbox: b.to_pixels(w, h), score });
         }
     }
     Predictions::new(labels_dir.to_path_buf(), detections, dataset)

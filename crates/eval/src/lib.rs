@@ -13,6 +13,6 @@ pub mod report;
 pub mod tide;
 pub mod verification;
 
-pub use dataset::{Dataset, Detection, GroundTruth, ImageDetections, Predictions, ScoredBox};
+pub use dataset::{CocoDetection, Dataset, GroundTruth, ImageDetections, Predictions, ScoredBox};
 pub use error::EvalError;
 pub use report::{EvalConfig, Evaluation, Report, evaluate};

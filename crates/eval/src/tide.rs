@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::coco::bbox_iou;
-use super::dataset::{Dataset, Detection, GroundTruth, Predictions};
+use super::dataset::{CocoDetection, Dataset, GroundTruth, Predictions};
 
 pub const POS_THRESH: f64 = 0.5;
 pub const BG_THRESH: f64 = 0.1;
@@ -142,7 +142,7 @@ enum Fix {
 
 pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> TideBreakdown {
     let mut truth: HashMap<i64, Vec<&GroundTruth>> = HashMap::new();
-    let mut dets: HashMap<i64, Vec<&Detection>> = HashMap::new();
+    let mut dets: HashMap<i64, Vec<&CocoDetection>> = HashMap::new();
     for g in &dataset.annotations {
         truth.entry(g.image_id).or_default().push(g);
     }
@@ -162,7 +162,7 @@ pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> Ti
         for g in &gt {
             ap_data.add_gt(g.category_id, 1);
         }
-        let mut preds: Vec<&Detection> = dets.get(&image_id).cloned().unwrap_or_default();
+        let mut preds: Vec<&CocoDetection> = dets.get(&image_id).cloned().unwrap_or_default();
         if preds.is_empty() {
             for g in &gt {
                 errors.push(ErrorRecord {
@@ -357,7 +357,7 @@ mod tests {
     fn preds(ds: &Dataset, dets: &[(i64, i64, [f64; 4], f64)]) -> Predictions {
         let d = dets
             .iter()
-            .map(|&(image_id, category_id, bbox, score)| Detection { image_id, category_id, bbox, score })
+            .map(|&(image_id, category_id, bbox, score)| CocoDetection { image_id, category_id, bbox, score })
             .collect();
         Predictions::new("p".into(), d, ds).unwrap()
     }

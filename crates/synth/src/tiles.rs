@@ -52,7 +52,7 @@ pub enum ExportError {
     #[error("{}: {reason}", .spec.display())]
     Unsupported { spec: PathBuf, reason: String },
     #[error("case {case}: {source}")]
-    Case { case: String, source: nii_atr_core::Error },
+    Case { case: String, source: nii_atr_core::preprocess::PreprocessError },
     #[error("case {case}: {reason}")]
     TooLarge { case: String, reason: String },
     #[error("{}: cases {requested} requested, the split holds {available}", .path.display())]
@@ -255,7 +255,8 @@ fn export_case(
     spec: &ModelSpec,
     truth: &CaseTruth,
 ) -> Result<CaseExport, ExportError> {
-    let case_err = |source: nii_atr_core::Error| ExportError::Case { case: truth.case_id.clone(), source };
+    let case_err =
+        |source: nii_atr_core::preprocess::PreprocessError| ExportError::Case { case: truth.case_id.clone(), source };
     let scan =
         nii_atr_core::scan::read_scan(&opts.split.join(&truth.scan), &opts.limits).map_err(|e| case_err(e.into()))?;
     let pre = nii_atr_core::preprocess::preprocess(&scan, &cfg.preprocess).map_err(case_err)?;

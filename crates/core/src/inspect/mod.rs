@@ -28,7 +28,7 @@ pub enum InspectError {
     #[error("{}: model {model}: cannot resample to the model's pixel pitch: {reason}", .scan.display())]
     Pitch { scan: PathBuf, model: String, reason: String },
     #[error(transparent)]
-    Preprocess(#[from] crate::Error),
+    Preprocess(#[from] crate::preprocess::PreprocessError),
     #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}: cannot write image: {source}", .path.display())]

@@ -17,6 +17,17 @@ use crate::scan::{Scan, ScannerRef};
 use calibration::{AttenuationImage, CalibrationOptions};
 use materials::{MaterialMap, MaterialProfile, ProfileError};
 
+/// Why a scan could not be preprocessed: its planes, its material profile, or its tiles.
+#[derive(Debug, thiserror::Error)]
+pub enum PreprocessError {
+    #[error(transparent)]
+    Scan(#[from] crate::scan::ScanError),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Tile(#[from] tiles::TileError),
+}
+
 /// Settings for [`preprocess`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -54,7 +65,7 @@ pub struct Preprocessed {
 }
 
 /// Calibrates and classifies a scan.
-pub fn preprocess(scan: &Scan, opts: &PreprocessOptions) -> Result<Preprocessed, crate::Error> {
+pub fn preprocess(scan: &Scan, opts: &PreprocessOptions) -> Result<Preprocessed, crate::preprocess::PreprocessError> {
     let profile = match &opts.profile {
         Some(p) => MaterialProfile::load(p)?,
         None => resolve_profile(scan)?,
