@@ -38,11 +38,11 @@ $(ORT_LIB):
 	@mv $(ORT_LIB).part $(ORT_LIB)
 	@rm -rf $(ORT_DIR)/wheel
 
-## demo: build, make a scan, show `info` and render it
+## demo: build, generate a few 5 mm scans (once), show `info` and views, inspect them
 demo: setup
 	$(CARGO) build --release --quiet
 	@mkdir -p $(DEMO_DIR)
-	./target/release/nii-atr demo --dataset datasets/generated/tiny --out $(DEMO_DIR)
+	./target/release/nii-atr demo --dataset datasets/generated/demo --recipe datasets/recipes/demo.toml --out $(DEMO_DIR)
 
 ## test: every check CI runs
 test: setup fmt clippy unit

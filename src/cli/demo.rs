@@ -7,14 +7,16 @@ use anyhow::Context;
 use nii_atr_core::preprocess::render::{WindowLevel, render_grey, render_material, save_png};
 use nii_atr_core::preprocess::{PreprocessOptions, preprocess};
 use nii_atr_core::scan::{Limits, PlaneFormat, read_scan};
+use nii_atr_core::truth::{MismatchKind, read_truth};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Generated dataset to show; made from `datasets/recipes/tiny.toml` if missing.
-    #[arg(long, default_value = "datasets/generated/tiny")]
+    /// Generated dataset to show; made from `--recipe` if missing.
+    #[arg(long, default_value = "datasets/generated/demo")]
     pub dataset: PathBuf,
-    /// Recipe used when the dataset is missing.
-    #[arg(long, default_value = "datasets/recipes/tiny.toml")]
+    /// Recipe used when the dataset is missing: by default scans of the scanner the shipped
+    /// models were trained for (5 mm pitch, 6/4 MV linac).
+    #[arg(long, default_value = "datasets/recipes/demo.toml")]
     pub recipe: PathBuf,
     /// Pipeline config for the inspection step.
     #[arg(long, default_value = "models/pipeline.default.toml")]
@@ -27,7 +29,7 @@ pub struct DemoArgs {
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     if !args.dataset.join("summary.json").is_file() {
         println!(
-            "== generating the tiny dataset: nii-atr synth --recipe {} --out {}",
+            "== generating the demo dataset: nii-atr synth --recipe {} --out {}",
             args.recipe.display(),
             args.dataset.display()
         );
@@ -48,20 +50,20 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
     let cases = case_folders(&args.dataset.join("test"))?;
     anyhow::ensure!(!cases.is_empty(), "{}: no cases in the test split", args.dataset.display());
+    // One scan's `info` in full; the views of every scan as files.
+    let first = cases[0].join("scan.json");
+    println!("\n== nii-atr info {}", first.display());
+    print!("{}", super::info::gather(&first, None, &super::LimitArgs::default())?.to_text());
+    println!("\n== nii-atr render: material pseudo-colour and high-energy grey views");
     for case in &cases {
-        let descriptor = case.join("scan.json");
-        println!("\n== nii-atr info {}", descriptor.display());
-        let info = super::info::gather(&descriptor, None, &super::LimitArgs::default())?;
-        print!("{}", info.to_text());
-
-        let scan = read_scan(&descriptor, &Limits::default())?;
+        let scan = read_scan(&case.join("scan.json"), &Limits::default())?;
         let pre = preprocess(&scan, &PreprocessOptions::default())?;
         let name = case.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let material = args.out.join(format!("{name}-material.png"));
         save_png(&render_material(&pre.attenuation, &pre.materials, &Default::default()), &material)?;
         let high = args.out.join(format!("{name}-high.png"));
         save_png(&render_grey(&pre.attenuation.high, WindowLevel::auto(&pre.attenuation.high)), &high)?;
-        println!("== nii-atr render: {}, {}", material.display(), high.display());
+        println!("{}, {}", material.display(), high.display());
     }
     let inspect_out = args.out.join("inspect");
     println!(
@@ -70,17 +72,18 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         args.config.display(),
         inspect_out.display()
     );
-    super::inspect::run(&super::inspect::InspectArgs {
+    let summary = super::inspect::run(&super::inspect::InspectArgs {
         inputs: vec![args.dataset.join("test")],
         config: args.config.clone(),
         out: inspect_out.clone(),
         no_overlay: false,
     })?;
+    print!("{}", truth_table(&args.dataset.join("test"), &summary)?);
     println!(
-        "\nsummary: {} test scans shown and inspected; labels in {}, case truth in {}",
+        "\nsummary: {} generated test scans shown and inspected; views in {}, reports and overlays in {}",
         cases.len(),
-        args.dataset.join("test/annotations.json").display(),
-        args.dataset.join("test/truth.jsonl").display()
+        args.out.display(),
+        inspect_out.display()
     );
     Ok(())
 }
@@ -93,5 +96,27 @@ fn case_folders(split: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .filter(|p| p.join("scan.json").is_file())
         .collect();
     out.sort();
+    Ok(out)
+}
+
+/// What the generator really put in each scan beside the decision, so the decisions can be
+/// read against the truth (these scans are generated, so it is known).
+fn truth_table(split: &Path, summary: &super::inspect::InspectSummary) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let truth = read_truth(split)?;
+    let mut out = String::from("\nwhat the generator hid in each scan (truth.jsonl), by the decision above:\n");
+    for row in &summary.scans {
+        let Some(t) = truth.iter().find(|t| Path::new(&row.scan).ends_with(&t.scan)) else { continue };
+        let mut threats: Vec<&str> = t.threats.iter().map(|x| x.category.as_str()).collect();
+        threats.sort_unstable();
+        threats.dedup();
+        let hidden = if threats.is_empty() { "no threat".to_string() } else { threats.join(", ") };
+        let manifest = match t.mismatch.kind {
+            MismatchKind::None => "manifest true".to_string(),
+            kind => format!("manifest: {}", serde_json::to_value(kind)?.as_str().unwrap_or("mismatch")),
+        };
+        let decision = row.decision.map_or_else(|| "failed".to_string(), |d| d.to_string());
+        let _ = writeln!(out, "  {:<7} {:<18} {hidden}; {manifest}", decision, t.case_id);
+    }
     Ok(out)
 }

@@ -40,7 +40,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Render a scan as PNG: material pseudo-colour or a grey view of one plane.
     Render(render::RenderArgs),
-    /// Generate the tiny dataset if missing, then show `info` and rendered views of its test scans.
+    /// Generate the demo dataset if missing, show `info` and rendered views of its test scans,
+    /// and inspect them with the shipped pipeline.
     Demo(demo::DemoArgs),
     /// Run the pipeline's detectors over scans: findings, decision, report, overlay, COCO results.
     Inspect(inspect::InspectArgs),
