@@ -12,8 +12,8 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One clear line (plus causes), no backtrace.
-            eprintln!("error: {e:#}");
+            // One clear line (each cause once), no backtrace.
+            eprintln!("error: {}", cli::one_line(&e));
             ExitCode::FAILURE
         }
     }

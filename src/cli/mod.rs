@@ -86,15 +86,44 @@ impl LimitArgs {
     }
 }
 
+/// Logs to stderr: warnings by default, `-v` info, `-vv` debug; ONNX Runtime's own messages
+/// stay at warnings unless `RUST_LOG` asks for them (e.g. `RUST_LOG=info,ort=info`), since at
+/// info it writes several lines per session. Colour only when stderr is a terminal.
 pub fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_filter(verbose)));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+/// The log filter of `-v` count `verbose` when `RUST_LOG` is unset.
+pub fn log_filter(verbose: u8) -> &'static str {
+    match verbose {
+        0 => "warn",
+        1 => "info,ort=warn",
+        _ => "debug,ort=warn",
+    }
+}
+
+/// An error as one line, `outer: cause: root cause`, each cause once: many errors name their
+/// source in their own message as well as returning it, and printing the chain would repeat it.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -147,4 +176,22 @@ where
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(names)
         .try_map(|name: String| serde_json::from_value::<T>(serde_json::Value::String(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_line_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let e = anyhow::Error::new(io).context("/x/scan.tiff: No such file or directory (os error 2)");
+        assert_eq!(super::one_line(&e), "/x/scan.tiff: No such file or directory (os error 2)");
+        let e = e.context("reading scans");
+        assert_eq!(super::one_line(&e), "reading scans: /x/scan.tiff: No such file or directory (os error 2)");
+    }
+
+    #[test]
+    fn onnx_runtime_stays_at_warnings_unless_asked() {
+        assert_eq!(super::log_filter(0), "warn");
+        assert!(super::log_filter(1).ends_with("ort=warn") && super::log_filter(2).ends_with("ort=warn"));
+    }
 }

@@ -48,14 +48,41 @@ pub mod verify;
 pub use inspect::{Decision, Finding, InspectError, Inspection, Pipeline, PipelineConfig};
 pub use scan::{Limits, Scan, ScanError, read_scan};
 
-/// An error and its chain of sources on one line, `outer: cause: root cause`.
+/// An error and its chain of sources on one line, `outer: cause: root cause`, each cause
+/// once: many errors name their source in their own message as well as returning it.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("{}: {source}", .path)]
+    struct Named {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot load model")]
+    struct Outer(#[source] Named);
+
+    #[test]
+    fn a_cause_the_message_already_names_is_not_repeated() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let e = Named { path: "/a/scan.tiff", source: io() };
+        assert_eq!(super::error_chain(&e), "/a/scan.tiff: No such file or directory");
+        let e = Outer(Named { path: "/a/m.onnx", source: io() });
+        assert_eq!(super::error_chain(&e), "cannot load model: /a/m.onnx: No such file or directory");
+    }
 }
