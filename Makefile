@@ -11,7 +11,7 @@ PYTHON      ?= python3
 CARGO       ?= cargo
 DEMO_DIR    := out/demo
 
-.PHONY: all setup demo test fmt clippy unit bench models clean-cache
+.PHONY: all setup demo test fmt clippy unit bench fuzz models clean-cache
 
 all: test
 
@@ -56,6 +56,28 @@ clippy:
 unit:
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
+
+## fuzz: every reader of outside input under libFuzzer for FUZZ_SECONDS each (not part of
+## `make test`, which stays on stable): nightly Rust and cargo-fuzz are installed on first use,
+## the corpora seeded from the project's fixtures (fuzz/seed.sh). A crash stops the run and
+## leaves its input in fuzz/artifacts/<target>/; it then becomes a regression test.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := scan_descriptor scan_image pipeline_config model_spec coco yolo truth recipe profile hs_reference
+CARGO_FUZZ   := .cache/cargo-fuzz/bin/cargo-fuzz
+
+$(CARGO_FUZZ):
+	$(CARGO) install --locked --root .cache/cargo-fuzz cargo-fuzz@0.13.2
+
+fuzz: $(CARGO_FUZZ)
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	$(CARGO) build --quiet
+	fuzz/seed.sh target/debug/nii-atr
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  PATH="$(CURDIR)/.cache/cargo-fuzz/bin:$$PATH" cargo +nightly fuzz run --fuzz-dir fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 2>&1 \
+	    | grep -E 'stat::number_of_executed_units|stat::peak_rss_mb|SUMMARY|ERROR|panicked|Test unit written|Done ' || exit 1; \
+	done
+	@echo "fuzz: $(words $(FUZZ_TARGETS)) targets, $(FUZZ_SECONDS) s each, no crash"
 
 ## bench: criterion benches (not part of `make test`)
 bench: setup
