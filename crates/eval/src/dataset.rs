@@ -14,16 +14,22 @@ pub const MAX_INPUT_BYTES: u64 = 2 << 30;
 /// One scan (COCO "image").
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfo {
+    /// COCO image id; predictions and annotations refer to it.
     pub id: i64,
+    /// The image's file name as the ground truth lists it (YOLO label files are found by its stem).
     pub file_name: Option<String>,
+    /// Width in pixels (needed to read normalised YOLO boxes).
     pub width: Option<f64>,
+    /// Height in pixels (needed to read normalised YOLO boxes).
     pub height: Option<f64>,
 }
 
 /// One threat class (COCO "category").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Category {
+    /// COCO category id (a YOLO class index for YOLO sets).
     pub id: i64,
+    /// Class name, e.g. "firearm" (the id in words when the file gives none).
     pub name: String,
 }
 
@@ -31,11 +37,18 @@ pub struct Category {
 /// which pycocotools uses for the small/medium/large ranges; `bbox` is `[x, y, w, h]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroundTruth {
+    /// Annotation id, unique in the file (pycocotools indexes annotations by it).
     pub id: i64,
+    /// The scan ([`ImageInfo::id`]) the object lies in.
     pub image_id: i64,
+    /// Its class ([`Category::id`]).
     pub category_id: i64,
+    /// Pixel box `[x, y, w, h]`.
     pub bbox: [f64; 4],
+    /// Area in pixels², as the file gives it (the box area when it gives none).
     pub area: f64,
+    /// A crowd region (COCO `iscrowd`): it may absorb any number of detections, which then
+    /// count neither as true nor as false positives.
     pub iscrowd: bool,
     /// Contrast-to-noise ratio recorded by the generator: the difficulty of the object.
     pub cnr: Option<f64>,
@@ -45,13 +58,18 @@ pub struct GroundTruth {
 /// pycocotools does. Its area is `w * h`, as pycocotools' `loadRes` sets it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CocoDetection {
+    /// The scan ([`ImageInfo::id`]) the detection was made on.
     pub image_id: i64,
+    /// The predicted class ([`Category::id`]).
     pub category_id: i64,
+    /// Pixel box `[x, y, w, h]`.
     pub bbox: [f64; 4],
+    /// Detection confidence; higher ranks first.
     pub score: f64,
 }
 
 impl CocoDetection {
+    /// Box area `w * h` in pixels² (pycocotools' `loadRes` area of a box result).
     pub fn area(&self) -> f64 {
         self.bbox[2] * self.bbox[3]
     }
@@ -60,9 +78,13 @@ impl CocoDetection {
 /// A labelled evaluation set: scans, classes and their ground truth.
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
+    /// The file the set was read from (shown and hashed in the report).
     pub source: PathBuf,
+    /// The scans, in file order.
     pub images: Vec<ImageInfo>,
+    /// The classes, in file order.
     pub categories: Vec<Category>,
+    /// The labelled objects of known categories, in file order.
     pub annotations: Vec<GroundTruth>,
     /// Annotations whose category the file does not list: pycocotools drops them silently,
     /// here they are dropped and counted.
@@ -72,7 +94,9 @@ pub struct Dataset {
 /// Predictions for a [`Dataset`], with the skips pycocotools would make counted.
 #[derive(Debug, Clone, Default)]
 pub struct Predictions {
+    /// The file the predictions were read from (`<engine>` for in-process detections).
     pub source: PathBuf,
+    /// The detections of known categories, in file order (ties in score keep it).
     pub detections: Vec<CocoDetection>,
     /// Predictions of a category the ground truth does not list (pycocotools ignores them).
     pub skipped_unknown_category: usize,
@@ -81,7 +105,9 @@ pub struct Predictions {
 /// The detections the engine makes for one scan: the in-process input of [`Predictions::from_engine`].
 #[derive(Debug, Clone, Default)]
 pub struct ImageDetections {
+    /// The scan ([`ImageInfo::id`]).
     pub image_id: i64,
+    /// Its detections, in the engine's order.
     pub detections: Vec<ScoredBox>,
 }
 
@@ -288,6 +314,7 @@ impl Dataset {
         ids
     }
 
+    /// The name of category `id`, or the id in words when the set does not list it.
     pub fn category_name(&self, id: i64) -> String {
         self.categories.iter().find(|c| c.id == id).map_or_else(|| id.to_string(), |c| c.name.clone())
     }
@@ -347,11 +374,17 @@ impl Predictions {
 /// One parsed YOLO label line: class and normalised centre box, plus a score for predictions.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct YoloBox {
+    /// YOLO class index (the category id).
     pub class: i64,
+    /// Box centre x, as a fraction of the image width.
     pub cx: f64,
+    /// Box centre y, as a fraction of the image height.
     pub cy: f64,
+    /// Box width, as a fraction of the image width.
     pub w: f64,
+    /// Box height, as a fraction of the image height.
     pub h: f64,
+    /// Detection confidence (the 6th field of a prediction line; absent in ground truth).
     pub score: Option<f64>,
 }
 

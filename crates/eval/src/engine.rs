@@ -23,7 +23,9 @@ use nii_atr_core::scan::Limits;
 /// One case of a split: its COCO image id and its scan descriptor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SplitCase {
+    /// The case's COCO image id in `annotations.json`.
     pub image_id: i64,
+    /// Path of its scan descriptor (`scan.json`).
     pub scan: PathBuf,
 }
 
@@ -116,8 +118,11 @@ fn stage_latency(stage: &str, mut values: Vec<f64>) -> StageLatency {
 /// How often the pipeline decided clear / review / alarm on threat and on clean scans.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DecisionCounts {
+    /// Scans cleared.
     pub clear: usize,
+    /// Scans sent to an image analyst for review.
     pub review: usize,
+    /// Scans that alarmed.
     pub alarm: usize,
 }
 
@@ -134,8 +139,11 @@ impl DecisionCounts {
 /// Scan-level AUROC of one score (the pipeline's risk, or one model's highest finding).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanScoreRoc {
+    /// The score in words, e.g. "pipeline risk" or "<model> (highest finding)".
     pub score: String,
+    /// ROC AUC of threat scans against clean ones; `None` without both.
     pub auc: Option<f64>,
+    /// Pd at each Pfa limit (0.5, 1, 2, 3, 5 %); empty without a ROC.
     pub pd_at_pfa: Vec<OperatingPoint>,
     /// Bootstrap interval of `auc` over resampled scans (when the evaluation bootstraps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,7 +163,9 @@ pub struct ScanScoreRoc {
 pub struct DifficultyAuc {
     /// The bin in words, e.g. "hard [0, 3)".
     pub bin: String,
+    /// Threat scans whose hardest threat lies in the bin.
     pub n_scans: usize,
+    /// ROC AUC of those scans against the clean ones; `None` without both.
     pub auc: Option<f64>,
 }
 
@@ -228,7 +238,9 @@ pub fn scan_score_roc(
 /// A scan the pipeline could not inspect; it is scored as a scan without detections.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailedScan {
+    /// The scan descriptor, as the split names it.
     pub scan: String,
+    /// Why it failed, with its causes.
     pub error: String,
 }
 
@@ -247,14 +259,16 @@ pub struct SourceScore {
 /// running the pipeline again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanRecord {
+    /// The case's COCO image id.
     pub image_id: i64,
     /// The scan descriptor, as the split names it.
     pub scan: String,
     /// Ground-truth classes the scan holds (empty: a clean scan).
     pub classes: Vec<String>,
-    /// Absent when the scan failed.
+    /// The pipeline's decision; absent when the scan failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
+    /// The pipeline's risk score in [0, 1]; absent when the scan failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk: Option<f64>,
     /// Each source with at least one finding on this scan.
@@ -265,10 +279,13 @@ pub struct ScanRecord {
 /// What the pipeline run adds to the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineRun {
+    /// The pipeline config's path.
     pub config: String,
     /// `name version` of every model the config ran.
     pub models: Vec<String>,
+    /// Scans run, failed ones included.
     pub n_scans: usize,
+    /// Scans the pipeline could not inspect.
     pub failed: Vec<FailedScan>,
     /// Findings whose class is not a ground-truth category (anomaly regions, manifest
     /// checks, classes the labels lack), by class name: they count for the decision and the
@@ -283,6 +300,7 @@ pub struct PipelineRun {
     pub scan_scores: Vec<ScanScoreRoc>,
     /// Reading the scan, each pipeline stage, and the whole scan (read + inspect).
     pub latency: Vec<StageLatency>,
+    /// Wall-clock time of the whole run, seconds.
     pub wall_s: f64,
     /// Every scan in split order (reports written before this field have none).
     #[serde(default)]
@@ -291,7 +309,9 @@ pub struct PipelineRun {
 
 /// The engine's detections plus the pipeline section of the report.
 pub struct EngineRun {
+    /// Detections of the ground truth's classes, one entry per scan in split order.
     pub detections: Vec<ImageDetections>,
+    /// The pipeline section of the report.
     pub pipeline: PipelineRun,
     /// Declared-cargo verification of each inspected scan, by scan id.
     pub verification: Vec<(String, nii_atr_core::verify::VerificationResult)>,

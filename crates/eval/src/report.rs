@@ -21,6 +21,7 @@ use super::dataset::{Dataset, Predictions};
 use super::plots;
 use super::tide::{ERROR_TYPES, TideBreakdown, tide};
 
+/// Version of the `report.json` schema this crate writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
 /// FROC curves keep at most this many points in the report (ends always kept).
 pub const MAX_FROC_POINTS: usize = 1000;
@@ -28,26 +29,38 @@ pub const MAX_FROC_POINTS: usize = 1000;
 /// Everything that decides the numbers of an evaluation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EvalConfig {
+    /// pycocotools' parameters (`COCOeval.params`) and mode.
     pub coco: CocoParams,
+    /// The operating-point metrics' settings.
     pub atr: AtrConfig,
     /// `None` skips the bootstrap.
     pub bootstrap: Option<BootstrapConfig>,
 }
 
+/// One input file of an evaluation, named so that two reports can tell whether they saw the
+/// same file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputFile {
+    /// Canonical path (as given when it cannot be resolved).
     pub path: String,
     /// FNV-1a 64 of the file bytes (hex), to tell whether two reports saw the same file.
     pub fnv1a64: Option<String>,
 }
 
+/// What was scored against what, with the counts the metrics saw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inputs {
+    /// The ground-truth file (COCO instances or YOLO image list).
     pub ground_truth: InputFile,
+    /// The predictions file or folder.
     pub predictions: InputFile,
+    /// Scans (COCO images).
     pub n_scans: usize,
+    /// Classes (COCO categories).
     pub n_categories: usize,
+    /// Annotations of known categories.
     pub n_annotations: usize,
+    /// Predictions of known categories.
     pub n_predictions: usize,
     /// Annotations of a category the ground truth does not list (dropped, as pycocotools does).
     pub skipped_annotations_unknown_category: usize,
@@ -55,20 +68,33 @@ pub struct Inputs {
     pub skipped_predictions_unknown_category: usize,
 }
 
-/// `COCOeval.stats` by name.
+/// `COCOeval.stats` by name: fractions, -1 where pycocotools has no value. AR columns are
+/// read at maxDets `[0]`, `[1]` and `[2]` of the list (1, 10, 100 by default).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CocoStats {
+    /// AP averaged over IoU .50:.95 (`stats[0]`; read at maxDets 100 in pycocotools mode).
     pub ap: f64,
+    /// AP at IoU 0.5 (`stats[1]`).
     pub ap50: f64,
+    /// AP at IoU 0.75 (`stats[2]`).
     pub ap75: f64,
+    /// AP of small objects, area < 32² px (`stats[3]`).
     pub ap_small: f64,
+    /// AP of medium objects, 32² to 96² px (`stats[4]`).
     pub ap_medium: f64,
+    /// AP of large objects, area > 96² px (`stats[5]`).
     pub ap_large: f64,
+    /// AR at the first maxDets (`stats[6]`).
     pub ar_1: f64,
+    /// AR at the second maxDets (`stats[7]`).
     pub ar_10: f64,
+    /// AR at the third maxDets (`stats[8]`).
     pub ar_100: f64,
+    /// AR of small objects (`stats[9]`).
     pub ar_small: f64,
+    /// AR of medium objects (`stats[10]`).
     pub ar_medium: f64,
+    /// AR of large objects (`stats[11]`).
     pub ar_large: f64,
 }
 
@@ -91,40 +117,62 @@ impl From<[f64; 12]> for CocoStats {
     }
 }
 
+/// COCO metrics of one class (area "all", largest maxDets; -1 without ground truth).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CategoryReport {
+    /// COCO category id.
     pub category_id: i64,
+    /// Class name.
     pub name: String,
+    /// AP averaged over IoU .50:.95.
     pub ap: f64,
+    /// AP at IoU 0.5.
     pub ap50: f64,
+    /// AP at IoU 0.75.
     pub ap75: f64,
+    /// AR averaged over IoU .50:.95.
     pub ar: f64,
     /// Precision at the 101 recall thresholds, IoU 0.5, area all, largest maxDets.
     pub pr_curve_iou50: Vec<f64>,
 }
 
+/// The COCO box metrics section of the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CocoReport {
+    /// Whether pycocotools' quirks were reproduced.
     pub mode: CocoMode,
+    /// The maxDets list (detections kept per scan), ascending.
     pub max_dets: Vec<usize>,
     /// Summary numbers; in pycocotools mode `ap` is read at maxDets 100 (see `CocoMode`).
     pub stats: CocoStats,
     /// Mean AP .50:.95 at the largest maxDets, whatever the mode (the bootstrap's AP).
     pub ap_at_max_dets: f64,
+    /// The recall thresholds at which precision is read (pycocotools' `recThrs`).
     pub rec_thrs: Vec<f64>,
+    /// Each class, in category id order.
     pub per_category: Vec<CategoryReport>,
 }
 
+/// The evaluation report (`report.json`, schema [`SCHEMA_VERSION`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// [`SCHEMA_VERSION`] of the writer.
     pub schema_version: u32,
+    /// `nii-atr <version>` that wrote it.
     pub generator: String,
+    /// The model's name as the report shows it.
     pub model: String,
+    /// Everything that decides the numbers.
     pub config: EvalConfig,
+    /// What was scored against what.
     pub inputs: Inputs,
+    /// COCO box metrics, as pycocotools computes them.
     pub coco: CocoReport,
+    /// Customs operating points: ROC, Pd at Pfa, per-class Pd, FROC, the CNR split.
     pub atr: AtrMetrics,
+    /// TIDE's breakdown of the AP50 lost, by error type.
     pub tide: TideBreakdown,
+    /// Bootstrap intervals of the headline numbers; `None` when disabled.
     pub bootstrap: Option<HeadlineIntervals>,
     /// Present when the report comes from running a pipeline over a split (`--dataset`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,12 +184,16 @@ pub struct Report {
 
 /// The report plus the per-scan state that comparisons and plots need.
 pub struct Evaluation {
+    /// The report.
     pub report: Report,
+    /// pycocotools' evaluation state, per-scan matches included.
     pub coco: CocoEvaluation,
+    /// Each scan's score and truth.
     pub scans: ScanScores,
 }
 
 impl Evaluation {
+    /// The per-scan inputs the bootstrap resamples.
     pub fn model_scans(&self) -> ModelScans<'_> {
         ModelScans::new(&self.coco, &self.scans)
     }

@@ -26,22 +26,30 @@ pub const WEIGHT_TRUTH_MARGIN: f64 = 0.10;
 pub struct CheckScore {
     /// Cases where the check ran (not skipped).
     pub evaluated: usize,
+    /// Cases where the check was skipped (e.g. the load could not be measured).
     pub skipped: usize,
     /// Cases whose truth says the check should flag.
     pub positives: usize,
+    /// Positives the check flagged.
     pub true_positives: usize,
+    /// Cases the check flagged that the truth says it should not.
     pub false_positives: usize,
     /// Positives the check skipped (counted as misses).
     pub positives_skipped: usize,
+    /// Flagged cases that are positives; `None` when nothing was flagged.
     pub precision: Option<f64>,
+    /// Positives flagged; `None` without positives.
     pub recall: Option<f64>,
 }
 
 /// Distribution of the absolute percentage error of the mass estimate.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MassError {
+    /// Cases with an estimate.
     pub cases: usize,
+    /// Median absolute error, percent of the true mass.
     pub median_abs_pct: Option<f64>,
+    /// 95th percentile of the absolute error, percent.
     pub p95_abs_pct: Option<f64>,
     /// Median signed error, percent (positive: overestimate).
     pub median_signed_pct: Option<f64>,
@@ -76,8 +84,11 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// A rate with its counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rate {
+    /// Cases that count as a hit (flagged, caught).
     pub hits: usize,
+    /// Cases counted.
     pub cases: usize,
+    /// `hits / cases`; `None` without cases.
     pub rate: Option<f64>,
 }
 
@@ -89,11 +100,14 @@ impl Rate {
     }
 }
 
+/// Declared-cargo verification scored against the split's truth.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VerificationScores {
+    /// Cases scored.
     pub cases: usize,
     /// Cases whose load could not be measured.
     pub unmeasured: usize,
+    /// Precision and recall of each check, by check name.
     pub checks: BTreeMap<String, CheckScore>,
     /// `undeclared_goods` scored with concealed objects of at least [`CONCEALED_GOODS_KG`] counted
     /// as undeclared goods too (they are: a region unlike the declared load).
@@ -105,11 +119,13 @@ pub struct VerificationScores {
     pub mass_error_no_concealment: MassError,
     /// Per loaded commodity (single-commodity cases without concealed objects).
     pub mass_error_by_commodity: BTreeMap<String, MassError>,
-    /// Correctly declared loaded cases with any check flagged; and with none concealed.
+    /// Correctly declared loaded cases with any check flagged.
     pub false_flags_correct: Rate,
+    /// The same on those with nothing concealed.
     pub false_flags_correct_no_concealment: Rate,
-    /// Per check, on correctly declared loaded cases; and on those with nothing concealed.
+    /// Per check, on correctly declared loaded cases.
     pub false_flags_by_check: BTreeMap<String, Rate>,
+    /// Per check, on correctly declared loaded cases with nothing concealed.
     pub false_flags_by_check_no_concealment: BTreeMap<String, Rate>,
     /// Under-declarations of at least 25 % flagged by the weight check.
     pub underdeclared_large_recall: Rate,
