@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::coco::bbox_iou;
-use super::dataset::{CocoDetection, Dataset, GroundTruth, Predictions};
+use super::dataset::{ByImage, CocoDetection, Dataset, GroundTruth, Predictions};
 
 /// When a detection counts as finding a threat for Pd and FROC.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -433,31 +433,13 @@ pub fn per_class_scan_roc(dataset: &Dataset, predictions: &Predictions, pfa_limi
         .collect()
 }
 
-/// Truth and detections of one image, grouped once for the hit tests.
-struct ImageGroups<'a> {
-    truth: HashMap<i64, Vec<&'a GroundTruth>>,
-    dets: HashMap<i64, Vec<&'a CocoDetection>>,
-}
-
-fn group<'a>(dataset: &'a Dataset, predictions: &'a Predictions) -> ImageGroups<'a> {
-    let mut truth: HashMap<i64, Vec<&GroundTruth>> = HashMap::new();
-    let mut dets: HashMap<i64, Vec<&CocoDetection>> = HashMap::new();
-    for g in &dataset.annotations {
-        truth.entry(g.image_id).or_default().push(g);
-    }
-    for d in &predictions.detections {
-        dets.entry(d.image_id).or_default().push(d);
-    }
-    ImageGroups { truth, dets }
-}
-
 /// Which non-crowd truths are hit by a same-class detection scoring `>= threshold`, and
 /// which such detections hit no truth of their class (false alarms).
-fn hits_at(groups: &ImageGroups, rule: &HitRule, threshold: f64) -> (HashMap<i64, bool>, HashMap<i64, usize>) {
+fn hits_at(groups: &ByImage, rule: &HitRule, threshold: f64) -> (HashMap<i64, bool>, HashMap<i64, usize>) {
     let mut hit = HashMap::new();
     let mut false_alarms: HashMap<i64, usize> = HashMap::new();
-    for (image_id, truths) in &groups.truth {
-        let dets = groups.dets.get(image_id).map_or(&[][..], |v| v.as_slice());
+    for (image_id, truths) in groups.truth_by_image() {
+        let dets = groups.detections(image_id);
         for g in truths.iter().filter(|g| !g.iscrowd) {
             let found = dets
                 .iter()
@@ -465,8 +447,8 @@ fn hits_at(groups: &ImageGroups, rule: &HitRule, threshold: f64) -> (HashMap<i64
             hit.insert(g.id, found);
         }
     }
-    for (image_id, dets) in &groups.dets {
-        let truths = groups.truth.get(image_id).map_or(&[][..], |v| v.as_slice());
+    for (image_id, dets) in groups.detections_by_image() {
+        let truths = groups.truth(image_id);
         for d in dets.iter().filter(|d| d.score >= threshold) {
             let on_truth = truths.iter().any(|g| g.category_id == d.category_id && rule.hits(&d.bbox, &g.bbox));
             if !on_truth {
@@ -481,7 +463,7 @@ fn hits_at(groups: &ImageGroups, rule: &HitRule, threshold: f64) -> (HashMap<i64
 /// is a true positive (the truth of highest IoU is taken), one hitting only found truths or a
 /// crowd region of its class is not counted (a duplicate), anything else is a false positive.
 pub fn froc(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig) -> Froc {
-    let groups = group(dataset, predictions);
+    let groups = ByImage::new(dataset, predictions);
     let n_truth = dataset.annotations.iter().filter(|g| !g.iscrowd).count();
     let n_scans = dataset.images.len();
     let mut order: Vec<&CocoDetection> = predictions.detections.iter().collect();
@@ -490,7 +472,7 @@ pub fn froc(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig) -> Fr
     let (mut tp, mut fp) = (0usize, 0usize);
     let mut points = vec![FrocPoint { threshold: f64::MAX, fp_per_scan: 0.0, sensitivity: 0.0 }];
     for (i, d) in order.iter().enumerate() {
-        let truths = groups.truth.get(&d.image_id).map_or(&[][..], |v| v.as_slice());
+        let truths = groups.truth(d.image_id);
         let candidates =
             truths.iter().filter(|g| g.category_id == d.category_id && cfg.hit_rule.hits(&d.bbox, &g.bbox));
         let mut best: Option<(&GroundTruth, f64)> = None;
@@ -544,7 +526,7 @@ pub fn atr_metrics(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig
     let roc = roc(&scans.scores, &scans.positive);
     let pd_at_pfa = roc.as_ref().map(|r| vec![r.pd_at_pfa(0.01), r.pd_at_pfa(0.05)]).unwrap_or_default();
     let pfa_at_pd = roc.as_ref().map(|r| vec![r.pfa_at_pd(0.90), r.pfa_at_pd(0.95)]).unwrap_or_default();
-    let groups = group(dataset, predictions);
+    let groups = ByImage::new(dataset, predictions);
     let (hit, false_alarms) = hits_at(&groups, &cfg.hit_rule, cfg.alarm_threshold);
     let n_scans = dataset.images.len();
     let mut categories = dataset.categories.clone();

@@ -129,14 +129,18 @@ pub fn resample_counts(n: usize, seed: u64, b: usize) -> Vec<usize> {
     counts
 }
 
-/// numpy's default (linear) quantile of sorted values.
+/// numpy's default (linear) quantile of sorted values (`q` in [0, 1], clamped): linear
+/// interpolation between order statistics; NaN for no values.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+    match sorted.len() {
+        0 => f64::NAN,
+        1 => sorted[0],
+        n => {
+            let h = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let (lo, frac) = (h.floor() as usize, h - h.floor());
+            if lo + 1 >= n { sorted[n - 1] } else { sorted[lo] + frac * (sorted[lo + 1] - sorted[lo]) }
+        }
     }
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 fn interval(estimate: f64, mut values: Vec<f64>, confidence: f64) -> Interval {
@@ -288,6 +292,16 @@ mod tests {
         assert!((quantile(&v, 0.025) - 1.075).abs() < 1e-12);
         assert_eq!(quantile(&v, 0.5), 2.5);
         assert!((quantile(&v, 0.975) - 3.925).abs() < 1e-12);
+    }
+
+    #[test]
+    fn percentiles_match_numpy_linear() {
+        // numpy.percentile([1, 2, 3, 4, 10], [50, 95]) = [3.0, 8.8]
+        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
+        assert_eq!(quantile(&v, 0.5), 3.0);
+        assert!((quantile(&v, 0.95) - 8.8).abs() < 1e-12);
+        assert_eq!(quantile(&[7.0], 0.95), 7.0);
+        assert!(quantile(&[], 0.5).is_nan());
     }
 
     #[test]

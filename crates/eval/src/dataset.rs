@@ -114,9 +114,53 @@ pub struct ImageDetections {
 /// One engine detection in pixel `[x, y, w, h]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoredBox {
+    /// The class, as a [`Category::id`] of the dataset.
     pub category_id: i64,
+    /// Pixel box `[x, y, w, h]`.
     pub bbox: [f64; 4],
+    /// Detection confidence.
     pub score: f64,
+}
+
+/// Ground truth and detections grouped by scan, once, for the metrics that walk scan by scan.
+pub(crate) struct ByImage<'a> {
+    truth: HashMap<i64, Vec<&'a GroundTruth>>,
+    dets: HashMap<i64, Vec<&'a CocoDetection>>,
+}
+
+impl<'a> ByImage<'a> {
+    /// Groups `dataset`'s annotations and `predictions`' detections by image id, in file order.
+    pub(crate) fn new(dataset: &'a Dataset, predictions: &'a Predictions) -> Self {
+        let mut truth: HashMap<i64, Vec<&GroundTruth>> = HashMap::new();
+        let mut dets: HashMap<i64, Vec<&CocoDetection>> = HashMap::new();
+        for g in &dataset.annotations {
+            truth.entry(g.image_id).or_default().push(g);
+        }
+        for d in &predictions.detections {
+            dets.entry(d.image_id).or_default().push(d);
+        }
+        Self { truth, dets }
+    }
+
+    /// The truth of one scan (crowd regions included); empty when it has none.
+    pub(crate) fn truth(&self, image_id: i64) -> &[&'a GroundTruth] {
+        self.truth.get(&image_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The detections of one scan; empty when it has none.
+    pub(crate) fn detections(&self, image_id: i64) -> &[&'a CocoDetection] {
+        self.dets.get(&image_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every scan with truth, and its truth (in no particular order).
+    pub(crate) fn truth_by_image(&self) -> impl Iterator<Item = (i64, &[&'a GroundTruth])> {
+        self.truth.iter().map(|(&id, v)| (id, v.as_slice()))
+    }
+
+    /// Every scan with detections, and its detections (in no particular order).
+    pub(crate) fn detections_by_image(&self) -> impl Iterator<Item = (i64, &[&'a CocoDetection])> {
+        self.dets.iter().map(|(&id, v)| (id, v.as_slice()))
+    }
 }
 
 #[derive(Deserialize)]
@@ -398,12 +442,8 @@ impl YoloBox {
 /// Parses one YOLO txt file: `class cx cy w h [score]` per line, coordinates in [0, 1].
 pub fn parse_yolo_txt(path: &Path, text: &str) -> Result<Vec<YoloBox>, EvalError> {
     let mut boxes = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let err = |reason: String| EvalError::Yolo { path: path.to_path_buf(), line: n + 1, reason };
+    for (line_no, line) in data_lines(text) {
+        let err = |reason: String| EvalError::Yolo { path: path.to_path_buf(), line: line_no, reason };
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() != 5 && fields.len() != 6 {
             return Err(err(format!("expected `class cx cy w h [score]`, found {} fields", fields.len())));
@@ -442,14 +482,7 @@ pub fn yolo_dataset(image_list: &Path, labels_dir: &Path, names: Option<&Path>) 
     for image in &images {
         let (w, h) = (image.width.unwrap_or(0.0), image.height.unwrap_or(0.0));
         let label = yolo_label_path(labels_dir, image);
-        let text = match std::fs::read_to_string(&label) {
-            Ok(t) => t,
-            // No label file means an image without objects, as YOLO tools treat it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(EvalError::Read { path: label, source });
-            }
-        };
+        let Some(text) = read_label_file(&label)? else { continue };
         for b in parse_yolo_txt(&label, &text)? {
             let bbox = b.to_pixels(w, h);
             classes.insert(b.class);
@@ -492,13 +525,7 @@ pub fn yolo_predictions(labels_dir: &Path, dataset: &Dataset) -> Result<Predicti
             });
         };
         let label = yolo_label_path(labels_dir, image);
-        let text = match std::fs::read_to_string(&label) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(EvalError::Read { path: label, source });
-            }
-        };
+        let Some(text) = read_label_file(&label)? else { continue };
         for (n, b) in parse_yolo_txt(&label, &text)?.into_iter().enumerate() {
             let Some(score) = b.score else {
                 return Err(EvalError::Yolo {
@@ -511,6 +538,22 @@ pub fn yolo_predictions(labels_dir: &Path, dataset: &Dataset) -> Result<Predicti
         }
     }
     Predictions::new(labels_dir.to_path_buf(), detections, dataset)
+}
+
+/// A YOLO label file's text; `None` when there is no such file, which means an image without
+/// objects (as YOLO tools treat it).
+fn read_label_file(label: &Path) -> Result<Option<String>, EvalError> {
+    match std::fs::read_to_string(label) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(EvalError::Read { path: label.to_path_buf(), source }),
+    }
+}
+
+/// The lines of a YOLO text file that hold data (neither blank nor `#` comments), trimmed,
+/// with their line numbers counted from 1.
+fn data_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().map(|(n, line)| (n + 1, line.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
 }
 
 fn yolo_label_path(labels_dir: &Path, image: &ImageInfo) -> PathBuf {
@@ -526,12 +569,8 @@ fn read_image_list(path: &Path) -> Result<Vec<ImageInfo>, EvalError> {
     let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.to_path_buf(), source })?;
     let mut images = Vec::new();
     let mut names = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let err = |reason: String| EvalError::Yolo { path: path.to_path_buf(), line: n + 1, reason };
+    for (line_no, line) in data_lines(&text) {
+        let err = |reason: String| EvalError::Yolo { path: path.to_path_buf(), line: line_no, reason };
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() != 3 {
             return Err(err("expected `file_name width height`".into()));
@@ -543,7 +582,7 @@ fn read_image_list(path: &Path) -> Result<Vec<ImageInfo>, EvalError> {
             }
         };
         let (w, h) = (dim(f[1])?, dim(f[2])?);
-        if names.insert(f[0].to_string(), n).is_some() {
+        if names.insert(f[0].to_string(), line_no).is_some() {
             return Err(err(format!("image `{}` listed twice", f[0])));
         }
         images.push(ImageInfo {

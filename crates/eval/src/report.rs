@@ -14,7 +14,9 @@ use nii_atr_core::progress::Progress;
 use serde::{Deserialize, Serialize};
 
 use super::EvalError;
-use super::atr::{AtrConfig, AtrMetrics, Froc, ScanScores, atr_metrics, bin_label, in_bin, scan_scores};
+use super::atr::{
+    AtrConfig, AtrMetrics, Froc, OperatingPoint, ScanScores, atr_metrics, bin_label, in_bin, scan_scores,
+};
 use super::bootstrap::{BootstrapConfig, HeadlineIntervals, ModelScans, headline_intervals};
 use super::coco::{self, CocoEvaluation, CocoMode, CocoParams};
 use super::dataset::{Dataset, Predictions};
@@ -357,7 +359,41 @@ fn ci(i: Option<&super::bootstrap::Interval>) -> String {
 /// The Markdown summary.
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
-    let b = r.bootstrap.as_ref();
+    write_inputs(&mut s, r);
+    write_coco(&mut s, r);
+    write_operating_points(&mut s, r);
+    write_class_scan_pd(&mut s, r);
+    write_froc_and_classes(&mut s, r);
+    write_by_difficulty(&mut s, r);
+    if let Some(p) = &r.pipeline {
+        s.push('\n');
+        s.push_str(&super::engine::markdown(p));
+    }
+    if let Some(v) = &r.verification {
+        s.push('\n');
+        s.push_str(&v.markdown());
+    }
+    write_tide(&mut s, r);
+    s
+}
+
+/// Table cells of Pd (with its Pfa) at each Pfa limit, or "n/a" in each of `n` cells when
+/// there is no ROC.
+fn pd_cells(points: &[OperatingPoint], n: usize) -> String {
+    if points.is_empty() {
+        vec!["n/a"; n].join(" | ")
+    } else {
+        points.iter().map(|p| format!("{} (Pfa {})", f(p.pd), f(p.pfa))).collect::<Vec<_>>().join(" | ")
+    }
+}
+
+/// Table header cells "Pd at Pfa <= x%" of each limit.
+pub(crate) fn pfa_limit_headers(limits: &[f64]) -> String {
+    limits.iter().map(|l| format!("Pd at Pfa <= {}%", l * 100.0)).collect::<Vec<_>>().join(" | ")
+}
+
+/// Title, and what was scored against what.
+fn write_inputs(s: &mut String, r: &Report) {
     let _ = writeln!(s, "# Evaluation: {}\n", r.model);
     let _ = writeln!(
         s,
@@ -372,6 +408,10 @@ pub fn markdown(r: &Report) -> String {
         r.inputs.skipped_predictions_unknown_category,
         r.inputs.skipped_annotations_unknown_category,
     );
+}
+
+/// pycocotools' 12 summary numbers, and AP at the largest maxDets with its interval.
+fn write_coco(s: &mut String, r: &Report) {
     let st = &r.coco.stats;
     let _ = writeln!(s, "## COCO box metrics ({:?} mode, maxDets {:?})\n", r.coco.mode, r.coco.max_dets);
     let _ = writeln!(
@@ -402,81 +442,78 @@ pub fn markdown(r: &Report) -> String {
         "AP .50:.95 at maxDets {}: {}{}\n",
         r.coco.max_dets.last().unwrap_or(&0),
         f(r.coco.ap_at_max_dets),
-        ci(b.map(|b| &b.ap))
+        ci(r.bootstrap.as_ref().map(|b| &b.ap))
     );
+}
+
+/// The scan-level ROC AUC, Pd at Pfa and Pfa at Pd, with intervals.
+fn write_operating_points(s: &mut String, r: &Report) {
+    let b = r.bootstrap.as_ref();
     let _ = writeln!(s, "## Operating points (per scan)\n");
-    match &r.atr.roc {
-        Some(roc) => {
-            let _ = writeln!(
-                s,
-                "{} threat scans, {} clean scans. ROC AUC {}{}.\n",
-                roc.n_positive,
-                roc.n_negative,
-                f(roc.auc),
-                ci(b.and_then(|b| b.auc.as_ref()))
-            );
-            let _ = writeln!(s, "| operating point | Pd | Pfa | threshold |\n|---|---|---|---|");
-            for (i, p) in r.atr.pd_at_pfa.iter().enumerate() {
-                let iv = b.and_then(|b| if i == 0 { b.pd_at_pfa_1.as_ref() } else { b.pd_at_pfa_5.as_ref() });
-                let _ = writeln!(
-                    s,
-                    "| Pd at Pfa <= {:.0}% | {}{} | {} | {} |",
-                    p.target * 100.0,
-                    f(p.pd),
-                    ci(iv),
-                    f(p.pfa),
-                    fo(p.threshold)
-                );
-            }
-            for p in &r.atr.pfa_at_pd {
-                let _ = writeln!(
-                    s,
-                    "| Pfa at Pd >= {:.0}% | {} | {} | {} |",
-                    p.target * 100.0,
-                    f(p.pd),
-                    f(p.pfa),
-                    fo(p.threshold)
-                );
-            }
-            s.push('\n');
-        }
-        None => s.push_str("No ROC: the set needs both threat and clean scans.\n\n"),
+    let Some(roc) = &r.atr.roc else {
+        s.push_str("No ROC: the set needs both threat and clean scans.\n\n");
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "{} threat scans, {} clean scans. ROC AUC {}{}.\n",
+        roc.n_positive,
+        roc.n_negative,
+        f(roc.auc),
+        ci(b.and_then(|b| b.auc.as_ref()))
+    );
+    let _ = writeln!(s, "| operating point | Pd | Pfa | threshold |\n|---|---|---|---|");
+    for (i, p) in r.atr.pd_at_pfa.iter().enumerate() {
+        let iv = b.and_then(|b| if i == 0 { b.pd_at_pfa_1.as_ref() } else { b.pd_at_pfa_5.as_ref() });
+        let _ = writeln!(
+            s,
+            "| Pd at Pfa <= {:.0}% | {}{} | {} | {} |",
+            p.target * 100.0,
+            f(p.pd),
+            ci(iv),
+            f(p.pfa),
+            fo(p.threshold)
+        );
     }
+    for p in &r.atr.pfa_at_pd {
+        let _ =
+            writeln!(s, "| Pfa at Pd >= {:.0}% | {} | {} | {} |", p.target * 100.0, f(p.pd), f(p.pfa), fo(p.threshold));
+    }
+    s.push('\n');
+}
+
+/// Scan-level Pd of each class at each Pfa limit.
+fn write_class_scan_pd(s: &mut String, r: &Report) {
     let rows = &r.atr.per_class_scan;
-    if let Some(first) = rows.first() {
-        let limits: Vec<f64> = first.pd_at_pfa.iter().map(|p| p.target).collect();
+    let Some(first) = rows.first() else { return };
+    let limits: Vec<f64> = first.pd_at_pfa.iter().map(|p| p.target).collect();
+    let _ = writeln!(
+        s,
+        "Scan-level Pd per class (positives: scans holding the class; negatives: scans without any \
+         threat; score: the scan's highest detection of the class):\n"
+    );
+    let _ = writeln!(
+        s,
+        "| class | threat scans | clean scans | ROC AUC | {} |\n|---|---|---|---|{}",
+        pfa_limit_headers(&limits),
+        "---|".repeat(limits.len())
+    );
+    for row in rows {
         let _ = writeln!(
             s,
-            "Scan-level Pd per class (positives: scans holding the class; negatives: scans without any \
-             threat; score: the scan's highest detection of the class):\n"
+            "| {} | {} | {} | {} | {} |",
+            row.name,
+            row.n_positive,
+            row.n_negative,
+            fo(row.auc),
+            pd_cells(&row.pd_at_pfa, limits.len())
         );
-        let _ = writeln!(
-            s,
-            "| class | threat scans | clean scans | ROC AUC | {} |\n|---|---|---|---|{}",
-            limits.iter().map(|l| format!("Pd at Pfa <= {}%", l * 100.0)).collect::<Vec<_>>().join(" | "),
-            "---|".repeat(limits.len())
-        );
-        for row in rows {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} |",
-                row.name,
-                row.n_positive,
-                row.n_negative,
-                fo(row.auc),
-                if row.pd_at_pfa.is_empty() {
-                    vec!["n/a"; limits.len()].join(" | ")
-                } else {
-                    row.pd_at_pfa
-                        .iter()
-                        .map(|p| format!("{} (Pfa {})", f(p.pd), f(p.pfa)))
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                }
-            );
-        }
-        s.push('\n');
     }
+    s.push('\n');
+}
+
+/// FROC sensitivities, then AP, AR, Pd and false alarms of each class.
+fn write_froc_and_classes(s: &mut String, r: &Report) {
     let fr = &r.atr.froc;
     let _ = writeln!(
         s,
@@ -507,54 +544,47 @@ pub fn markdown(r: &Report) -> String {
             p.false_alarms_per_scan
         );
     }
-    if !r.atr.by_cnr.is_empty() {
-        let limits = &r.config.atr.pfa_limits;
+}
+
+/// AP, Pd and scan-level ROC of each CNR bin (nothing when no truth carries a CNR).
+fn write_by_difficulty(s: &mut String, r: &Report) {
+    if r.atr.by_cnr.is_empty() {
+        return;
+    }
+    let limits = &r.config.atr.pfa_limits;
+    let _ = writeln!(
+        s,
+        "\n## By difficulty (CNR)\n\nTruths by their CNR; threat scans by their hardest threat (lowest CNR), each bin \
+         against all {} scans without a threat. AP: the other bins' truths count as crowd regions (ignored). \
+         {} truths carry no CNR.\n",
+        r.atr.per_class_scan.first().map_or(0, |row| row.n_negative),
+        r.atr.n_truth_without_cnr
+    );
+    let _ = writeln!(
+        s,
+        "| difficulty (CNR) | truths | AP | AP50 | Pd at score >= {} | threat scans | scan ROC AUC | {} |\n|---|---|---|---|---|---|---|{}",
+        r.config.atr.alarm_threshold,
+        pfa_limit_headers(limits),
+        "---|".repeat(limits.len())
+    );
+    for bin in &r.atr.by_cnr {
         let _ = writeln!(
             s,
-            "\n## By difficulty (CNR)\n\nTruths by their CNR; threat scans by their hardest threat (lowest CNR), each bin \
-             against all {} scans without a threat. AP: the other bins' truths count as crowd regions (ignored). \
-             {} truths carry no CNR.\n",
-            r.atr.per_class_scan.first().map_or(0, |row| row.n_negative),
-            r.atr.n_truth_without_cnr
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            bin_label(bin.cnr_min, bin.cnr_max),
+            bin.n_truth,
+            fo(bin.ap),
+            fo(bin.ap50),
+            fo(bin.pd),
+            bin.n_scans,
+            fo(bin.scan_auc),
+            pd_cells(&bin.scan_pd_at_pfa, limits.len())
         );
-        let _ = writeln!(
-            s,
-            "| difficulty (CNR) | truths | AP | AP50 | Pd at score >= {} | threat scans | scan ROC AUC | {} |\n|---|---|---|---|---|---|---|{}",
-            r.config.atr.alarm_threshold,
-            limits.iter().map(|l| format!("Pd at Pfa <= {}%", l * 100.0)).collect::<Vec<_>>().join(" | "),
-            "---|".repeat(limits.len())
-        );
-        for bin in &r.atr.by_cnr {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                bin_label(bin.cnr_min, bin.cnr_max),
-                bin.n_truth,
-                fo(bin.ap),
-                fo(bin.ap50),
-                fo(bin.pd),
-                bin.n_scans,
-                fo(bin.scan_auc),
-                if bin.scan_pd_at_pfa.is_empty() {
-                    vec!["n/a"; limits.len()].join(" | ")
-                } else {
-                    bin.scan_pd_at_pfa
-                        .iter()
-                        .map(|p| format!("{} (Pfa {})", f(p.pd), f(p.pfa)))
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                }
-            );
-        }
     }
-    if let Some(p) = &r.pipeline {
-        s.push('\n');
-        s.push_str(&super::engine::markdown(p));
-    }
-    if let Some(v) = &r.verification {
-        s.push('\n');
-        s.push_str(&v.markdown());
-    }
+}
+
+/// TIDE's AP50 and the dAP50 and count of each error type.
+fn write_tide(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
         "\n## Error breakdown (TIDE, AP50 {})\n\n| | cls | loc | both | dupe | bkg | missed |\n|---|---|---|---|---|---|---|",
@@ -566,7 +596,6 @@ pub fn markdown(r: &Report) -> String {
         ERROR_TYPES.iter().map(|t| format!("{:.3}", r.tide.delta_ap[t])).collect::<Vec<_>>().join(" | "),
         ERROR_TYPES.iter().map(|t| r.tide.counts[t].to_string()).collect::<Vec<_>>().join(" | ")
     );
-    s
 }
 
 fn html_escape(s: &str) -> String {
