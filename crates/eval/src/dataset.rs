@@ -394,6 +394,19 @@ impl Predictions {
         Self::new(source, detections, dataset)
     }
 
+    /// Writes the detections as a COCO results file (a JSON array of `{bbox, category_id,
+    /// image_id, score}`) that [`Predictions::from_coco_json`] reads back.
+    pub fn write_coco_json(&self, path: &Path) -> Result<(), EvalError> {
+        let results: Vec<serde_json::Value> = self
+            .detections
+            .iter()
+            .map(|d| serde_json::json!({"image_id": d.image_id, "category_id": d.category_id, "bbox": d.bbox, "score": d.score}))
+            .collect();
+        let text =
+            serde_json::to_string(&results).map_err(|source| EvalError::Json { path: path.to_path_buf(), source })?;
+        std::fs::write(path, text).map_err(|source| EvalError::Write { path: path.to_path_buf(), source })
+    }
+
     /// Checks predictions against the ground truth: an unknown image is an error (pycocotools
     /// asserts), an unknown category a counted skip (pycocotools ignores it).
     pub fn new(source: PathBuf, detections: Vec<CocoDetection>, dataset: &Dataset) -> Result<Self, EvalError> {

@@ -1,8 +1,9 @@
-//! `nii-atr eval --dataset <split> --config <pipeline.toml>`: runs the inspection pipeline
-//! over every case of a labelled split and scores it in process. Besides the COCO and
-//! operating-point metrics of the boxes, the report holds what only a pipeline run has: its
-//! own scan-level decisions and risk score, each model's scan-level AUROC (the anomaly
-//! model's included) and the latency per scan and per stage.
+//! Runs the inspection pipeline over every case of a labelled split and scores it in process
+//! (`nii-atr eval --dataset <split> --config <pipeline.toml>`; [`Split`] and
+//! [`evaluate_split`] for an integrator). Besides the COCO and operating-point metrics of the
+//! boxes, the report holds what only a pipeline run has: its own scan-level decisions and risk
+//! score, each model's scan-level AUROC (the anomaly model's included) and the latency per
+//! scan and per stage.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
@@ -16,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::EvalError;
 use super::atr::{OperatingPoint, roc};
 use super::bootstrap::{BootstrapConfig, Interval, auc_interval, quantile};
-use super::dataset::{Dataset, ImageDetections, MAX_INPUT_BYTES, ScoredBox};
-use super::report::{self, EvalConfig};
+use super::dataset::{Dataset, ImageDetections, MAX_INPUT_BYTES, Predictions, ScoredBox};
+use super::report::{self, EvalConfig, Evaluation};
+use super::verification::VerificationScores;
 use nii_atr_core::inspect::findings::{Decision, Finding, FindingKind, Inspection};
 use nii_atr_core::inspect::{InspectError, Pipeline};
 use nii_atr_core::scan::Limits;
@@ -82,6 +84,81 @@ pub fn split_cases(split: &Path, annotations: &Path) -> Result<Vec<SplitCase>, E
             Ok(SplitCase { image_id: img.id, scan: split.join(rel) })
         })
         .collect()
+}
+
+/// A labelled split ready to run: its ground truth and the scans of the cases to score.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// The split folder (`annotations.json` plus case folders, as `nii-atr synth` writes).
+    pub root: PathBuf,
+    /// Ground truth of the selected cases.
+    pub dataset: Dataset,
+    /// The selected cases, in split order.
+    pub cases: Vec<SplitCase>,
+    /// Cases the split holds before any selection.
+    pub total: usize,
+}
+
+impl Split {
+    /// Reads `<root>/annotations.json` and finds each case's scan; every case is selected.
+    pub fn open(root: &Path) -> Result<Self, EvalError> {
+        let annotations = root.join("annotations.json");
+        let dataset = Dataset::from_coco_json(&annotations)?;
+        let cases = split_cases(root, &annotations)?;
+        Ok(Self { root: root.to_path_buf(), total: cases.len(), dataset, cases })
+    }
+
+    /// Leaves out the first `skip` cases (e.g. those a model was selected on), then keeps at
+    /// most `limit`; the ground truth follows. An error when no case is left.
+    pub fn select(&mut self, skip: usize, limit: Option<usize>) -> Result<(), EvalError> {
+        let skip = skip.min(self.cases.len());
+        self.cases.drain(..skip);
+        self.cases.truncate(limit.unwrap_or(usize::MAX));
+        if self.cases.is_empty() {
+            return Err(EvalError::Report {
+                path: self.root.clone(),
+                reason: format!("--skip {skip} leaves none of the split's {} cases", self.total),
+            });
+        }
+        let keep: HashSet<i64> = self.cases.iter().map(|c| c.image_id).collect();
+        self.dataset.images.retain(|i| keep.contains(&i.id));
+        self.dataset.annotations.retain(|a| keep.contains(&a.image_id));
+        Ok(())
+    }
+}
+
+/// Runs `pipeline` (read from `config`, the path the report names) over the split's cases and
+/// scores its detections with `scoring`: the report of `model` with its pipeline section, and
+/// declared-cargo verification scored against the split's `truth.jsonl` when it has one.
+///
+/// With `report_dir`, the engine's detections are first written there as `predictions.json`
+/// (COCO results), so that the report names and hashes the file it scored and
+/// [`crate::compare::compare`] can re-score it. `progress` counts the scans, then the
+/// scoring stages (see [`report::evaluate_with_progress`]). Scans that fail are scored as
+/// scans without detections and listed in [`PipelineRun::failed`].
+pub fn evaluate_split(
+    split: &Split,
+    pipeline: &Pipeline,
+    config: &Path,
+    scoring: &EvalConfig,
+    model: &str,
+    report_dir: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<Evaluation, EvalError> {
+    progress.set_length(split.cases.len() as u64);
+    let run = run_split(pipeline, config, &split.cases, &split.dataset, &Limits::default(), scoring, progress);
+    let mut predictions = Predictions::from_engine(&run.detections, &split.dataset)?;
+    if let Some(dir) = report_dir {
+        // Written before scoring so the report names (and hashes) the predictions it scored.
+        std::fs::create_dir_all(dir).map_err(|source| EvalError::Write { path: dir.to_path_buf(), source })?;
+        let path = dir.join("predictions.json");
+        predictions.write_coco_json(&path)?;
+        predictions.source = path;
+    }
+    let mut ev = report::evaluate_with_progress(&split.dataset, &predictions, scoring, model, progress)?;
+    ev.report.pipeline = Some(run.pipeline);
+    ev.report.verification = VerificationScores::from_split(&split.root, &run.verification)?;
+    Ok(ev)
 }
 
 /// Median, 95th percentile and maximum of one stage over the scans, in milliseconds.

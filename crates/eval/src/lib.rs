@@ -14,5 +14,6 @@ pub mod tide;
 pub mod verification;
 
 pub use dataset::{CocoDetection, Dataset, GroundTruth, ImageDetections, Predictions, ScoredBox};
+pub use engine::{Split, evaluate_split};
 pub use error::EvalError;
 pub use report::{EvalConfig, Evaluation, Report, evaluate};

@@ -321,6 +321,37 @@ pub fn evaluate_with_progress(
     Ok(Evaluation { report, coco: ev, scans })
 }
 
+impl Report {
+    /// The one-line summary the command line prints: AP, AP50, AP75, AR and AP at the largest
+    /// maxDets, ROC AUC, Pd at each Pfa limit, and the boxes of unknown classes skipped.
+    pub fn summary_line(&self) -> String {
+        let s = &self.coco.stats;
+        let mut line = format!(
+            "{}: AP {:.4} AP50 {:.4} AP75 {:.4} AR@{} {:.4} (AP at maxDets {}: {:.4})",
+            self.model,
+            s.ap,
+            s.ap50,
+            s.ap75,
+            self.coco.max_dets.last().unwrap_or(&0),
+            s.ar_100,
+            self.coco.max_dets.last().unwrap_or(&0),
+            self.coco.ap_at_max_dets
+        );
+        if let Some(roc) = &self.atr.roc {
+            let _ = write!(line, ", ROC AUC {:.4}", roc.auc);
+        }
+        for p in &self.atr.pd_at_pfa {
+            let _ = write!(line, ", Pd@Pfa{:.0}% {:.3}", p.target * 100.0, p.pd);
+        }
+        let skipped =
+            self.inputs.skipped_predictions_unknown_category + self.inputs.skipped_annotations_unknown_category;
+        if skipped > 0 {
+            let _ = write!(line, " ({skipped} boxes of unknown classes skipped)");
+        }
+        line
+    }
+}
+
 fn write(path: &Path, text: &str) -> Result<(), EvalError> {
     std::fs::write(path, text).map_err(|source| EvalError::Write { path: path.to_path_buf(), source })
 }

@@ -2,12 +2,15 @@
 //! precision and recall, the mass error distribution, false flags on correctly declared
 //! cargo, recall of large under-declarations and of empty-container verification.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use nii_atr_core::truth::{CaseTruth, MismatchKind};
 use nii_atr_core::verify::{CargoMeasures, CheckKind, Outcome, VerificationResult};
+
+use crate::EvalError;
 
 /// Least load that counts as "one pallet" for empty-container verification, kg.
 pub const ONE_PALLET_KG: f64 = 500.0;
@@ -255,6 +258,21 @@ impl VerificationScores {
         s.mass_error_by_commodity =
             errors.by_commodity.into_iter().map(|(k, v)| (k, MassError::from_errors(v))).collect();
         s
+    }
+
+    /// Scores the verification results of a run over `split` (`(scan id, result)` pairs)
+    /// against the generator's `<split>/truth.jsonl`, which records what was really loaded;
+    /// `None` when the split has no truth file or no result has a truth.
+    pub fn from_split(split: &Path, results: &[(String, VerificationResult)]) -> Result<Option<Self>, EvalError> {
+        let truth_file = split.join("truth.jsonl");
+        if !truth_file.is_file() || results.is_empty() {
+            return Ok(None);
+        }
+        let truth = nii_atr_core::truth::read_truth(split)
+            .map_err(|e| EvalError::Report { path: truth_file, reason: nii_atr_core::error_chain(&e) })?;
+        let by_case: HashMap<&str, &CaseTruth> = truth.iter().map(|t| (t.case_id.as_str(), t)).collect();
+        let cases: Vec<_> = results.iter().filter_map(|(id, v)| by_case.get(id.as_str()).map(|t| (*t, v))).collect();
+        Ok((!cases.is_empty()).then(|| Self::from_cases(cases)))
     }
 
     /// Each check against what the truth says it should flag, and `undeclared_goods` again
