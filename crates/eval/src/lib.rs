@@ -1,6 +1,8 @@
 //! Evaluation harness: COCO box metrics identical to pycocotools, customs operating points
 //! (Pd/Pfa, ROC, FROC), a TIDE error breakdown, bootstrap confidence intervals and reports.
 
+#![warn(missing_docs)]
+
 pub mod atr;
 pub mod bootstrap;
 pub mod coco;
