@@ -2,7 +2,6 @@
 //! a report, or run a pipeline over a labelled split and score it in process (`--dataset`);
 //! `nii-atr eval compare` puts reports side by side with a paired bootstrap.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -16,7 +15,8 @@ use nii_atr_eval::bootstrap::BootstrapConfig;
 use nii_atr_eval::coco::{CocoMode, CocoParams};
 use nii_atr_eval::compare::Comparison;
 use nii_atr_eval::dataset::{self, Dataset, Predictions};
-use nii_atr_eval::report::{self, EvalConfig, Evaluation, Report};
+use nii_atr_eval::engine::{Split, evaluate_split};
+use nii_atr_eval::report::{self, EvalConfig, Evaluation};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -171,103 +171,30 @@ fn progress_bar() -> Bar {
 
 /// Runs the pipeline over a split and scores it; writes the report (and the COCO results
 /// the engine made, so `eval compare` can re-score them) when `--report` is given.
-fn score_dataset(args: &ScoreArgs, split: &Path) -> Result<Evaluation, EvalError> {
+fn score_dataset(args: &ScoreArgs, root: &Path) -> Result<Evaluation, EvalError> {
     let start = Instant::now();
     let config = config_from(args)?;
     let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from("models/pipeline.default.toml"));
-    let annotations = split.join("annotations.json");
-    let mut dataset = Dataset::from_coco_json(&annotations)?;
-    let mut cases = nii_atr_eval::engine::split_cases(split, &annotations)?;
-    let total = cases.len();
+    let mut split = Split::open(root)?;
     if args.skip.is_some() || args.limit.is_some() {
-        let skip = args.skip.unwrap_or(0).min(total);
-        cases.drain(..skip);
-        cases.truncate(args.limit.unwrap_or(usize::MAX));
-        if cases.is_empty() {
-            return Err(EvalError::Report {
-                path: split.to_path_buf(),
-                reason: format!("--skip {skip} leaves none of the split's {total} cases"),
-            });
-        }
-        let keep: std::collections::HashSet<i64> = cases.iter().map(|c| c.image_id).collect();
-        dataset.images.retain(|i| keep.contains(&i.id));
-        dataset.annotations.retain(|a| keep.contains(&a.image_id));
+        split.select(args.skip.unwrap_or(0), args.limit)?;
     }
     // Which cases were scored, in words, when not all of them.
     let subset = match (args.skip.unwrap_or(0), args.limit) {
         (0, None) => String::new(),
         (0, Some(n)) => format!(" (first {n} only)"),
-        (k, _) => format!(" (cases {k}..{} of {total} only)", k + cases.len()),
+        (k, _) => format!(" (cases {k}..{} of {} only)", k + split.cases.len(), split.total),
     };
     let pipeline = nii_atr_core::inspect::Pipeline::from_path(&config_path)
         .map_err(|e| EvalError::Pipeline { path: config_path.clone(), source: Box::new(e) })?;
-    println!("running {} on {} scans of {}{}", config_path.display(), cases.len(), split.display(), subset);
-    let pb = Bar::new("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} scans, eta {eta} {msg}");
-    pb.set_length(cases.len() as u64);
-    let run = nii_atr_eval::engine::run_split(
-        &pipeline,
-        &config_path,
-        &cases,
-        &dataset,
-        &nii_atr_core::scan::Limits::default(),
-        &config,
-        &pb,
-    );
-    pb.finish();
-    let mut predictions = Predictions::from_engine(&run.detections, &dataset)?;
-    if let Some(dir) = &args.report {
-        // Written before scoring so the report names (and hashes) the predictions it scored.
-        std::fs::create_dir_all(dir).map_err(|source| EvalError::Write { path: dir.clone(), source })?;
-        let path = dir.join("predictions.json");
-        let results: Vec<serde_json::Value> = predictions
-            .detections
-            .iter()
-            .map(|d| serde_json::json!({"image_id": d.image_id, "category_id": d.category_id, "bbox": d.bbox, "score": d.score}))
-            .collect();
-        std::fs::write(
-            &path,
-            serde_json::to_string(&results).map_err(|source| EvalError::Json { path: path.clone(), source })?,
-        )
-        .map_err(|source| EvalError::Write { path: path.clone(), source })?;
-        predictions.source = path;
-    }
+    println!("running {} on {} scans of {}{}", config_path.display(), split.cases.len(), root.display(), subset);
     let model = args.name.clone().unwrap_or_else(|| {
         config_path.file_stem().map_or_else(|| "pipeline".into(), |n| n.to_string_lossy().into_owned())
     });
-    let pb = progress_bar();
-    let mut ev = report::evaluate_with_progress(&dataset, &predictions, &config, &model, &pb)?;
-    ev.report.pipeline = Some(run.pipeline);
-    // A generated split records what was really loaded: score the manifest checks against it.
-    if split.join("truth.jsonl").is_file() && !run.verification.is_empty() {
-        let truth = nii_atr_core::truth::read_truth(split).map_err(|e| EvalError::Report {
-            path: split.join("truth.jsonl"),
-            reason: nii_atr_core::error_chain(&e),
-        })?;
-        let by_case: std::collections::HashMap<&str, &nii_atr_core::truth::CaseTruth> =
-            truth.iter().map(|t| (t.case_id.as_str(), t)).collect();
-        let cases: Vec<_> =
-            run.verification.iter().filter_map(|(id, v)| by_case.get(id.as_str()).map(|t| (*t, v))).collect();
-        if !cases.is_empty() {
-            ev.report.verification = Some(nii_atr_eval::verification::VerificationScores::from_cases(cases));
-        }
-    }
-    let mut written = Vec::new();
-    if let Some(dir) = &args.report {
-        pb.set_message("writing report");
-        written = report::write_report(&ev, dir)?;
-    }
-    pb.finish();
-    println!("{}", summary_line(&ev.report));
-    if let Some(p) = &ev.report.pipeline {
-        print!("{}", nii_atr_eval::engine::markdown(p));
-    }
-    if let Some(v) = &ev.report.verification {
-        print!("{}", v.markdown());
-    }
-    for p in written {
-        println!("wrote {}", p.display());
-    }
-    println!("done in {:.2} s", start.elapsed().as_secs_f64());
+    // One bar: the scans, then the scoring stages and bootstrap resamples.
+    let pb = Bar::new("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len}, eta {eta} {msg}");
+    let ev = evaluate_split(&split, &pipeline, &config_path, &config, &model, args.report.as_deref(), &pb)?;
+    finish(&ev, args.report.as_deref(), &pb, start)?;
     if let Some(p) = ev.report.pipeline.as_ref().filter(|p| !p.failed.is_empty()) {
         return Err(EvalError::ScansFailed { failed: p.failed.len(), total: p.n_scans });
     }
@@ -291,44 +218,31 @@ pub fn score(args: &ScoreArgs) -> Result<Evaluation, EvalError> {
             .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
     });
     let ev = report::evaluate_with_progress(&dataset, &predictions, &config, &model, &pb)?;
+    finish(&ev, args.report.as_deref(), &pb, start)?;
+    Ok(ev)
+}
+
+/// Writes the report into `report` when given, then prints the summary line, the sections only
+/// a split run has, the files written and the time taken.
+fn finish(ev: &Evaluation, report: Option<&Path>, pb: &Bar, start: Instant) -> Result<(), EvalError> {
     let mut written = Vec::new();
-    if let Some(dir) = &args.report {
+    if let Some(dir) = report {
         pb.set_message("writing report");
-        written = report::write_report(&ev, dir)?;
+        written = report::write_report(ev, dir)?;
     }
     pb.finish();
-    println!("{}", summary_line(&ev.report));
+    println!("{}", ev.report.summary_line());
+    if let Some(p) = &ev.report.pipeline {
+        print!("{}", nii_atr_eval::engine::markdown(p));
+    }
+    if let Some(v) = &ev.report.verification {
+        print!("{}", v.markdown());
+    }
     for p in written {
         println!("wrote {}", p.display());
     }
     println!("done in {:.2} s", start.elapsed().as_secs_f64());
-    Ok(ev)
-}
-
-fn summary_line(r: &Report) -> String {
-    let s = &r.coco.stats;
-    let mut line = format!(
-        "{}: AP {:.4} AP50 {:.4} AP75 {:.4} AR@{} {:.4} (AP at maxDets {}: {:.4})",
-        r.model,
-        s.ap,
-        s.ap50,
-        s.ap75,
-        r.coco.max_dets.last().unwrap_or(&0),
-        s.ar_100,
-        r.coco.max_dets.last().unwrap_or(&0),
-        r.coco.ap_at_max_dets
-    );
-    if let Some(roc) = &r.atr.roc {
-        let _ = write!(line, ", ROC AUC {:.4}", roc.auc);
-    }
-    for p in &r.atr.pd_at_pfa {
-        let _ = write!(line, ", Pd@Pfa{:.0}% {:.3}", p.target * 100.0, p.pd);
-    }
-    let skipped = r.inputs.skipped_predictions_unknown_category + r.inputs.skipped_annotations_unknown_category;
-    if skipped > 0 {
-        let _ = write!(line, " ({skipped} boxes of unknown classes skipped)");
-    }
-    line
+    Ok(())
 }
 
 /// `nii-atr eval compare`: the comparison printed, and written to `--out` when given.

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::coco::bbox_iou;
-use super::dataset::{CocoDetection, Dataset, GroundTruth, Predictions};
+use super::dataset::{ByImage, CocoDetection, Dataset, GroundTruth, Predictions};
 
 /// When a detection counts as finding a threat for Pd and FROC.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -29,6 +29,8 @@ impl Default for HitRule {
 }
 
 impl HitRule {
+    /// Whether a detection box hits a truth box (both pixel `[x, y, w, h]`): IoU at least
+    /// [`HitRule::min_iou`], or, with [`HitRule::centre_inside`], its centre inside the truth.
     pub fn hits(&self, det: &[f64; 4], truth: &[f64; 4]) -> bool {
         if bbox_iou(det, truth, false) >= self.min_iou {
             return true;
@@ -41,6 +43,7 @@ impl HitRule {
 /// Settings of the operating-point metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AtrConfig {
+    /// When a detection finds a threat (per-class Pd, FROC).
     pub hit_rule: HitRule,
     /// Detection score at which the system alarms, for per-class Pd and the CNR split.
     pub alarm_threshold: f64,
@@ -117,14 +120,20 @@ mod edges_serde {
 /// (1, 1) on every scan, those without detections included.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RocPoint {
+    /// Scan score at which the system alarms (a scan alarms when its score is `>=` it).
     pub threshold: Option<f64>,
+    /// Probability of detection: the share of threat scans that alarm.
     pub pd: f64,
+    /// Probability of false alarm: the share of clean scans that alarm.
     pub pfa: f64,
 }
 
+/// Scan-level receiver operating characteristic: Pd against Pfa as the alarm threshold falls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Roc {
+    /// Threat scans (holding any ground truth).
     pub n_positive: usize,
+    /// Clean scans (holding none).
     pub n_negative: usize,
     /// From (0, 0) (alarm on nothing) to (1, 1), one point per distinct scan score.
     pub points: Vec<RocPoint>,
@@ -135,20 +144,28 @@ pub struct Roc {
 /// Pd reached at a Pfa limit, or Pfa needed for a Pd target, with the threshold that does it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OperatingPoint {
+    /// The limit asked for: the Pfa ceiling (Pd at Pfa) or the Pd floor (Pfa at Pd), a fraction.
     pub target: f64,
+    /// Pd reached at this point.
     pub pd: f64,
+    /// Pfa paid at this point.
     pub pfa: f64,
+    /// Scan score threshold that gives it (`None` at the two ends of the ROC).
     pub threshold: Option<f64>,
 }
 
 /// Per-scan scores and labels in ascending image id order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScanScores {
+    /// Image ids, ascending.
     pub image_ids: Vec<i64>,
+    /// Each scan's highest detection score (-inf without detections).
     pub scores: Vec<f64>,
+    /// Whether each scan holds any ground truth (a threat scan).
     pub positive: Vec<bool>,
 }
 
+/// Each scan's score (its highest detection) and whether it holds a threat.
 pub fn scan_scores(dataset: &Dataset, predictions: &Predictions) -> ScanScores {
     let image_ids = dataset.sorted_image_ids();
     let index: HashMap<i64, usize> = image_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
@@ -227,30 +244,40 @@ impl Roc {
 /// Detection rate and false alarms of one class at the alarm threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassPd {
+    /// The class ([`crate::dataset::Category::id`]).
     pub category_id: i64,
+    /// Class name.
     pub name: String,
+    /// Non-crowd truths of the class.
     pub n_truth: usize,
+    /// Of those, the ones hit by a same-class detection at the alarm threshold.
     pub n_hit: usize,
-    /// `None` when the class has no (non-crowd) ground truth.
+    /// Pd: `n_hit / n_truth`; `None` when the class has no (non-crowd) ground truth.
     pub pd: Option<f64>,
+    /// Detections of the class at the alarm threshold that hit no truth of it.
     pub false_alarms: usize,
+    /// `false_alarms` per scan of the set.
     pub false_alarms_per_scan: f64,
 }
 
 /// The metrics of one difficulty: the threats whose CNR falls in `[cnr_min, cnr_max)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DifficultyBin {
+    /// Lowest CNR of the bin (inclusive).
     pub cnr_min: f64,
-    /// `None` for an open upper end.
+    /// Highest CNR of the bin (exclusive); `None` for an open upper end.
     pub cnr_max: Option<f64>,
     /// Truths in the bin and those hit at the alarm threshold (as the per-class Pd).
     pub n_truth: usize,
+    /// Truths of the bin hit at the alarm threshold.
     pub n_hit: usize,
+    /// Pd of the bin's truths: `n_hit / n_truth`; `None` without truths.
     pub pd: Option<f64>,
     /// Threat scans whose hardest threat (lowest CNR) lies in the bin; the scan-level ROC
     /// reads them against every scan without a threat, scored as the "any threat" row.
     #[serde(default)]
     pub n_scans: usize,
+    /// Scan-level ROC AUC of those scans against the clean ones; `None` without both.
     #[serde(default)]
     pub scan_auc: Option<f64>,
     /// Pd at each of [`AtrConfig::pfa_limits`].
@@ -260,6 +287,7 @@ pub struct DifficultyBin {
     /// turned into crowd regions: a detection on them counts neither way. Set by the report.
     #[serde(default)]
     pub ap: Option<f64>,
+    /// COCO AP at IoU 0.5 of the bin, read as `ap`.
     #[serde(default)]
     pub ap50: Option<f64>,
 }
@@ -294,17 +322,25 @@ pub fn hardest_cnr(dataset: &Dataset, image_ids: &[i64]) -> Vec<Option<f64>> {
     hardest
 }
 
+/// One FROC point: what the detections scoring at least `threshold` find and cost.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FrocPoint {
+    /// Detection score threshold (`f64::MAX` for the first point, which keeps no detection).
     pub threshold: f64,
+    /// False positives per scan.
     pub fp_per_scan: f64,
+    /// Share of the non-crowd truths found.
     pub sensitivity: f64,
 }
 
+/// Free-response ROC: lesion-level sensitivity against false positives per scan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Froc {
+    /// Non-crowd truths of the set.
     pub n_truth: usize,
+    /// Scans of the set.
     pub n_scans: usize,
+    /// One point per distinct detection score, descending, after a first point at (0, 0).
     pub points: Vec<FrocPoint>,
     /// Sensitivity at each configured FP-per-scan rate (best point not exceeding it).
     pub sensitivity_at: Vec<(f64, f64)>,
@@ -315,14 +351,21 @@ pub struct Froc {
 /// All operating-point metrics of one evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AtrMetrics {
+    /// Scans of the set.
     pub n_scans: usize,
+    /// Scan-level ROC of any threat; `None` without both threat and clean scans.
     pub roc: Option<Roc>,
+    /// Pd at Pfa <= 1 % and <= 5 % (empty without a ROC).
     pub pd_at_pfa: Vec<OperatingPoint>,
+    /// Pfa at Pd >= 90 % and >= 95 % (empty without a ROC).
     pub pfa_at_pd: Vec<OperatingPoint>,
+    /// Pd and false alarms of each class at the alarm threshold, in category id order.
     pub per_class: Vec<ClassPd>,
+    /// FROC over all detections.
     pub froc: Froc,
-    /// Empty when no annotation carries a CNR.
+    /// The metrics of each CNR bin; empty when no annotation carries a CNR.
     pub by_cnr: Vec<DifficultyBin>,
+    /// Non-crowd truths without a CNR (in no bin).
     pub n_truth_without_cnr: usize,
     /// Scan-level operating points of any threat (first row) and of each class.
     #[serde(default)]
@@ -337,8 +380,11 @@ pub struct AtrMetrics {
 pub struct ClassScanRoc {
     /// `None` for the "any threat" row.
     pub category_id: Option<i64>,
+    /// Class name ("any threat" for the first row).
     pub name: String,
+    /// Scans holding the class.
     pub n_positive: usize,
+    /// Scans holding no threat.
     pub n_negative: usize,
     /// `None` without both positive and negative scans.
     pub auc: Option<f64>,
@@ -387,31 +433,13 @@ pub fn per_class_scan_roc(dataset: &Dataset, predictions: &Predictions, pfa_limi
         .collect()
 }
 
-/// Truth and detections of one image, grouped once for the hit tests.
-struct ImageGroups<'a> {
-    truth: HashMap<i64, Vec<&'a GroundTruth>>,
-    dets: HashMap<i64, Vec<&'a CocoDetection>>,
-}
-
-fn group<'a>(dataset: &'a Dataset, predictions: &'a Predictions) -> ImageGroups<'a> {
-    let mut truth: HashMap<i64, Vec<&GroundTruth>> = HashMap::new();
-    let mut dets: HashMap<i64, Vec<&CocoDetection>> = HashMap::new();
-    for g in &dataset.annotations {
-        truth.entry(g.image_id).or_default().push(g);
-    }
-    for d in &predictions.detections {
-        dets.entry(d.image_id).or_default().push(d);
-    }
-    ImageGroups { truth, dets }
-}
-
 /// Which non-crowd truths are hit by a same-class detection scoring `>= threshold`, and
 /// which such detections hit no truth of their class (false alarms).
-fn hits_at(groups: &ImageGroups, rule: &HitRule, threshold: f64) -> (HashMap<i64, bool>, HashMap<i64, usize>) {
+fn hits_at(groups: &ByImage, rule: &HitRule, threshold: f64) -> (HashMap<i64, bool>, HashMap<i64, usize>) {
     let mut hit = HashMap::new();
     let mut false_alarms: HashMap<i64, usize> = HashMap::new();
-    for (image_id, truths) in &groups.truth {
-        let dets = groups.dets.get(image_id).map_or(&[][..], |v| v.as_slice());
+    for (image_id, truths) in groups.truth_by_image() {
+        let dets = groups.detections(image_id);
         for g in truths.iter().filter(|g| !g.iscrowd) {
             let found = dets
                 .iter()
@@ -419,8 +447,8 @@ fn hits_at(groups: &ImageGroups, rule: &HitRule, threshold: f64) -> (HashMap<i64
             hit.insert(g.id, found);
         }
     }
-    for (image_id, dets) in &groups.dets {
-        let truths = groups.truth.get(image_id).map_or(&[][..], |v| v.as_slice());
+    for (image_id, dets) in groups.detections_by_image() {
+        let truths = groups.truth(image_id);
         for d in dets.iter().filter(|d| d.score >= threshold) {
             let on_truth = truths.iter().any(|g| g.category_id == d.category_id && rule.hits(&d.bbox, &g.bbox));
             if !on_truth {
@@ -435,7 +463,7 @@ fn hits_at(groups: &ImageGroups, rule: &HitRule, threshold: f64) -> (HashMap<i64
 /// is a true positive (the truth of highest IoU is taken), one hitting only found truths or a
 /// crowd region of its class is not counted (a duplicate), anything else is a false positive.
 pub fn froc(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig) -> Froc {
-    let groups = group(dataset, predictions);
+    let groups = ByImage::new(dataset, predictions);
     let n_truth = dataset.annotations.iter().filter(|g| !g.iscrowd).count();
     let n_scans = dataset.images.len();
     let mut order: Vec<&CocoDetection> = predictions.detections.iter().collect();
@@ -444,7 +472,7 @@ pub fn froc(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig) -> Fr
     let (mut tp, mut fp) = (0usize, 0usize);
     let mut points = vec![FrocPoint { threshold: f64::MAX, fp_per_scan: 0.0, sensitivity: 0.0 }];
     for (i, d) in order.iter().enumerate() {
-        let truths = groups.truth.get(&d.image_id).map_or(&[][..], |v| v.as_slice());
+        let truths = groups.truth(d.image_id);
         let candidates =
             truths.iter().filter(|g| g.category_id == d.category_id && cfg.hit_rule.hits(&d.bbox, &g.bbox));
         let mut best: Option<(&GroundTruth, f64)> = None;
@@ -498,7 +526,7 @@ pub fn atr_metrics(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig
     let roc = roc(&scans.scores, &scans.positive);
     let pd_at_pfa = roc.as_ref().map(|r| vec![r.pd_at_pfa(0.01), r.pd_at_pfa(0.05)]).unwrap_or_default();
     let pfa_at_pd = roc.as_ref().map(|r| vec![r.pfa_at_pd(0.90), r.pfa_at_pd(0.95)]).unwrap_or_default();
-    let groups = group(dataset, predictions);
+    let groups = ByImage::new(dataset, predictions);
     let (hit, false_alarms) = hits_at(&groups, &cfg.hit_rule, cfg.alarm_threshold);
     let n_scans = dataset.images.len();
     let mut categories = dataset.categories.clone();

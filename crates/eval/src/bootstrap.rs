@@ -17,10 +17,14 @@ use nii_atr_core::progress::Progress;
 use super::atr::{ScanScores, roc};
 use super::coco::{CocoEvaluation, ResampleIndex};
 
+/// How the scans are resampled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BootstrapConfig {
+    /// Resamples drawn (1 to [`MAX_RESAMPLES`]).
     pub resamples: usize,
+    /// Seed of the resamples: the same seed gives the same intervals.
     pub seed: u64,
+    /// Coverage of the percentile intervals, in (0, 1) (0.95: 95 % intervals).
     pub confidence: f64,
 }
 
@@ -34,6 +38,7 @@ impl Default for BootstrapConfig {
 pub const MAX_RESAMPLES: usize = 100_000;
 
 impl BootstrapConfig {
+    /// A [`crate::EvalError::Params`] unless the resamples and the confidence are in range.
     pub fn validate(&self) -> Result<(), super::EvalError> {
         if self.resamples == 0 || self.resamples > MAX_RESAMPLES {
             return Err(super::EvalError::Params(format!(
@@ -54,8 +59,11 @@ impl BootstrapConfig {
 /// A point estimate and its bootstrap interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
+    /// The metric on the scans as they are.
     pub estimate: f64,
+    /// Lower end of the percentile interval.
     pub low: f64,
+    /// Upper end of the percentile interval.
     pub high: f64,
     /// Resamples where the metric was defined (e.g. AUC needs clean and threat scans).
     pub n_valid: usize,
@@ -66,18 +74,24 @@ pub struct Interval {
 pub struct Headline {
     /// Mean AP over IoU .50:.95 and categories, area "all", largest maxDets.
     pub ap: f64,
+    /// Scan-level ROC AUC; `None` without both threat and clean scans.
     pub auc: Option<f64>,
+    /// Pd at Pfa <= 1 %.
     pub pd_at_pfa_1: Option<f64>,
+    /// Pd at Pfa <= 5 %.
     pub pd_at_pfa_5: Option<f64>,
 }
 
 /// Per-scan inputs of one model that the resampled headline numbers need.
 pub struct ModelScans<'a> {
+    /// The COCO matches, ordered for resampled AP.
     pub coco: ResampleIndex<'a>,
+    /// Each scan's score and truth, for the resampled ROC.
     pub scans: &'a ScanScores,
 }
 
 impl<'a> ModelScans<'a> {
+    /// Indexes one model's COCO evaluation and scan scores for resampling.
     pub fn new(coco: &'a CocoEvaluation, scans: &'a ScanScores) -> Self {
         Self { coco: ResampleIndex::new(coco), scans }
     }
@@ -115,14 +129,18 @@ pub fn resample_counts(n: usize, seed: u64, b: usize) -> Vec<usize> {
     counts
 }
 
-/// numpy's default (linear) quantile of sorted values.
+/// numpy's default (linear) quantile of sorted values (`q` in [0, 1], clamped): linear
+/// interpolation between order statistics; NaN for no values.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+    match sorted.len() {
+        0 => f64::NAN,
+        1 => sorted[0],
+        n => {
+            let h = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let (lo, frac) = (h.floor() as usize, h - h.floor());
+            if lo + 1 >= n { sorted[n - 1] } else { sorted[lo] + frac * (sorted[lo + 1] - sorted[lo]) }
+        }
     }
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 fn interval(estimate: f64, mut values: Vec<f64>, confidence: f64) -> Interval {
@@ -159,10 +177,15 @@ pub fn auc_interval(scores: &[f64], positive: &[bool], cfg: &BootstrapConfig) ->
 /// Intervals for the headline numbers of one model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeadlineIntervals {
+    /// How the scans were resampled.
     pub config: BootstrapConfig,
+    /// AP .50:.95 at the largest maxDets (estimate -1 when undefined).
     pub ap: Interval,
+    /// Scan-level ROC AUC; `None` without both threat and clean scans.
     pub auc: Option<Interval>,
+    /// Pd at Pfa <= 1 %.
     pub pd_at_pfa_1: Option<Interval>,
+    /// Pd at Pfa <= 5 %.
     pub pd_at_pfa_5: Option<Interval>,
 }
 
@@ -202,9 +225,13 @@ pub fn headline_intervals(model: &ModelScans, cfg: &BootstrapConfig, progress: &
 /// Difference `candidate - baseline` of one metric over paired resamples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairedDifference {
+    /// `ap`, `roc_auc`, `pd_at_pfa_1pct` or `pd_at_pfa_5pct`.
     pub metric: String,
+    /// The baseline's value on the scans as they are.
     pub baseline: f64,
+    /// The candidate's value on the scans as they are.
     pub candidate: f64,
+    /// `candidate - baseline` and its interval over the paired resamples.
     pub difference: Interval,
     /// Share of resamples in which the candidate scores higher.
     pub p_candidate_better: f64,
@@ -265,6 +292,16 @@ mod tests {
         assert!((quantile(&v, 0.025) - 1.075).abs() < 1e-12);
         assert_eq!(quantile(&v, 0.5), 2.5);
         assert!((quantile(&v, 0.975) - 3.925).abs() < 1e-12);
+    }
+
+    #[test]
+    fn percentiles_match_numpy_linear() {
+        // numpy.percentile([1, 2, 3, 4, 10], [50, 95]) = [3.0, 8.8]
+        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
+        assert_eq!(quantile(&v, 0.5), 3.0);
+        assert!((quantile(&v, 0.95) - 8.8).abs() < 1e-12);
+        assert_eq!(quantile(&[7.0], 0.95), 7.0);
+        assert!(quantile(&[], 0.5).is_nan());
     }
 
     #[test]

@@ -44,19 +44,26 @@ pub enum CocoMode {
 /// One named area range, in pixels², inclusive at both ends as pycocotools tests it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AreaRange {
+    /// pycocotools' `areaRngLbl`: "all", "small", "medium" or "large".
     pub label: String,
+    /// Smallest area, px².
     pub min: f64,
+    /// Largest area, px².
     pub max: f64,
 }
 
 /// The parameters of `COCOeval.params` for boxes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CocoParams {
+    /// IoU thresholds (`iouThrs`): 0.50:0.05:0.95.
     pub iou_thrs: Vec<f64>,
+    /// Recall thresholds at which precision is read (`recThrs`): 0:0.01:1.
     pub rec_thrs: Vec<f64>,
-    /// Sorted ascending, as `evaluate()` sorts them.
+    /// Detections kept per scan (`maxDets`), sorted ascending, as `evaluate()` sorts them.
     pub max_dets: Vec<usize>,
+    /// Object size ranges (`areaRng` with `areaRngLbl`).
     pub area_ranges: Vec<AreaRange>,
+    /// Reproduce pycocotools' quirks or correct them.
     pub mode: CocoMode,
 }
 
@@ -96,6 +103,8 @@ impl CocoParams {
         Ok(p)
     }
 
+    /// Sorts maxDets and checks the parameters: a [`EvalError::Params`] for empty lists,
+    /// a maxDets of 0, non-finite thresholds or recall thresholds out of order.
     pub fn validate(&mut self) -> Result<(), EvalError> {
         self.max_dets.sort_unstable();
         if self.max_dets.is_empty() || self.max_dets[0] == 0 {
@@ -155,8 +164,11 @@ pub(crate) struct ImageEval {
 /// Everything `COCOeval.evaluate(); accumulate(); summarize()` produces.
 #[derive(Debug, Clone)]
 pub struct CocoEvaluation {
+    /// The parameters, maxDets sorted.
     pub params: CocoParams,
+    /// Image ids, ascending (`params.imgIds`).
     pub img_ids: Vec<i64>,
+    /// Category ids, ascending (`params.catIds`).
     pub cat_ids: Vec<i64>,
     /// `precision[t][r][k][a][m]`, -1 where absent.
     precision: Vec<f64>,
@@ -171,10 +183,15 @@ pub struct CocoEvaluation {
 /// AP and AR of one category, read as `summarize()` reads them for the whole set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CategoryAp {
+    /// COCO category id.
     pub category_id: i64,
+    /// AP averaged over IoU .50:.95 (-1 without ground truth).
     pub ap: f64,
+    /// AP at IoU 0.5.
     pub ap50: f64,
+    /// AP at IoU 0.75.
     pub ap75: f64,
+    /// AR averaged over IoU .50:.95.
     pub ar: f64,
 }
 
@@ -556,6 +573,7 @@ pub struct ResampleIndex<'a> {
 }
 
 impl<'a> ResampleIndex<'a> {
+    /// Orders the detections of `ev` once, for any number of resamples.
     pub fn new(ev: &'a CocoEvaluation) -> Self {
         let n_img = ev.img_ids.len();
         let n_t = ev.params.iou_thrs.len();

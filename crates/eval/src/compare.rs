@@ -16,22 +16,36 @@ use crate::report::{self, EvalConfig, Evaluation, Report};
 /// `eval compare` output (schema version 1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
+    /// Schema version of `comparison.json` (1).
     pub schema_version: u32,
+    /// The baseline's model name (the first report).
     pub baseline: String,
+    /// Every compared model, baseline first.
     pub models: Vec<ComparedModel>,
+    /// How the scans were resampled for the paired bootstrap.
     pub bootstrap: BootstrapConfig,
+    /// Each candidate against the baseline.
     pub paired: Vec<PairedResult>,
 }
 
+/// One model's headline numbers, as its report holds them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ComparedModel {
+    /// The model's name in its report.
     pub model: String,
+    /// The report's path.
     pub report: String,
+    /// COCO AP .50:.95 (`stats[0]`).
     pub ap: f64,
+    /// COCO AP at IoU 0.5.
     pub ap50: f64,
+    /// AP .50:.95 at the largest maxDets.
     pub ap_at_max_dets: f64,
+    /// Scan-level ROC AUC.
     pub roc_auc: Option<f64>,
+    /// Scan-level Pd at Pfa <= 5 %.
     pub pd_at_pfa_5: Option<f64>,
+    /// FROC mean sensitivity over the configured FP-per-scan rates.
     pub froc_mean_sensitivity: f64,
     /// Per difficulty bin of the report's `--cnr-bins` (re-scored, so reports written before
     /// the bins carried AP get it too); empty without CNRs in the ground truth.
@@ -42,14 +56,20 @@ pub struct ComparedModel {
 /// One difficulty bin of a compared model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ComparedBin {
+    /// The bin in words, e.g. "hard [0, 3)".
     pub bin: String,
+    /// COCO AP at IoU 0.5 of the bin's truths.
     pub ap50: Option<f64>,
+    /// Scan-level ROC AUC of the threat scans whose hardest threat is in the bin.
     pub scan_auc: Option<f64>,
 }
 
+/// One candidate's paired differences against the baseline.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PairedResult {
+    /// The candidate's model name.
     pub candidate: String,
+    /// Each headline metric's difference, candidate minus baseline.
     pub differences: Vec<PairedDifference>,
 }
 

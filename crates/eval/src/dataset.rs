@@ -14,16 +14,22 @@ pub const MAX_INPUT_BYTES: u64 = 2 << 30;
 /// One scan (COCO "image").
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfo {
+    /// COCO image id; predictions and annotations refer to it.
     pub id: i64,
+    /// The image's file name as the ground truth lists it (YOLO label files are found by its stem).
     pub file_name: Option<String>,
+    /// Width in pixels (needed to read normalised YOLO boxes).
     pub width: Option<f64>,
+    /// Height in pixels (needed to read normalised YOLO boxes).
     pub height: Option<f64>,
 }
 
 /// One threat class (COCO "category").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Category {
+    /// COCO category id (a YOLO class index for YOLO sets).
     pub id: i64,
+    /// Class name, e.g. "firearm" (the id in words when the file gives none).
     pub name: String,
 }
 
@@ -31,11 +37,18 @@ pub struct Category {
 /// which pycocotools uses for the small/medium/large ranges; `bbox` is `[x, y, w, h]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroundTruth {
+    /// Annotation id, unique in the file (pycocotools indexes annotations by it).
     pub id: i64,
+    /// The scan ([`ImageInfo::id`]) the object lies in.
     pub image_id: i64,
+    /// Its class ([`Category::id`]).
     pub category_id: i64,
+    /// Pixel box `[x, y, w, h]`.
     pub bbox: [f64; 4],
+    /// Area in pixels², as the file gives it (the box area when it gives none).
     pub area: f64,
+    /// A crowd region (COCO `iscrowd`): it may absorb any number of detections, which then
+    /// count neither as true nor as false positives.
     pub iscrowd: bool,
     /// Contrast-to-noise ratio recorded by the generator: the difficulty of the object.
     pub cnr: Option<f64>,
@@ -45,13 +58,18 @@ pub struct GroundTruth {
 /// pycocotools does. Its area is `w * h`, as pycocotools' `loadRes` sets it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CocoDetection {
+    /// The scan ([`ImageInfo::id`]) the detection was made on.
     pub image_id: i64,
+    /// The predicted class ([`Category::id`]).
     pub category_id: i64,
+    /// Pixel box `[x, y, w, h]`.
     pub bbox: [f64; 4],
+    /// Detection confidence; higher ranks first.
     pub score: f64,
 }
 
 impl CocoDetection {
+    /// Box area `w * h` in pixels² (pycocotools' `loadRes` area of a box result).
     pub fn area(&self) -> f64 {
         self.bbox[2] * self.bbox[3]
     }
@@ -60,9 +78,13 @@ impl CocoDetection {
 /// A labelled evaluation set: scans, classes and their ground truth.
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
+    /// The file the set was read from (shown and hashed in the report).
     pub source: PathBuf,
+    /// The scans, in file order.
     pub images: Vec<ImageInfo>,
+    /// The classes, in file order.
     pub categories: Vec<Category>,
+    /// The labelled objects of known categories, in file order.
     pub annotations: Vec<GroundTruth>,
     /// Annotations whose category the file does not list: pycocotools drops them silently,
     /// here they are dropped and counted.
@@ -72,7 +94,9 @@ pub struct Dataset {
 /// Predictions for a [`Dataset`], with the skips pycocotools would make counted.
 #[derive(Debug, Clone, Default)]
 pub struct Predictions {
+    /// The file the predictions were read from (`<engine>` for in-process detections).
     pub source: PathBuf,
+    /// The detections of known categories, in file order (ties in score keep it).
     pub detections: Vec<CocoDetection>,
     /// Predictions of a category the ground truth does not list (pycocotools ignores them).
     pub skipped_unknown_category: usize,
@@ -81,16 +105,62 @@ pub struct Predictions {
 /// The detections the engine makes for one scan: the in-process input of [`Predictions::from_engine`].
 #[derive(Debug, Clone, Default)]
 pub struct ImageDetections {
+    /// The scan ([`ImageInfo::id`]).
     pub image_id: i64,
+    /// Its detections, in the engine's order.
     pub detections: Vec<ScoredBox>,
 }
 
 /// One engine detection in pixel `[x, y, w, h]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoredBox {
+    /// The class, as a [`Category::id`] of the dataset.
     pub category_id: i64,
+    /// Pixel box `[x, y, w, h]`.
     pub bbox: [f64; 4],
+    /// Detection confidence.
     pub score: f64,
+}
+
+/// Ground truth and detections grouped by scan, once, for the metrics that walk scan by scan.
+pub(crate) struct ByImage<'a> {
+    truth: HashMap<i64, Vec<&'a GroundTruth>>,
+    dets: HashMap<i64, Vec<&'a CocoDetection>>,
+}
+
+impl<'a> ByImage<'a> {
+    /// Groups `dataset`'s annotations and `predictions`' detections by image id, in file order.
+    pub(crate) fn new(dataset: &'a Dataset, predictions: &'a Predictions) -> Self {
+        let mut truth: HashMap<i64, Vec<&GroundTruth>> = HashMap::new();
+        let mut dets: HashMap<i64, Vec<&CocoDetection>> = HashMap::new();
+        for g in &dataset.annotations {
+            truth.entry(g.image_id).or_default().push(g);
+        }
+        for d in &predictions.detections {
+            dets.entry(d.image_id).or_default().push(d);
+        }
+        Self { truth, dets }
+    }
+
+    /// The truth of one scan (crowd regions included); empty when it has none.
+    pub(crate) fn truth(&self, image_id: i64) -> &[&'a GroundTruth] {
+        self.truth.get(&image_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The detections of one scan; empty when it has none.
+    pub(crate) fn detections(&self, image_id: i64) -> &[&'a CocoDetection] {
+        self.dets.get(&image_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every scan with truth, and its truth (in no particular order).
+    pub(crate) fn truth_by_image(&self) -> impl Iterator<Item = (i64, &[&'a GroundTruth])> {
+        self.truth.iter().map(|(&id, v)| (id, v.as_slice()))
+    }
+
+    /// Every scan with detections, and its detections (in no particular order).
+    pub(crate) fn detections_by_image(&self) -> impl Iterator<Item = (i64, &[&'a CocoDetection])> {
+        self.dets.iter().map(|(&id, v)| (id, v.as_slice()))
+    }
 }
 
 #[derive(Deserialize)]
@@ -288,6 +358,7 @@ impl Dataset {
         ids
     }
 
+    /// The name of category `id`, or the id in words when the set does not list it.
     pub fn category_name(&self, id: i64) -> String {
         self.categories.iter().find(|c| c.id == id).map_or_else(|| id.to_string(), |c| c.name.clone())
     }
@@ -323,6 +394,19 @@ impl Predictions {
         Self::new(source, detections, dataset)
     }
 
+    /// Writes the detections as a COCO results file (a JSON array of `{bbox, category_id,
+    /// image_id, score}`) that [`Predictions::from_coco_json`] reads back.
+    pub fn write_coco_json(&self, path: &Path) -> Result<(), EvalError> {
+        let results: Vec<serde_json::Value> = self
+            .detections
+            .iter()
+            .map(|d| serde_json::json!({"image_id": d.image_id, "category_id": d.category_id, "bbox": d.bbox, "score": d.score}))
+            .collect();
+        let text =
+            serde_json::to_string(&results).map_err(|source| EvalError::Json { path: path.to_path_buf(), source })?;
+        std::fs::write(path, text).map_err(|source| EvalError::Write { path: path.to_path_buf(), source })
+    }
+
     /// Checks predictions against the ground truth: an unknown image is an error (pycocotools
     /// asserts), an unknown category a counted skip (pycocotools ignores it).
     pub fn new(source: PathBuf, detections: Vec<CocoDetection>, dataset: &Dataset) -> Result<Self, EvalError> {
@@ -347,11 +431,17 @@ impl Predictions {
 /// One parsed YOLO label line: class and normalised centre box, plus a score for predictions.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct YoloBox {
+    /// YOLO class index (the category id).
     pub class: i64,
+    /// Box centre x, as a fraction of the image width.
     pub cx: f64,
+    /// Box centre y, as a fraction of the image height.
     pub cy: f64,
+    /// Box width, as a fraction of the image width.
     pub w: f64,
+    /// Box height, as a fraction of the image height.
     pub h: f64,
+    /// Detection confidence (the 6th field of a prediction line; absent in ground truth).
     pub score: Option<f64>,
 }
 
@@ -365,12 +455,8 @@ impl YoloBox {
 /// Parses one YOLO txt file: `class cx cy w h [score]` per line, coordinates in [0, 1].
 pub fn parse_yolo_txt(path: &Path, text: &str) -> Result<Vec<YoloBox>, EvalError> {
     let mut boxes = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let err = |reason: String| EvalError::Yolo { path: path.to_path_buf(), line: n + 1, reason };
+    for (line_no, line) in data_lines(text) {
+        let err = |reason: String| EvalError::Yolo { path: path.to_path_buf(), line: line_no, reason };
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() != 5 && fields.len() != 6 {
             return Err(err(format!("expected `class cx cy w h [score]`, found {} fields", fields.len())));
@@ -409,14 +495,7 @@ pub fn yolo_dataset(image_list: &Path, labels_dir: &Path, names: Option<&Path>) 
     for image in &images {
         let (w, h) = (image.width.unwrap_or(0.0), image.height.unwrap_or(0.0));
         let label = yolo_label_path(labels_dir, image);
-        let text = match std::fs::read_to_string(&label) {
-            Ok(t) => t,
-            // No label file means an image without objects, as YOLO tools treat it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(EvalError::Read { path: label, source });
-            }
-        };
+        let Some(text) = read_label_file(&label)? else { continue };
         for b in parse_yolo_txt(&label, &text)? {
             let bbox = b.to_pixels(w, h);
             classes.insert(b.class);
@@ -459,13 +538,7 @@ pub fn yolo_predictions(labels_dir: &Path, dataset: &Dataset) -> Result<Predicti
             });
         };
         let label = yolo_label_path(labels_dir, image);
-        let text = match std::fs::read_to_string(&label) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(EvalError::Read { path: label, source });
-            }
-        };
+        let Some(text) = read_label_file(&label)? else { continue };
         for (n, b) in parse_yolo_txt(&label, &text)?.into_iter().enumerate() {
             let Some(score) = b.score else {
                 return Err(EvalError::Yolo {
@@ -478,6 +551,22 @@ pub fn yolo_predictions(labels_dir: &Path, dataset: &Dataset) -> Result<Predicti
         }
     }
     Predictions::new(labels_dir.to_path_buf(), detections, dataset)
+}
+
+/// A YOLO label file's text; `None` when there is no such file, which means an image without
+/// objects (as YOLO tools treat it).
+fn read_label_file(label: &Path) -> Result<Option<String>, EvalError> {
+    match std::fs::read_to_string(label) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(EvalError::Read { path: label.to_path_buf(), source }),
+    }
+}
+
+/// The lines of a YOLO text file that hold data (neither blank nor `#` comments), trimmed,
+/// with their line numbers counted from 1.
+fn data_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().map(|(n, line)| (n + 1, line.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
 }
 
 fn yolo_label_path(labels_dir: &Path, image: &ImageInfo) -> PathBuf {
@@ -493,12 +582,8 @@ fn read_image_list(path: &Path) -> Result<Vec<ImageInfo>, EvalError> {
     let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.to_path_buf(), source })?;
     let mut images = Vec::new();
     let mut names = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let err = |reason: String| EvalError::Yolo { path: path.to_path_buf(), line: n + 1, reason };
+    for (line_no, line) in data_lines(&text) {
+        let err = |reason: String| EvalError::Yolo { path: path.to_path_buf(), line: line_no, reason };
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() != 3 {
             return Err(err("expected `file_name width height`".into()));
@@ -510,7 +595,7 @@ fn read_image_list(path: &Path) -> Result<Vec<ImageInfo>, EvalError> {
             }
         };
         let (w, h) = (dim(f[1])?, dim(f[2])?);
-        if names.insert(f[0].to_string(), n).is_some() {
+        if names.insert(f[0].to_string(), line_no).is_some() {
             return Err(err(format!("image `{}` listed twice", f[0])));
         }
         images.push(ImageInfo {

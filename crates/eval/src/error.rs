@@ -6,57 +6,147 @@ use std::path::PathBuf;
 /// Everything that can go wrong while reading evaluation inputs or writing reports.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
+    /// A file could not be read.
     #[error("cannot read {path}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A file or folder could not be written.
     #[error("cannot write {path}")]
     Write {
+        /// The file or folder.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// An input is larger than [`crate::dataset::MAX_INPUT_BYTES`].
     #[error("{path}: file is {size} bytes, more than the {limit} bytes an evaluation input may have")]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size, bytes.
+        size: u64,
+        /// The limit, bytes.
+        limit: u64,
+    },
+    /// A JSON file could not be parsed (or a document not serialised).
     #[error("{path}: malformed JSON")]
     Json {
+        /// The file.
         path: PathBuf,
+        /// The parser's error.
         #[source]
         source: serde_json::Error,
     },
+    /// Two images, categories or annotations share an id.
     #[error("{path}: duplicate {what} id {id}")]
-    DuplicateId { path: PathBuf, what: &'static str, id: i64 },
-    #[error("{path}: {what} #{index} has an invalid box {bbox:?}: {reason}")]
-    InvalidBox { path: PathBuf, what: &'static str, index: usize, bbox: Vec<f64>, reason: &'static str },
-    #[error("{path}: {what} #{index} has an invalid {field} ({value}): {reason}")]
-    InvalidValue {
+    DuplicateId {
+        /// The file.
         path: PathBuf,
+        /// "image", "category" or "annotation".
         what: &'static str,
+        /// The repeated id.
+        id: i64,
+    },
+    /// A box is not four finite numbers `[x, y, w, h]` with `w, h >= 0`.
+    #[error("{path}: {what} #{index} has an invalid box {bbox:?}: {reason}")]
+    InvalidBox {
+        /// The file.
+        path: PathBuf,
+        /// "annotation" or "prediction".
+        what: &'static str,
+        /// Its position in the file, from 0.
         index: usize,
-        field: &'static str,
-        value: f64,
+        /// The box as given.
+        bbox: Vec<f64>,
+        /// What is wrong with it.
         reason: &'static str,
     },
+    /// A number (area, score, CNR) is not finite or is negative where it may not be.
+    #[error("{path}: {what} #{index} has an invalid {field} ({value}): {reason}")]
+    InvalidValue {
+        /// The file.
+        path: PathBuf,
+        /// "annotation" or "prediction".
+        what: &'static str,
+        /// Its position in the file, from 0.
+        index: usize,
+        /// The field, e.g. "area", "score", "cnr".
+        field: &'static str,
+        /// The value given (NaN when it is not a number at all).
+        value: f64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A prediction names an image the ground truth does not list (pycocotools asserts).
     #[error("{path}: prediction #{index} refers to image id {image_id}, which the ground truth does not list")]
-    UnknownImage { path: PathBuf, index: usize, image_id: i64 },
+    UnknownImage {
+        /// The predictions file.
+        path: PathBuf,
+        /// The prediction's position in the file, from 0.
+        index: usize,
+        /// The unknown image id.
+        image_id: i64,
+    },
+    /// An annotation names an image its file does not list.
     #[error("{path}: annotation #{index} refers to image id {image_id}, which the file does not list")]
-    AnnotationWithoutImage { path: PathBuf, index: usize, image_id: i64 },
+    AnnotationWithoutImage {
+        /// The ground-truth file.
+        path: PathBuf,
+        /// The annotation's position in the file, from 0.
+        index: usize,
+        /// The unknown image id.
+        image_id: i64,
+    },
+    /// A YOLO label, prediction or image-list line is malformed.
     #[error("{path}:{line}: {reason}")]
-    Yolo { path: PathBuf, line: usize, reason: String },
+    Yolo {
+        /// The text file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Evaluation parameters out of range (maxDets, bootstrap, CNR bins).
     #[error("invalid evaluation parameters: {0}")]
     Params(String),
+    /// A report, split or truth file that cannot be used as it is.
     #[error("{path}: {reason}")]
-    Report { path: PathBuf, reason: String },
+    Report {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The pipeline config could not be loaded.
     #[error("pipeline {path}")]
     Pipeline {
+        /// The pipeline config.
         path: PathBuf,
+        /// Why it could not be loaded.
         #[source]
         source: Box<nii_atr_core::inspect::InspectError>,
     },
+    /// Some scans of a split run could not be inspected (the report is still written).
     #[error("{failed} of {total} scans could not be inspected (scored as scans without detections; see the report)")]
-    ScansFailed { failed: usize, total: usize },
+    ScansFailed {
+        /// Scans that failed.
+        failed: usize,
+        /// Scans run.
+        total: usize,
+    },
+    /// An SVG plot could not be drawn.
     #[error("plotting {what} failed: {reason}")]
-    Plot { what: String, reason: String },
+    Plot {
+        /// The plot's title.
+        what: String,
+        /// plotters' error.
+        reason: String,
+    },
 }

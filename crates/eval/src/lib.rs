@@ -1,6 +1,8 @@
 //! Evaluation harness: COCO box metrics identical to pycocotools, customs operating points
 //! (Pd/Pfa, ROC, FROC), a TIDE error breakdown, bootstrap confidence intervals and reports.
 
+#![warn(missing_docs)]
+
 pub mod atr;
 pub mod bootstrap;
 pub mod coco;
@@ -14,5 +16,6 @@ pub mod tide;
 pub mod verification;
 
 pub use dataset::{CocoDetection, Dataset, GroundTruth, ImageDetections, Predictions, ScoredBox};
+pub use engine::{Split, evaluate_split};
 pub use error::EvalError;
 pub use report::{EvalConfig, Evaluation, Report, evaluate};

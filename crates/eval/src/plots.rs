@@ -74,6 +74,7 @@ pub fn pr_curves(rec_thrs: &[f64], curves: &[(String, Vec<f64>)]) -> Result<Stri
     )
 }
 
+/// The scan-level ROC (Pd against Pfa) with the chance diagonal.
 pub fn roc_plot(roc: &Roc) -> Result<String, EvalError> {
     let points = roc.points.iter().map(|p| (p.pfa, p.pd)).collect();
     line_chart(
@@ -87,6 +88,8 @@ pub fn roc_plot(roc: &Roc) -> Result<String, EvalError> {
     )
 }
 
+/// The FROC curve (sensitivity against false positives per scan), cut a little beyond the
+/// largest configured FP-per-scan rate.
 pub fn froc_plot(froc: &Froc) -> Result<String, EvalError> {
     let max_fp = froc
         .points

@@ -14,13 +14,16 @@ use nii_atr_core::progress::Progress;
 use serde::{Deserialize, Serialize};
 
 use super::EvalError;
-use super::atr::{AtrConfig, AtrMetrics, Froc, ScanScores, atr_metrics, bin_label, in_bin, scan_scores};
+use super::atr::{
+    AtrConfig, AtrMetrics, Froc, OperatingPoint, ScanScores, atr_metrics, bin_label, in_bin, scan_scores,
+};
 use super::bootstrap::{BootstrapConfig, HeadlineIntervals, ModelScans, headline_intervals};
 use super::coco::{self, CocoEvaluation, CocoMode, CocoParams};
 use super::dataset::{Dataset, Predictions};
 use super::plots;
 use super::tide::{ERROR_TYPES, TideBreakdown, tide};
 
+/// Version of the `report.json` schema this crate writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
 /// FROC curves keep at most this many points in the report (ends always kept).
 pub const MAX_FROC_POINTS: usize = 1000;
@@ -28,26 +31,38 @@ pub const MAX_FROC_POINTS: usize = 1000;
 /// Everything that decides the numbers of an evaluation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EvalConfig {
+    /// pycocotools' parameters (`COCOeval.params`) and mode.
     pub coco: CocoParams,
+    /// The operating-point metrics' settings.
     pub atr: AtrConfig,
     /// `None` skips the bootstrap.
     pub bootstrap: Option<BootstrapConfig>,
 }
 
+/// One input file of an evaluation, named so that two reports can tell whether they saw the
+/// same file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputFile {
+    /// Canonical path (as given when it cannot be resolved).
     pub path: String,
     /// FNV-1a 64 of the file bytes (hex), to tell whether two reports saw the same file.
     pub fnv1a64: Option<String>,
 }
 
+/// What was scored against what, with the counts the metrics saw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inputs {
+    /// The ground-truth file (COCO instances or YOLO image list).
     pub ground_truth: InputFile,
+    /// The predictions file or folder.
     pub predictions: InputFile,
+    /// Scans (COCO images).
     pub n_scans: usize,
+    /// Classes (COCO categories).
     pub n_categories: usize,
+    /// Annotations of known categories.
     pub n_annotations: usize,
+    /// Predictions of known categories.
     pub n_predictions: usize,
     /// Annotations of a category the ground truth does not list (dropped, as pycocotools does).
     pub skipped_annotations_unknown_category: usize,
@@ -55,20 +70,33 @@ pub struct Inputs {
     pub skipped_predictions_unknown_category: usize,
 }
 
-/// `COCOeval.stats` by name.
+/// `COCOeval.stats` by name: fractions, -1 where pycocotools has no value. AR columns are
+/// read at maxDets `[0]`, `[1]` and `[2]` of the list (1, 10, 100 by default).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CocoStats {
+    /// AP averaged over IoU .50:.95 (`stats[0]`; read at maxDets 100 in pycocotools mode).
     pub ap: f64,
+    /// AP at IoU 0.5 (`stats[1]`).
     pub ap50: f64,
+    /// AP at IoU 0.75 (`stats[2]`).
     pub ap75: f64,
+    /// AP of small objects, area < 32² px (`stats[3]`).
     pub ap_small: f64,
+    /// AP of medium objects, 32² to 96² px (`stats[4]`).
     pub ap_medium: f64,
+    /// AP of large objects, area > 96² px (`stats[5]`).
     pub ap_large: f64,
+    /// AR at the first maxDets (`stats[6]`).
     pub ar_1: f64,
+    /// AR at the second maxDets (`stats[7]`).
     pub ar_10: f64,
+    /// AR at the third maxDets (`stats[8]`).
     pub ar_100: f64,
+    /// AR of small objects (`stats[9]`).
     pub ar_small: f64,
+    /// AR of medium objects (`stats[10]`).
     pub ar_medium: f64,
+    /// AR of large objects (`stats[11]`).
     pub ar_large: f64,
 }
 
@@ -91,40 +119,62 @@ impl From<[f64; 12]> for CocoStats {
     }
 }
 
+/// COCO metrics of one class (area "all", largest maxDets; -1 without ground truth).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CategoryReport {
+    /// COCO category id.
     pub category_id: i64,
+    /// Class name.
     pub name: String,
+    /// AP averaged over IoU .50:.95.
     pub ap: f64,
+    /// AP at IoU 0.5.
     pub ap50: f64,
+    /// AP at IoU 0.75.
     pub ap75: f64,
+    /// AR averaged over IoU .50:.95.
     pub ar: f64,
     /// Precision at the 101 recall thresholds, IoU 0.5, area all, largest maxDets.
     pub pr_curve_iou50: Vec<f64>,
 }
 
+/// The COCO box metrics section of the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CocoReport {
+    /// Whether pycocotools' quirks were reproduced.
     pub mode: CocoMode,
+    /// The maxDets list (detections kept per scan), ascending.
     pub max_dets: Vec<usize>,
     /// Summary numbers; in pycocotools mode `ap` is read at maxDets 100 (see `CocoMode`).
     pub stats: CocoStats,
     /// Mean AP .50:.95 at the largest maxDets, whatever the mode (the bootstrap's AP).
     pub ap_at_max_dets: f64,
+    /// The recall thresholds at which precision is read (pycocotools' `recThrs`).
     pub rec_thrs: Vec<f64>,
+    /// Each class, in category id order.
     pub per_category: Vec<CategoryReport>,
 }
 
+/// The evaluation report (`report.json`, schema [`SCHEMA_VERSION`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// [`SCHEMA_VERSION`] of the writer.
     pub schema_version: u32,
+    /// `nii-atr <version>` that wrote it.
     pub generator: String,
+    /// The model's name as the report shows it.
     pub model: String,
+    /// Everything that decides the numbers.
     pub config: EvalConfig,
+    /// What was scored against what.
     pub inputs: Inputs,
+    /// COCO box metrics, as pycocotools computes them.
     pub coco: CocoReport,
+    /// Customs operating points: ROC, Pd at Pfa, per-class Pd, FROC, the CNR split.
     pub atr: AtrMetrics,
+    /// TIDE's breakdown of the AP50 lost, by error type.
     pub tide: TideBreakdown,
+    /// Bootstrap intervals of the headline numbers; `None` when disabled.
     pub bootstrap: Option<HeadlineIntervals>,
     /// Present when the report comes from running a pipeline over a split (`--dataset`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,12 +186,16 @@ pub struct Report {
 
 /// The report plus the per-scan state that comparisons and plots need.
 pub struct Evaluation {
+    /// The report.
     pub report: Report,
+    /// pycocotools' evaluation state, per-scan matches included.
     pub coco: CocoEvaluation,
+    /// Each scan's score and truth.
     pub scans: ScanScores,
 }
 
 impl Evaluation {
+    /// The per-scan inputs the bootstrap resamples.
     pub fn model_scans(&self) -> ModelScans<'_> {
         ModelScans::new(&self.coco, &self.scans)
     }
@@ -267,6 +321,37 @@ pub fn evaluate_with_progress(
     Ok(Evaluation { report, coco: ev, scans })
 }
 
+impl Report {
+    /// The one-line summary the command line prints: AP, AP50, AP75, AR and AP at the largest
+    /// maxDets, ROC AUC, Pd at each Pfa limit, and the boxes of unknown classes skipped.
+    pub fn summary_line(&self) -> String {
+        let s = &self.coco.stats;
+        let mut line = format!(
+            "{}: AP {:.4} AP50 {:.4} AP75 {:.4} AR@{} {:.4} (AP at maxDets {}: {:.4})",
+            self.model,
+            s.ap,
+            s.ap50,
+            s.ap75,
+            self.coco.max_dets.last().unwrap_or(&0),
+            s.ar_100,
+            self.coco.max_dets.last().unwrap_or(&0),
+            self.coco.ap_at_max_dets
+        );
+        if let Some(roc) = &self.atr.roc {
+            let _ = write!(line, ", ROC AUC {:.4}", roc.auc);
+        }
+        for p in &self.atr.pd_at_pfa {
+            let _ = write!(line, ", Pd@Pfa{:.0}% {:.3}", p.target * 100.0, p.pd);
+        }
+        let skipped =
+            self.inputs.skipped_predictions_unknown_category + self.inputs.skipped_annotations_unknown_category;
+        if skipped > 0 {
+            let _ = write!(line, " ({skipped} boxes of unknown classes skipped)");
+        }
+        line
+    }
+}
+
 fn write(path: &Path, text: &str) -> Result<(), EvalError> {
     std::fs::write(path, text).map_err(|source| EvalError::Write { path: path.to_path_buf(), source })
 }
@@ -305,7 +390,41 @@ fn ci(i: Option<&super::bootstrap::Interval>) -> String {
 /// The Markdown summary.
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
-    let b = r.bootstrap.as_ref();
+    write_inputs(&mut s, r);
+    write_coco(&mut s, r);
+    write_operating_points(&mut s, r);
+    write_class_scan_pd(&mut s, r);
+    write_froc_and_classes(&mut s, r);
+    write_by_difficulty(&mut s, r);
+    if let Some(p) = &r.pipeline {
+        s.push('\n');
+        s.push_str(&super::engine::markdown(p));
+    }
+    if let Some(v) = &r.verification {
+        s.push('\n');
+        s.push_str(&v.markdown());
+    }
+    write_tide(&mut s, r);
+    s
+}
+
+/// Table cells of Pd (with its Pfa) at each Pfa limit, or "n/a" in each of `n` cells when
+/// there is no ROC.
+fn pd_cells(points: &[OperatingPoint], n: usize) -> String {
+    if points.is_empty() {
+        vec!["n/a"; n].join(" | ")
+    } else {
+        points.iter().map(|p| format!("{} (Pfa {})", f(p.pd), f(p.pfa))).collect::<Vec<_>>().join(" | ")
+    }
+}
+
+/// Table header cells "Pd at Pfa <= x%" of each limit.
+pub(crate) fn pfa_limit_headers(limits: &[f64]) -> String {
+    limits.iter().map(|l| format!("Pd at Pfa <= {}%", l * 100.0)).collect::<Vec<_>>().join(" | ")
+}
+
+/// Title, and what was scored against what.
+fn write_inputs(s: &mut String, r: &Report) {
     let _ = writeln!(s, "# Evaluation: {}\n", r.model);
     let _ = writeln!(
         s,
@@ -320,6 +439,10 @@ pub fn markdown(r: &Report) -> String {
         r.inputs.skipped_predictions_unknown_category,
         r.inputs.skipped_annotations_unknown_category,
     );
+}
+
+/// pycocotools' 12 summary numbers, and AP at the largest maxDets with its interval.
+fn write_coco(s: &mut String, r: &Report) {
     let st = &r.coco.stats;
     let _ = writeln!(s, "## COCO box metrics ({:?} mode, maxDets {:?})\n", r.coco.mode, r.coco.max_dets);
     let _ = writeln!(
@@ -350,81 +473,78 @@ pub fn markdown(r: &Report) -> String {
         "AP .50:.95 at maxDets {}: {}{}\n",
         r.coco.max_dets.last().unwrap_or(&0),
         f(r.coco.ap_at_max_dets),
-        ci(b.map(|b| &b.ap))
+        ci(r.bootstrap.as_ref().map(|b| &b.ap))
     );
+}
+
+/// The scan-level ROC AUC, Pd at Pfa and Pfa at Pd, with intervals.
+fn write_operating_points(s: &mut String, r: &Report) {
+    let b = r.bootstrap.as_ref();
     let _ = writeln!(s, "## Operating points (per scan)\n");
-    match &r.atr.roc {
-        Some(roc) => {
-            let _ = writeln!(
-                s,
-                "{} threat scans, {} clean scans. ROC AUC {}{}.\n",
-                roc.n_positive,
-                roc.n_negative,
-                f(roc.auc),
-                ci(b.and_then(|b| b.auc.as_ref()))
-            );
-            let _ = writeln!(s, "| operating point | Pd | Pfa | threshold |\n|---|---|---|---|");
-            for (i, p) in r.atr.pd_at_pfa.iter().enumerate() {
-                let iv = b.and_then(|b| if i == 0 { b.pd_at_pfa_1.as_ref() } else { b.pd_at_pfa_5.as_ref() });
-                let _ = writeln!(
-                    s,
-                    "| Pd at Pfa <= {:.0}% | {}{} | {} | {} |",
-                    p.target * 100.0,
-                    f(p.pd),
-                    ci(iv),
-                    f(p.pfa),
-                    fo(p.threshold)
-                );
-            }
-            for p in &r.atr.pfa_at_pd {
-                let _ = writeln!(
-                    s,
-                    "| Pfa at Pd >= {:.0}% | {} | {} | {} |",
-                    p.target * 100.0,
-                    f(p.pd),
-                    f(p.pfa),
-                    fo(p.threshold)
-                );
-            }
-            s.push('\n');
-        }
-        None => s.push_str("No ROC: the set needs both threat and clean scans.\n\n"),
+    let Some(roc) = &r.atr.roc else {
+        s.push_str("No ROC: the set needs both threat and clean scans.\n\n");
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "{} threat scans, {} clean scans. ROC AUC {}{}.\n",
+        roc.n_positive,
+        roc.n_negative,
+        f(roc.auc),
+        ci(b.and_then(|b| b.auc.as_ref()))
+    );
+    let _ = writeln!(s, "| operating point | Pd | Pfa | threshold |\n|---|---|---|---|");
+    for (i, p) in r.atr.pd_at_pfa.iter().enumerate() {
+        let iv = b.and_then(|b| if i == 0 { b.pd_at_pfa_1.as_ref() } else { b.pd_at_pfa_5.as_ref() });
+        let _ = writeln!(
+            s,
+            "| Pd at Pfa <= {:.0}% | {}{} | {} | {} |",
+            p.target * 100.0,
+            f(p.pd),
+            ci(iv),
+            f(p.pfa),
+            fo(p.threshold)
+        );
     }
+    for p in &r.atr.pfa_at_pd {
+        let _ =
+            writeln!(s, "| Pfa at Pd >= {:.0}% | {} | {} | {} |", p.target * 100.0, f(p.pd), f(p.pfa), fo(p.threshold));
+    }
+    s.push('\n');
+}
+
+/// Scan-level Pd of each class at each Pfa limit.
+fn write_class_scan_pd(s: &mut String, r: &Report) {
     let rows = &r.atr.per_class_scan;
-    if let Some(first) = rows.first() {
-        let limits: Vec<f64> = first.pd_at_pfa.iter().map(|p| p.target).collect();
+    let Some(first) = rows.first() else { return };
+    let limits: Vec<f64> = first.pd_at_pfa.iter().map(|p| p.target).collect();
+    let _ = writeln!(
+        s,
+        "Scan-level Pd per class (positives: scans holding the class; negatives: scans without any \
+         threat; score: the scan's highest detection of the class):\n"
+    );
+    let _ = writeln!(
+        s,
+        "| class | threat scans | clean scans | ROC AUC | {} |\n|---|---|---|---|{}",
+        pfa_limit_headers(&limits),
+        "---|".repeat(limits.len())
+    );
+    for row in rows {
         let _ = writeln!(
             s,
-            "Scan-level Pd per class (positives: scans holding the class; negatives: scans without any \
-             threat; score: the scan's highest detection of the class):\n"
+            "| {} | {} | {} | {} | {} |",
+            row.name,
+            row.n_positive,
+            row.n_negative,
+            fo(row.auc),
+            pd_cells(&row.pd_at_pfa, limits.len())
         );
-        let _ = writeln!(
-            s,
-            "| class | threat scans | clean scans | ROC AUC | {} |\n|---|---|---|---|{}",
-            limits.iter().map(|l| format!("Pd at Pfa <= {}%", l * 100.0)).collect::<Vec<_>>().join(" | "),
-            "---|".repeat(limits.len())
-        );
-        for row in rows {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} |",
-                row.name,
-                row.n_positive,
-                row.n_negative,
-                fo(row.auc),
-                if row.pd_at_pfa.is_empty() {
-                    vec!["n/a"; limits.len()].join(" | ")
-                } else {
-                    row.pd_at_pfa
-                        .iter()
-                        .map(|p| format!("{} (Pfa {})", f(p.pd), f(p.pfa)))
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                }
-            );
-        }
-        s.push('\n');
     }
+    s.push('\n');
+}
+
+/// FROC sensitivities, then AP, AR, Pd and false alarms of each class.
+fn write_froc_and_classes(s: &mut String, r: &Report) {
     let fr = &r.atr.froc;
     let _ = writeln!(
         s,
@@ -455,54 +575,47 @@ pub fn markdown(r: &Report) -> String {
             p.false_alarms_per_scan
         );
     }
-    if !r.atr.by_cnr.is_empty() {
-        let limits = &r.config.atr.pfa_limits;
+}
+
+/// AP, Pd and scan-level ROC of each CNR bin (nothing when no truth carries a CNR).
+fn write_by_difficulty(s: &mut String, r: &Report) {
+    if r.atr.by_cnr.is_empty() {
+        return;
+    }
+    let limits = &r.config.atr.pfa_limits;
+    let _ = writeln!(
+        s,
+        "\n## By difficulty (CNR)\n\nTruths by their CNR; threat scans by their hardest threat (lowest CNR), each bin \
+         against all {} scans without a threat. AP: the other bins' truths count as crowd regions (ignored). \
+         {} truths carry no CNR.\n",
+        r.atr.per_class_scan.first().map_or(0, |row| row.n_negative),
+        r.atr.n_truth_without_cnr
+    );
+    let _ = writeln!(
+        s,
+        "| difficulty (CNR) | truths | AP | AP50 | Pd at score >= {} | threat scans | scan ROC AUC | {} |\n|---|---|---|---|---|---|---|{}",
+        r.config.atr.alarm_threshold,
+        pfa_limit_headers(limits),
+        "---|".repeat(limits.len())
+    );
+    for bin in &r.atr.by_cnr {
         let _ = writeln!(
             s,
-            "\n## By difficulty (CNR)\n\nTruths by their CNR; threat scans by their hardest threat (lowest CNR), each bin \
-             against all {} scans without a threat. AP: the other bins' truths count as crowd regions (ignored). \
-             {} truths carry no CNR.\n",
-            r.atr.per_class_scan.first().map_or(0, |row| row.n_negative),
-            r.atr.n_truth_without_cnr
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            bin_label(bin.cnr_min, bin.cnr_max),
+            bin.n_truth,
+            fo(bin.ap),
+            fo(bin.ap50),
+            fo(bin.pd),
+            bin.n_scans,
+            fo(bin.scan_auc),
+            pd_cells(&bin.scan_pd_at_pfa, limits.len())
         );
-        let _ = writeln!(
-            s,
-            "| difficulty (CNR) | truths | AP | AP50 | Pd at score >= {} | threat scans | scan ROC AUC | {} |\n|---|---|---|---|---|---|---|{}",
-            r.config.atr.alarm_threshold,
-            limits.iter().map(|l| format!("Pd at Pfa <= {}%", l * 100.0)).collect::<Vec<_>>().join(" | "),
-            "---|".repeat(limits.len())
-        );
-        for bin in &r.atr.by_cnr {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                bin_label(bin.cnr_min, bin.cnr_max),
-                bin.n_truth,
-                fo(bin.ap),
-                fo(bin.ap50),
-                fo(bin.pd),
-                bin.n_scans,
-                fo(bin.scan_auc),
-                if bin.scan_pd_at_pfa.is_empty() {
-                    vec!["n/a"; limits.len()].join(" | ")
-                } else {
-                    bin.scan_pd_at_pfa
-                        .iter()
-                        .map(|p| format!("{} (Pfa {})", f(p.pd), f(p.pfa)))
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                }
-            );
-        }
     }
-    if let Some(p) = &r.pipeline {
-        s.push('\n');
-        s.push_str(&super::engine::markdown(p));
-    }
-    if let Some(v) = &r.verification {
-        s.push('\n');
-        s.push_str(&v.markdown());
-    }
+}
+
+/// TIDE's AP50 and the dAP50 and count of each error type.
+fn write_tide(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
         "\n## Error breakdown (TIDE, AP50 {})\n\n| | cls | loc | both | dupe | bkg | missed |\n|---|---|---|---|---|---|---|",
@@ -514,7 +627,6 @@ pub fn markdown(r: &Report) -> String {
         ERROR_TYPES.iter().map(|t| format!("{:.3}", r.tide.delta_ap[t])).collect::<Vec<_>>().join(" | "),
         ERROR_TYPES.iter().map(|t| r.tide.counts[t].to_string()).collect::<Vec<_>>().join(" | ")
     );
-    s
 }
 
 fn html_escape(s: &str) -> String {

@@ -26,30 +26,44 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::coco::bbox_iou;
-use super::dataset::{CocoDetection, Dataset, GroundTruth, Predictions};
+use super::dataset::{ByImage, CocoDetection, Dataset, GroundTruth, Predictions};
 
+/// Foreground IoU: a prediction matches a truth at IoU >= 0.5 (tidecv's `pos_threshold`).
 pub const POS_THRESH: f64 = 0.5;
+/// Background IoU: a prediction overlapping every truth by at most 0.1 is background
+/// (tidecv's `background_threshold`).
 pub const BG_THRESH: f64 = 0.1;
 
+/// Why a prediction (or a truth) costs AP50, in TIDE's six types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorType {
+    /// Classification: right place (IoU >= 0.5), wrong class.
     Cls,
+    /// Localisation: right class, IoU in [0.1, 0.5].
     Loc,
+    /// Both: wrong class and badly placed.
     Both,
+    /// Duplicate: right class and place, but the truth was already matched.
     Dupe,
+    /// Background: on nothing (IoU <= 0.1 with every truth, or no truth in the scan).
     Bkg,
+    /// Missed: a truth no prediction found.
     Missed,
 }
 
+/// The error types in TIDE's reporting order.
 pub const ERROR_TYPES: [ErrorType; 6] =
     [ErrorType::Cls, ErrorType::Loc, ErrorType::Both, ErrorType::Dupe, ErrorType::Bkg, ErrorType::Missed];
 
+/// Where a model's AP50 goes: TIDE's count and dAP50 of each error type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TideBreakdown {
     /// TIDE's mAP at IoU 0.5 before any fix.
     pub ap50: f64,
+    /// Errors of each type.
     pub counts: BTreeMap<ErrorType, usize>,
+    /// dAP50 of each type: the AP50 gained by fixing only that type (clamped at 0).
     pub delta_ap: BTreeMap<ErrorType, f64>,
 }
 
@@ -140,144 +154,191 @@ enum Fix {
     },
 }
 
+/// TIDE's error breakdown of `predictions` at IoU 0.5, keeping each scan's `max_dets`
+/// highest-scoring predictions (tidecv's `TIDE.evaluate(..., mode=TIDE.BOX)`).
 pub fn tide(dataset: &Dataset, predictions: &Predictions, max_dets: usize) -> TideBreakdown {
-    let mut truth: HashMap<i64, Vec<&GroundTruth>> = HashMap::new();
-    let mut dets: HashMap<i64, Vec<&CocoDetection>> = HashMap::new();
-    for g in &dataset.annotations {
-        truth.entry(g.image_id).or_default().push(g);
-    }
-    for d in &predictions.detections {
-        dets.entry(d.image_id).or_default().push(d);
-    }
-    let mut ap_data = ApData::default();
-    let mut errors: Vec<ErrorRecord> = Vec::new();
-    // Best (score, prediction number) per truth among its cls/loc fixes.
-    let mut best_fix: HashMap<i64, (f64, usize)> = HashMap::new();
-    let mut pred_counter = 0usize;
+    let groups = ByImage::new(dataset, predictions);
+    let mut run = TideRun::default();
     // tidecv walks images in the order the ground truth lists them; ties in AP follow it.
     for image_id in dataset.images.iter().map(|i| i.id) {
-        let all_truth = truth.get(&image_id).map_or(&[][..], |v| v.as_slice());
-        let gt: Vec<&GroundTruth> = all_truth.iter().filter(|g| !g.iscrowd).copied().collect();
-        let ignore: Vec<&GroundTruth> = all_truth.iter().filter(|g| g.iscrowd).copied().collect();
-        for g in &gt {
-            ap_data.add_gt(g.category_id, 1);
-        }
-        let mut preds: Vec<&CocoDetection> = dets.get(&image_id).cloned().unwrap_or_default();
-        if preds.is_empty() {
-            for g in &gt {
-                errors.push(ErrorRecord {
-                    kind: ErrorType::Missed,
-                    original: None,
-                    fix: Fix::RemoveTruth { class: g.category_id },
-                });
-            }
-            continue;
-        }
-        preds.sort_by(|a, b| b.score.total_cmp(&a.score));
-        preds.truncate(max_dets);
+        run.add_image(groups.truth(image_id), groups.detections(image_id).to_vec(), max_dets);
+    }
+    run.breakdown()
+}
+
+/// The state TIDE builds image by image: AP data points, recorded errors and the best fix of
+/// each truth.
+#[derive(Default)]
+struct TideRun {
+    ap_data: ApData,
+    errors: Vec<ErrorRecord>,
+    /// Best (score, prediction number) per truth among its cls/loc fixes.
+    best_fix: HashMap<i64, (f64, usize)>,
+    /// Predictions seen so far, over all images: the next prediction's number.
+    pred_counter: usize,
+}
+
+/// One image's predictions (sorted, cut at maxDets) matched to its non-crowd truth.
+struct ImageMatch<'a> {
+    preds: &'a [&'a CocoDetection],
+    gt: &'a [&'a GroundTruth],
+    /// IoU `[p * n_g + g]` of prediction `p` with truth `g`, whatever their classes.
+    iou: Vec<f64>,
+    /// Per prediction: Some(true) matched, Some(false) unmatched, None ignored (crowd).
+    used: Vec<Option<bool>>,
+    /// Per truth: matched by a prediction.
+    gt_used: Vec<bool>,
+}
+
+impl<'a> ImageMatch<'a> {
+    /// Greedy matching in score order to the unused same-class truth of highest IoU >= 0.5;
+    /// unmatched predictions on a same-class crowd region become ignored.
+    fn new(preds: &'a [&'a CocoDetection], gt: &'a [&'a GroundTruth], ignore: &[&GroundTruth]) -> Self {
         let (n_p, n_g) = (preds.len(), gt.len());
         let iou: Vec<f64> = preds.iter().flat_map(|p| gt.iter().map(|g| bbox_iou(&p.bbox, &g.bbox, false))).collect();
-        let same = |p: usize, g: usize| preds[p].category_id == gt[g].category_id;
-        let cls_iou = |p: usize, g: usize| if same(p, g) { iou[p * n_g + g] } else { 0.0 };
-        // used: Some(true) matched, Some(false) unmatched, None ignored (crowd).
-        let mut used: Vec<Option<bool>> = vec![Some(false); n_p];
-        let mut gt_used = vec![false; n_g];
-        let mut gt_usable = vec![false; n_g];
-        let mut buffer: Vec<f64> = (0..n_p * n_g).map(|i| cls_iou(i / n_g, i % n_g)).collect();
+        let mut m = Self { preds, gt, iou, used: vec![Some(false); n_p], gt_used: vec![false; n_g] };
+        let mut buffer: Vec<f64> = (0..n_p * n_g).map(|i| m.cls_iou(i / n_g, i % n_g)).collect();
         for p in 0..n_p {
             if let Some((g, v)) = argmax((0..n_g).map(|g| buffer[p * n_g + g]))
                 && v >= POS_THRESH
             {
-                used[p] = Some(true);
-                gt_used[g] = true;
+                m.used[p] = Some(true);
+                m.gt_used[g] = true;
                 for q in 0..n_p {
                     buffer[q * n_g + g] = 0.0;
                 }
             }
         }
-        for region in &ignore {
+        for region in ignore {
             for (p, pred) in preds.iter().enumerate() {
-                if used[p] == Some(false)
+                if m.used[p] == Some(false)
                     && bbox_iou(&pred.bbox, &region.bbox, true) > POS_THRESH
                     && region.category_id == pred.category_id
                 {
-                    used[p] = None;
+                    m.used[p] = None;
                 }
             }
         }
+        m
+    }
+
+    /// Prediction `p` and truth `g` are of the same class.
+    fn same(&self, p: usize, g: usize) -> bool {
+        self.preds[p].category_id == self.gt[g].category_id
+    }
+
+    /// IoU of prediction `p` with truth `g` when they are of the same class, else 0.
+    fn cls_iou(&self, p: usize, g: usize) -> f64 {
+        if self.same(p, g) { self.iou[p * self.gt.len() + g] } else { 0.0 }
+    }
+}
+
+impl TideRun {
+    /// One image: its AP data points, the type of each prediction it did not match and the
+    /// truths it missed.
+    fn add_image(&mut self, all_truth: &[&GroundTruth], mut preds: Vec<&CocoDetection>, max_dets: usize) {
+        let gt: Vec<&GroundTruth> = all_truth.iter().filter(|g| !g.iscrowd).copied().collect();
+        let ignore: Vec<&GroundTruth> = all_truth.iter().filter(|g| g.iscrowd).copied().collect();
+        for g in &gt {
+            self.ap_data.add_gt(g.category_id, 1);
+        }
+        if preds.is_empty() {
+            for g in &gt {
+                self.errors.push(missed(g));
+            }
+            return;
+        }
+        preds.sort_by(|a, b| b.score.total_cmp(&a.score));
+        preds.truncate(max_dets);
+        let m = ImageMatch::new(&preds, &gt, &ignore);
+        let mut gt_usable = vec![false; gt.len()];
         for (p, pred) in preds.iter().enumerate() {
-            let number = pred_counter;
-            pred_counter += 1;
-            if let Some(correct) = used[p] {
-                ap_data.push(pred.category_id, (pred.score, correct));
+            let number = self.pred_counter;
+            self.pred_counter += 1;
+            if let Some(correct) = m.used[p] {
+                self.ap_data.push(pred.category_id, (pred.score, correct));
             }
             // tidecv 1.0.1 also types predictions ignored by a crowd region; they have no AP
             // data point unless a cls/loc fix turns them into a true positive.
-            if used[p] == Some(true) {
+            if m.used[p] == Some(true) {
                 continue;
             }
-            let original = used[p].map(|_| (pred.category_id, (pred.score, false)));
-            let mut record = |kind, fix| errors.push(ErrorRecord { kind, original, fix });
-            if n_g == 0 {
-                record(ErrorType::Bkg, Fix::Drop);
-                continue;
-            }
-            let mut match_fix = |g: usize, class: i64, best_fix: &mut HashMap<i64, (f64, usize)>| {
-                if gt_used[g] {
-                    return Fix::Drop;
-                }
-                gt_usable[g] = true;
-                let entry = best_fix.entry(gt[g].id).or_insert((-1.0, usize::MAX));
-                if entry.0 < pred.score {
-                    *entry = (pred.score, number);
-                }
-                Fix::Match { class, gt: gt[g].id, pred: number, score: pred.score }
-            };
-            let (g, v) = argmax((0..n_g).map(|g| cls_iou(p, g))).unwrap_or((0, 0.0));
-            if (BG_THRESH..=POS_THRESH).contains(&v) {
-                let fix = match_fix(g, pred.category_id, &mut best_fix);
-                record(ErrorType::Loc, fix);
-                continue;
-            }
-            let noncls = |g: usize| if same(p, g) { 0.0 } else { iou[p * n_g + g] };
-            let (g, v) = argmax((0..n_g).map(noncls)).unwrap_or((0, 0.0));
-            if v >= POS_THRESH {
-                let fix = match_fix(g, gt[g].category_id, &mut best_fix);
-                record(ErrorType::Cls, fix);
-                continue;
-            }
-            let used_cls = |g: usize| if gt_used[g] { cls_iou(p, g) } else { 0.0 };
-            let (_, v) = argmax((0..n_g).map(used_cls)).unwrap_or((0, 0.0));
-            if v >= POS_THRESH {
-                record(ErrorType::Dupe, Fix::Drop);
-                continue;
-            }
-            let (_, v) = argmax((0..n_g).map(|g| iou[p * n_g + g])).unwrap_or((0, 0.0));
-            if v <= BG_THRESH {
-                record(ErrorType::Bkg, Fix::Drop);
-            } else {
-                record(ErrorType::Both, Fix::Drop);
-            }
+            let original = m.used[p].map(|_| (pred.category_id, (pred.score, false)));
+            let (kind, fix) = self.classify(&m, p, number, &mut gt_usable);
+            self.errors.push(ErrorRecord { kind, original, fix });
         }
         for (g, truth) in gt.iter().enumerate() {
-            if !gt_used[g] && !gt_usable[g] {
-                errors.push(ErrorRecord {
-                    kind: ErrorType::Missed,
-                    original: None,
-                    fix: Fix::RemoveTruth { class: truth.category_id },
-                });
+            if !m.gt_used[g] && !gt_usable[g] {
+                self.errors.push(missed(truth));
             }
         }
     }
-    let ap50 = ap_data.map();
-    let mut counts = BTreeMap::new();
-    let mut delta_ap = BTreeMap::new();
-    for kind in ERROR_TYPES {
-        counts.insert(kind, errors.iter().filter(|e| e.kind == kind).count());
-        let fixed = fix_errors(&ap_data, &errors, kind, &best_fix);
-        delta_ap.insert(kind, (fixed.map() - ap50).max(0.0));
+
+    /// The error type of unmatched prediction `p` (the first that fits, in the module's order)
+    /// and its fix.
+    fn classify(&mut self, m: &ImageMatch, p: usize, number: usize, gt_usable: &mut [bool]) -> (ErrorType, Fix) {
+        let n_g = m.gt.len();
+        if n_g == 0 {
+            return (ErrorType::Bkg, Fix::Drop);
+        }
+        let (g, v) = argmax((0..n_g).map(|g| m.cls_iou(p, g))).unwrap_or((0, 0.0));
+        if (BG_THRESH..=POS_THRESH).contains(&v) {
+            return (ErrorType::Loc, self.match_fix(m, p, g, m.preds[p].category_id, number, gt_usable));
+        }
+        let noncls = |g: usize| if m.same(p, g) { 0.0 } else { m.iou[p * n_g + g] };
+        let (g, v) = argmax((0..n_g).map(noncls)).unwrap_or((0, 0.0));
+        if v >= POS_THRESH {
+            return (ErrorType::Cls, self.match_fix(m, p, g, m.gt[g].category_id, number, gt_usable));
+        }
+        let used_cls = |g: usize| if m.gt_used[g] { m.cls_iou(p, g) } else { 0.0 };
+        let (_, v) = argmax((0..n_g).map(used_cls)).unwrap_or((0, 0.0));
+        if v >= POS_THRESH {
+            return (ErrorType::Dupe, Fix::Drop);
+        }
+        let (_, v) = argmax((0..n_g).map(|g| m.iou[p * n_g + g])).unwrap_or((0, 0.0));
+        if v <= BG_THRESH { (ErrorType::Bkg, Fix::Drop) } else { (ErrorType::Both, Fix::Drop) }
     }
-    TideBreakdown { ap50, counts, delta_ap }
+
+    /// The cls/loc fix of prediction `p` onto truth `g` as `class`: none when the truth is
+    /// already matched, else a candidate true positive, remembered if it is the truth's best.
+    fn match_fix(
+        &mut self,
+        m: &ImageMatch,
+        p: usize,
+        g: usize,
+        class: i64,
+        number: usize,
+        gt_usable: &mut [bool],
+    ) -> Fix {
+        if m.gt_used[g] {
+            return Fix::Drop;
+        }
+        gt_usable[g] = true;
+        let score = m.preds[p].score;
+        let entry = self.best_fix.entry(m.gt[g].id).or_insert((-1.0, usize::MAX));
+        if entry.0 < score {
+            *entry = (score, number);
+        }
+        Fix::Match { class, gt: m.gt[g].id, pred: number, score }
+    }
+
+    /// AP50 as it is, and the count and dAP50 of each error type.
+    fn breakdown(&self) -> TideBreakdown {
+        let ap50 = self.ap_data.map();
+        let mut counts = BTreeMap::new();
+        let mut delta_ap = BTreeMap::new();
+        for kind in ERROR_TYPES {
+            counts.insert(kind, self.errors.iter().filter(|e| e.kind == kind).count());
+            let fixed = fix_errors(&self.ap_data, &self.errors, kind, &self.best_fix);
+            delta_ap.insert(kind, (fixed.map() - ap50).max(0.0));
+        }
+        TideBreakdown { ap50, counts, delta_ap }
+    }
+}
+
+/// A truth nobody found; fixing it removes it from AP's denominator.
+fn missed(truth: &GroundTruth) -> ErrorRecord {
+    ErrorRecord { kind: ErrorType::Missed, original: None, fix: Fix::RemoveTruth { class: truth.category_id } }
 }
 
 /// tidecv's `fix_errors`: errors first (fixed or as they were), then the true positives.

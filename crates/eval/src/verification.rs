@@ -2,12 +2,15 @@
 //! precision and recall, the mass error distribution, false flags on correctly declared
 //! cargo, recall of large under-declarations and of empty-container verification.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use nii_atr_core::truth::{CaseTruth, MismatchKind};
-use nii_atr_core::verify::{CheckKind, Outcome, VerificationResult};
+use nii_atr_core::verify::{CargoMeasures, CheckKind, Outcome, VerificationResult};
+
+use crate::EvalError;
 
 /// Least load that counts as "one pallet" for empty-container verification, kg.
 pub const ONE_PALLET_KG: f64 = 500.0;
@@ -26,22 +29,30 @@ pub const WEIGHT_TRUTH_MARGIN: f64 = 0.10;
 pub struct CheckScore {
     /// Cases where the check ran (not skipped).
     pub evaluated: usize,
+    /// Cases where the check was skipped (e.g. the load could not be measured).
     pub skipped: usize,
     /// Cases whose truth says the check should flag.
     pub positives: usize,
+    /// Positives the check flagged.
     pub true_positives: usize,
+    /// Cases the check flagged that the truth says it should not.
     pub false_positives: usize,
     /// Positives the check skipped (counted as misses).
     pub positives_skipped: usize,
+    /// Flagged cases that are positives; `None` when nothing was flagged.
     pub precision: Option<f64>,
+    /// Positives flagged; `None` without positives.
     pub recall: Option<f64>,
 }
 
 /// Distribution of the absolute percentage error of the mass estimate.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MassError {
+    /// Cases with an estimate.
     pub cases: usize,
+    /// Median absolute error, percent of the true mass.
     pub median_abs_pct: Option<f64>,
+    /// 95th percentile of the absolute error, percent.
     pub p95_abs_pct: Option<f64>,
     /// Median signed error, percent (positive: overestimate).
     pub median_signed_pct: Option<f64>,
@@ -76,8 +87,11 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// A rate with its counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rate {
+    /// Cases that count as a hit (flagged, caught).
     pub hits: usize,
+    /// Cases counted.
     pub cases: usize,
+    /// `hits / cases`; `None` without cases.
     pub rate: Option<f64>,
 }
 
@@ -89,11 +103,14 @@ impl Rate {
     }
 }
 
+/// Declared-cargo verification scored against the split's truth.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VerificationScores {
+    /// Cases scored.
     pub cases: usize,
     /// Cases whose load could not be measured.
     pub unmeasured: usize,
+    /// Precision and recall of each check, by check name.
     pub checks: BTreeMap<String, CheckScore>,
     /// `undeclared_goods` scored with concealed objects of at least [`CONCEALED_GOODS_KG`] counted
     /// as undeclared goods too (they are: a region unlike the declared load).
@@ -105,11 +122,13 @@ pub struct VerificationScores {
     pub mass_error_no_concealment: MassError,
     /// Per loaded commodity (single-commodity cases without concealed objects).
     pub mass_error_by_commodity: BTreeMap<String, MassError>,
-    /// Correctly declared loaded cases with any check flagged; and with none concealed.
+    /// Correctly declared loaded cases with any check flagged.
     pub false_flags_correct: Rate,
+    /// The same on those with nothing concealed.
     pub false_flags_correct_no_concealment: Rate,
-    /// Per check, on correctly declared loaded cases; and on those with nothing concealed.
+    /// Per check, on correctly declared loaded cases.
     pub false_flags_by_check: BTreeMap<String, Rate>,
+    /// Per check, on correctly declared loaded cases with nothing concealed.
     pub false_flags_by_check_no_concealment: BTreeMap<String, Rate>,
     /// Under-declarations of at least 25 % flagged by the weight check.
     pub underdeclared_large_recall: Rate,
@@ -132,7 +151,83 @@ fn outcome(r: &VerificationResult, k: CheckKind) -> Outcome {
     r.check(k).map_or(Outcome::Skipped, |c| c.outcome)
 }
 
+impl CheckScore {
+    /// Counts one case: `positive` is what the truth says, `outcome` what the check did (a
+    /// skipped positive counts as a miss).
+    fn add(&mut self, positive: bool, outcome: Outcome) {
+        self.positives += usize::from(positive);
+        match outcome {
+            Outcome::Skipped => {
+                self.skipped += 1;
+                self.positives_skipped += usize::from(positive);
+            }
+            o => {
+                self.evaluated += 1;
+                let flagged = o == Outcome::Flagged;
+                self.true_positives += usize::from(flagged && positive);
+                self.false_positives += usize::from(flagged && !positive);
+            }
+        }
+    }
+
+    /// Precision and recall from the counts.
+    fn finish(&mut self) {
+        let flagged = self.true_positives + self.false_positives;
+        self.precision = (flagged > 0).then(|| self.true_positives as f64 / flagged as f64);
+        self.recall = (self.positives > 0).then(|| self.true_positives as f64 / self.positives as f64);
+    }
+}
+
+/// The masses of one case's truth, kg.
+struct CaseMasses {
+    /// The loaded goods.
+    load_kg: f64,
+    /// The concealed objects.
+    concealed_kg: f64,
+    /// The declaration's gross mass.
+    declared_kg: f64,
+}
+
+impl CaseMasses {
+    fn of(t: &CaseTruth) -> Self {
+        Self {
+            load_kg: t.load.iter().map(|l| l.mass_kg).sum(),
+            concealed_kg: t.threats.iter().map(|x| x.mass_kg).sum(),
+            declared_kg: t.declared.goods.iter().map(|g| g.gross_mass_kg).sum(),
+        }
+    }
+}
+
+/// Signed mass errors (percent) collected over the cases, before their distributions.
+#[derive(Default)]
+struct MassErrors {
+    contents: Vec<f64>,
+    load: Vec<f64>,
+    penetrable: Vec<f64>,
+    by_commodity: BTreeMap<String, Vec<f64>>,
+}
+
+impl MassErrors {
+    /// Adds one measured, loaded case: against the contents, and against the load when
+    /// nothing is concealed.
+    fn add(&mut self, t: &CaseTruth, m: &CargoMeasures, masses: &CaseMasses) {
+        let contents = masses.load_kg + masses.concealed_kg;
+        self.contents.push(100.0 * (m.mass_kg - contents) / contents);
+        if t.threats.is_empty() {
+            let e = 100.0 * (m.mass_kg - masses.load_kg) / masses.load_kg;
+            self.load.push(e);
+            if m.impenetrable_fraction < PENETRABLE_MAX {
+                self.penetrable.push(e);
+            }
+            if t.load.len() == 1 {
+                self.by_commodity.entry(t.load[0].commodity.clone()).or_default().push(e);
+            }
+        }
+    }
+}
+
 impl VerificationScores {
+    /// Scores each case's verification result against its truth.
     pub fn from_cases<'a>(cases: impl IntoIterator<Item = (&'a CaseTruth, &'a VerificationResult)>) -> Self {
         let mut s = Self::default();
         for k in CheckKind::ALL {
@@ -140,124 +235,119 @@ impl VerificationScores {
             s.false_flags_by_check.insert(k.name().to_string(), Rate::default());
             s.false_flags_by_check_no_concealment.insert(k.name().to_string(), Rate::default());
         }
-        let (mut contents_err, mut load_err, mut penetrable_err) = (Vec::new(), Vec::new(), Vec::new());
-        let mut by_commodity: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut errors = MassErrors::default();
         for (t, r) in cases {
             s.cases += 1;
-            let load_kg: f64 = t.load.iter().map(|l| l.mass_kg).sum();
-            let concealed_kg: f64 = t.threats.iter().map(|x| x.mass_kg).sum();
-            let declared_kg: f64 = t.declared.goods.iter().map(|g| g.gross_mass_kg).sum();
-            let concealment = !t.threats.is_empty();
+            let masses = CaseMasses::of(t);
             match &r.measures {
                 None => s.unmeasured += 1,
-                Some(m) if !t.empty && load_kg > 0.0 => {
-                    let contents = load_kg + concealed_kg;
-                    contents_err.push(100.0 * (m.mass_kg - contents) / contents);
-                    if !concealment {
-                        let e = 100.0 * (m.mass_kg - load_kg) / load_kg;
-                        load_err.push(e);
-                        if m.impenetrable_fraction < PENETRABLE_MAX {
-                            penetrable_err.push(e);
-                        }
-                        if t.load.len() == 1 {
-                            by_commodity.entry(t.load[0].commodity.clone()).or_default().push(e);
-                        }
-                    }
-                }
+                Some(m) if !t.empty && masses.load_kg > 0.0 => errors.add(t, m, &masses),
                 Some(_) => {}
             }
-            let kind = t.mismatch.kind;
-            for k in CheckKind::ALL {
-                let positive = match k {
-                    // What the container holds (declared load, undeclared goods and concealed
-                    // objects) against what was declared.
-                    CheckKind::WeightMismatch => {
-                        !t.declared.declared_empty && load_kg + concealed_kg > declared_kg * (1.0 + WEIGHT_TRUTH_MARGIN)
-                    }
-                    CheckKind::CommodityMismatch => kind == MismatchKind::Misdeclared,
-                    CheckKind::UndeclaredGoods => kind == MismatchKind::UndeclaredGoods,
-                    CheckKind::NotEmpty => kind == MismatchKind::DeclaredEmptyButLoaded,
-                };
-                let o = outcome(r, k);
-                let c = s.checks.get_mut(k.name()).expect("every check has a score");
-                c.positives += usize::from(positive);
-                match o {
-                    Outcome::Skipped => {
-                        c.skipped += 1;
-                        c.positives_skipped += usize::from(positive);
-                    }
-                    _ => {
-                        c.evaluated += 1;
-                        let flagged = o == Outcome::Flagged;
-                        c.true_positives += usize::from(flagged && positive);
-                        c.false_positives += usize::from(flagged && !positive);
-                    }
-                }
-            }
-            {
-                let positive = kind == MismatchKind::UndeclaredGoods || concealed_kg >= CONCEALED_GOODS_KG;
-                let c = &mut s.undeclared_or_concealed;
-                c.positives += usize::from(positive);
-                match outcome(r, CheckKind::UndeclaredGoods) {
-                    Outcome::Skipped => {
-                        c.skipped += 1;
-                        c.positives_skipped += usize::from(positive);
-                    }
-                    o => {
-                        c.evaluated += 1;
-                        c.true_positives += usize::from(o == Outcome::Flagged && positive);
-                        c.false_positives += usize::from(o == Outcome::Flagged && !positive);
-                    }
-                }
-            }
-            let any_flag = r.flagged().next().is_some();
-            if kind == MismatchKind::None && !t.empty {
-                s.false_flags_correct.add(any_flag);
-                if !concealment {
-                    s.false_flags_correct_no_concealment.add(any_flag);
-                }
-                for k in CheckKind::ALL {
-                    let flagged = outcome(r, k) == Outcome::Flagged;
-                    s.false_flags_by_check.get_mut(k.name()).expect("every check has a rate").add(flagged);
-                    if !concealment {
-                        let rate =
-                            s.false_flags_by_check_no_concealment.get_mut(k.name()).expect("every check has a rate");
-                        rate.add(flagged);
-                    }
-                }
-            }
-            if kind == MismatchKind::MassUnderdeclared {
-                let weight_flag = outcome(r, CheckKind::WeightMismatch) == Outcome::Flagged;
-                s.underdeclared_recall.add(weight_flag);
-                if t.mismatch.underdeclared_pct.is_some_and(|p| p >= LARGE_UNDERDECLARATION_PCT) {
-                    s.underdeclared_large_recall.add(weight_flag);
-                    if r.measures.as_ref().is_some_and(|m| m.impenetrable_fraction < PENETRABLE_MAX) {
-                        s.underdeclared_large_recall_penetrable.add(weight_flag);
-                    }
-                }
-            }
-            let empty_flag = outcome(r, CheckKind::NotEmpty) == Outcome::Flagged;
-            if kind == MismatchKind::DeclaredEmptyButLoaded && load_kg >= ONE_PALLET_KG {
-                s.empty_recall.add(empty_flag);
-            }
-            if t.empty && t.declared.declared_empty {
-                if concealment {
-                    s.empty_with_concealment_flagged.add(empty_flag);
-                } else {
-                    s.empty_false_flags.add(empty_flag);
-                }
-            }
+            s.score_checks(t, r, &masses);
+            s.score_false_flags(t, r);
+            s.score_underdeclared(t, r);
+            s.score_empty(t, r, &masses);
         }
         for c in s.checks.values_mut().chain([&mut s.undeclared_or_concealed]) {
-            let flagged = c.true_positives + c.false_positives;
-            c.precision = (flagged > 0).then(|| c.true_positives as f64 / flagged as f64);
-            c.recall = (c.positives > 0).then(|| c.true_positives as f64 / c.positives as f64);
+            c.finish();
         }
-        s.mass_error_contents = MassError::from_errors(contents_err);
-        s.mass_error_no_concealment = MassError::from_errors(load_err);
-        s.mass_error_penetrable = MassError::from_errors(penetrable_err);
-        s.mass_error_by_commodity = by_commodity.into_iter().map(|(k, v)| (k, MassError::from_errors(v))).collect();
+        s.mass_error_contents = MassError::from_errors(errors.contents);
+        s.mass_error_no_concealment = MassError::from_errors(errors.load);
+        s.mass_error_penetrable = MassError::from_errors(errors.penetrable);
+        s.mass_error_by_commodity =
+            errors.by_commodity.into_iter().map(|(k, v)| (k, MassError::from_errors(v))).collect();
         s
+    }
+
+    /// Scores the verification results of a run over `split` (`(scan id, result)` pairs)
+    /// against the generator's `<split>/truth.jsonl`, which records what was really loaded;
+    /// `None` when the split has no truth file or no result has a truth.
+    pub fn from_split(split: &Path, results: &[(String, VerificationResult)]) -> Result<Option<Self>, EvalError> {
+        let truth_file = split.join("truth.jsonl");
+        if !truth_file.is_file() || results.is_empty() {
+            return Ok(None);
+        }
+        let truth = nii_atr_core::truth::read_truth(split)
+            .map_err(|e| EvalError::Report { path: truth_file, reason: nii_atr_core::error_chain(&e) })?;
+        let by_case: HashMap<&str, &CaseTruth> = truth.iter().map(|t| (t.case_id.as_str(), t)).collect();
+        let cases: Vec<_> = results.iter().filter_map(|(id, v)| by_case.get(id.as_str()).map(|t| (*t, v))).collect();
+        Ok((!cases.is_empty()).then(|| Self::from_cases(cases)))
+    }
+
+    /// Each check against what the truth says it should flag, and `undeclared_goods` again
+    /// with heavy concealed objects counted as undeclared goods.
+    fn score_checks(&mut self, t: &CaseTruth, r: &VerificationResult, masses: &CaseMasses) {
+        let kind = t.mismatch.kind;
+        for k in CheckKind::ALL {
+            let positive = match k {
+                // What the container holds (declared load, undeclared goods and concealed
+                // objects) against what was declared.
+                CheckKind::WeightMismatch => {
+                    !t.declared.declared_empty
+                        && masses.load_kg + masses.concealed_kg > masses.declared_kg * (1.0 + WEIGHT_TRUTH_MARGIN)
+                }
+                CheckKind::CommodityMismatch => kind == MismatchKind::Misdeclared,
+                CheckKind::UndeclaredGoods => kind == MismatchKind::UndeclaredGoods,
+                CheckKind::NotEmpty => kind == MismatchKind::DeclaredEmptyButLoaded,
+            };
+            self.checks.get_mut(k.name()).expect("every check has a score").add(positive, outcome(r, k));
+        }
+        let positive = kind == MismatchKind::UndeclaredGoods || masses.concealed_kg >= CONCEALED_GOODS_KG;
+        self.undeclared_or_concealed.add(positive, outcome(r, CheckKind::UndeclaredGoods));
+    }
+
+    /// Flags on correctly declared loaded cases: any check, and each check.
+    fn score_false_flags(&mut self, t: &CaseTruth, r: &VerificationResult) {
+        if t.mismatch.kind != MismatchKind::None || t.empty {
+            return;
+        }
+        let concealment = !t.threats.is_empty();
+        let any_flag = r.flagged().next().is_some();
+        self.false_flags_correct.add(any_flag);
+        if !concealment {
+            self.false_flags_correct_no_concealment.add(any_flag);
+        }
+        for k in CheckKind::ALL {
+            let flagged = outcome(r, k) == Outcome::Flagged;
+            self.false_flags_by_check.get_mut(k.name()).expect("every check has a rate").add(flagged);
+            if !concealment {
+                let rate = self.false_flags_by_check_no_concealment.get_mut(k.name()).expect("every check has a rate");
+                rate.add(flagged);
+            }
+        }
+    }
+
+    /// Whether the weight check caught a mass under-declaration (all, large, large on
+    /// penetrable loads).
+    fn score_underdeclared(&mut self, t: &CaseTruth, r: &VerificationResult) {
+        if t.mismatch.kind != MismatchKind::MassUnderdeclared {
+            return;
+        }
+        let weight_flag = outcome(r, CheckKind::WeightMismatch) == Outcome::Flagged;
+        self.underdeclared_recall.add(weight_flag);
+        if t.mismatch.underdeclared_pct.is_some_and(|p| p >= LARGE_UNDERDECLARATION_PCT) {
+            self.underdeclared_large_recall.add(weight_flag);
+            if r.measures.as_ref().is_some_and(|m| m.impenetrable_fraction < PENETRABLE_MAX) {
+                self.underdeclared_large_recall_penetrable.add(weight_flag);
+            }
+        }
+    }
+
+    /// Empty-container verification: loaded containers declared empty, and truly empty ones
+    /// (with or without a concealed object).
+    fn score_empty(&mut self, t: &CaseTruth, r: &VerificationResult, masses: &CaseMasses) {
+        let empty_flag = outcome(r, CheckKind::NotEmpty) == Outcome::Flagged;
+        if t.mismatch.kind == MismatchKind::DeclaredEmptyButLoaded && masses.load_kg >= ONE_PALLET_KG {
+            self.empty_recall.add(empty_flag);
+        }
+        if t.empty && t.declared.declared_empty {
+            if t.threats.is_empty() {
+                self.empty_false_flags.add(empty_flag);
+            } else {
+                self.empty_with_concealment_flagged.add(empty_flag);
+            }
+        }
     }
 
     /// A Markdown section (for `nii-atr verify --report` and `nii-atr eval`).
