@@ -37,6 +37,7 @@
 pub mod detect;
 pub mod example;
 pub mod inspect;
+pub mod io;
 pub mod physics;
 pub mod preprocess;
 pub mod progress;
