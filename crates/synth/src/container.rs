@@ -162,25 +162,32 @@ pub fn build_container(
             }
         }
     }
-    // Trailer chassis: two I-beams (web 8 mm, flanges 150 x 15 mm) and cross braces.
+    trailer(scene, &m, l_ext, base);
+    image_window(scene, l_ext, w_ext, top, fan);
+    Ok(LoadSpace { x0, x1, half_width: hw, floor_z, roof_z })
+}
+
+/// The trailer under a container of length `l_ext` whose underside is at `base` (m): two
+/// I-beams (web 8 mm, flanges 150 x 15 mm), hollow cross braces every 1.5 m, and the axles
+/// at the rear (three for 40 ft, two for 20 ft) with dual wheels each side.
+fn trailer(scene: &mut Scene, m: &Steel, l_ext: f64, base: f64) {
     let (beam_top, beam_bottom) = (base - 0.005, base - 0.40);
     for yc in [-0.5, 0.5] {
         cuboid(
             scene,
-            &m,
+            m,
             [0.5 * l_ext, yc, 0.5 * (beam_top + beam_bottom)],
             [l_ext, 0.008, beam_top - beam_bottom],
             m.steel,
         );
-        cuboid(scene, &m, [0.5 * l_ext, yc, beam_top - 0.0075], [l_ext, 0.15, 0.015], m.steel);
-        cuboid(scene, &m, [0.5 * l_ext, yc, beam_bottom + 0.0075], [l_ext, 0.15, 0.015], m.steel);
+        cuboid(scene, m, [0.5 * l_ext, yc, beam_top - 0.0075], [l_ext, 0.15, 0.015], m.steel);
+        cuboid(scene, m, [0.5 * l_ext, yc, beam_bottom + 0.0075], [l_ext, 0.15, 0.015], m.steel);
     }
     let mut x = 0.6;
     while x < l_ext - 0.3 {
-        hollow(scene, &m, [x, 0.0, base - 0.2], [0.08, 1.0, 0.12], 0.005);
+        hollow(scene, m, [x, 0.0, base - 0.2], [0.08, 1.0, 0.12], 0.005);
         x += 1.5;
     }
-    // Axles at the rear (three for 40 ft, two for 20 ft), dual wheels each side.
     let axles: &[f64] = if l_ext > 8.0 { &[-2.9, -1.6, -0.3] } else { &[-1.6, -0.3] };
     for &ax in axles {
         let xc = l_ext - 0.8 + ax;
@@ -192,10 +199,15 @@ pub fn build_container(
             m.density,
         );
         for yc in [-1.05, -0.72, 0.72, 1.05] {
-            wheel(scene, &m, xc, yc, zc);
+            wheel(scene, m, xc, yc, zc);
         }
     }
+}
 
+/// The image window around a container of external length `l_ext` and width `w_ext` whose
+/// top is at `top` (m): 0.4 m of open road before and after it, from 0.7 m above the ground
+/// to 20 cm of open beam above the container's near top edge.
+fn image_window(scene: &mut Scene, l_ext: f64, w_ext: f64, top: f64, fan: &FanBeam) {
     scene.x_min = -0.4;
     scene.x_max = l_ext + 0.4;
     scene.z_bottom = 0.70;
@@ -203,7 +215,6 @@ pub fn build_container(
     // z_c - slope(z_c) * w/2 = top + 5 cm, then add 20 cm of open beam for calibration.
     let k = 0.5 * w_ext / fan.source_distance_m;
     scene.z_top = (top + 0.05 - fan.source_height_m * k) / (1.0 - k) + 0.20;
-    Ok(LoadSpace { x0, x1, half_width: hw, floor_z, roof_z })
 }
 
 fn cuboid(scene: &mut Scene, m: &Steel, centre: [f64; 3], size: [f64; 3], material: MaterialId) {
