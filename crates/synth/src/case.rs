@@ -17,20 +17,31 @@ pub use nii_atr_core::truth::{Declared, DeclaredLine, LoadLine, Mismatch, Mismat
 /// A case before rendering.
 #[derive(Debug, Clone)]
 pub struct Case {
+    /// Case id, `<recipe>-<split>-<index:06>`: the scan's id and its folder's name.
     pub id: String,
+    /// The split the case belongs to.
     pub split: Split,
+    /// Index of the case within its split.
     pub index: usize,
     /// The per-case seed (from recipe seed, split and index).
     pub seed: u64,
+    /// The container's ISO size-type.
     pub container: ContainerType,
+    /// Every solid of the case (container, trailer, cargo, threats) and the image window.
     pub scene: Scene,
+    /// The manifest as declared, which may lie (see `mismatch`).
     pub declared: Declared,
+    /// What is really loaded, one line per commodity.
     pub load: Vec<LoadLine>,
+    /// No cargo at all (threats may still be there).
     pub empty: bool,
+    /// How the declared manifest differs from the load, if it does.
     pub mismatch: Mismatch,
     /// Threats built in hard mode, by index into `scene.threats`.
     pub hard: Vec<bool>,
+    /// The detector noise this case is rendered with (the recipe's, plus its artefacts).
     pub noise: NoiseModel,
+    /// Scanner artefacts drawn for this case (`interlace_offset`, `dead_rows:N`, `beam_wobble`).
     pub artefacts: Vec<String>,
 }
 

@@ -24,43 +24,68 @@ pub const CATALOGUE_SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Packing {
+    /// Cartons in rows and stacks, 15 mm apart.
     Cartons,
+    /// Crates in rows and stacks, 15 mm apart.
     Crates,
+    /// Bags in rows and stacks, 15 mm apart.
     Bags,
+    /// Goods on 144 mm wooden pallets, 50 mm apart.
     Pallets,
+    /// Rolls standing on end around a hollow core.
     Rolls,
+    /// Crated machines (steel frame, motor block, housing, shaft) in single file.
     Machinery,
+    /// Steel coils lying along the vehicle on wooden cradles.
     Coils,
+    /// Steel pipes lying along the vehicle in a tight stack.
     Pipes,
+    /// A heap of steel pieces, highest in the middle.
     Loose,
 }
 
+/// One material of a commodity's contents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Content {
+    /// Material name in the attenuation table (e.g. `garments`, `steel`).
     pub material: String,
     /// Mass fraction of the package contents.
     pub fraction: f64,
 }
 
+/// One kind of goods: how it is declared, packed and made up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Commodity {
+    /// Catalogue name, unique (e.g. `garments`).
     pub name: String,
+    /// Harmonized System code the manifest declares it under.
     pub hs_code: String,
+    /// Description written into the manifest line.
     pub description: String,
+    /// How it is packed.
     pub packing: Packing,
+    /// Package size `[along, across, up]`, m. Rolls take their diameter from the first entry,
+    /// pipes their outer diameter from the second, coils theirs from the third.
     pub package_size_m: [f64; 3],
+    /// Materials of the contents, mass fractions summing to 1.
     pub contents: Vec<Content>,
+    /// Range of the bulk density of a package, g/cm^3, drawn once per load.
     pub density_g_cm3: [f64; 2],
+    /// Range of the share of the available length a load fills, drawn once per load.
     pub fill: [f64; 2],
+    /// Highest stack, m.
     pub max_stack_m: f64,
 }
 
+/// The commodity catalogue: every kind of goods a load may be drawn from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalogue {
+    /// Must be [`CATALOGUE_SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// The commodities, `[[commodity]]` tables in the TOML.
     #[serde(rename = "commodity")]
     pub commodities: Vec<Commodity>,
 }
@@ -71,6 +96,7 @@ impl Catalogue {
         Self::parse(COMMODITIES_TOML, Path::new("datasets/commodities.toml"), table)
     }
 
+    /// Reads and checks a catalogue file (see [`Catalogue::parse`]).
     pub fn load(path: &Path, table: &AttenuationTable) -> Result<Self, SynthError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| SynthError::Io { path: path.to_path_buf(), source })?;
@@ -124,6 +150,7 @@ impl Catalogue {
         Ok(cat)
     }
 
+    /// The commodity called `name`.
     pub fn get(&self, name: &str) -> Option<&Commodity> {
         self.commodities.iter().find(|c| c.name == name)
     }
@@ -132,14 +159,18 @@ impl Catalogue {
 /// One package of a load: its solids and bounding box.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Package {
+    /// Its solids (packaging, goods, cavities).
     pub objects: Vec<Object>,
+    /// Lower corner of its bounding box, m.
     pub lo: [f64; 3],
+    /// Upper corner of its bounding box, m.
     pub hi: [f64; 3],
     /// Which line of the load it belongs to (set by the caller).
     pub tag: usize,
 }
 
 impl Package {
+    /// Mass of its solids, kg.
     pub fn mass_kg(&self) -> f64 {
         self.objects.iter().map(Object::mass_kg).sum()
     }
@@ -157,7 +188,7 @@ impl Package {
     }
 }
 
-/// Makes room for a concealed object occupying the box `lo..hi`: a package that holds it
+/// Makes room for a concealed object of `volume_m3` occupying the box `lo..hi` (m): a package that holds it
 /// whole gives up that volume of its contents (the object is hidden inside it); otherwise all
 /// packages it touches are taken out (the object replaces them).
 pub fn make_room(packages: &mut Vec<Package>, lo: [f64; 3], hi: [f64; 3], volume_m3: f64) {
@@ -190,6 +221,7 @@ pub fn raise_packages(packages: &mut Vec<Package>, (x0, x1): (f64, f64), dz: f64
     });
 }
 
+/// A uniform draw in `range[0]..range[1]`.
 pub(crate) fn uniform(rng: &mut ChaCha8Rng, range: [f64; 2]) -> f64 {
     range[0] + (range[1] - range[0]) * rng.random::<f64>()
 }
@@ -511,7 +543,6 @@ fn pipes(load: &mut Load<'_>) {
 fn loose(load: &mut Load<'_>, rng: &mut ChaCha8Rng) {
     let [sx, sy, sz] = load.size;
     let (x0, x_end, width) = (load.x0, load.x_end, load.width);
-    // A heap of pieces whose mean density over the heap is the drawn bulk density.
     let heap_h = load.stack * (0.6 + 0.4 * rng.random::<f64>());
     let heap_vol = (x_end - x0) * width * heap_h * 0.6;
     let mut remaining = load.bulk * 1000.0 * heap_vol;

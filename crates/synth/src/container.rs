@@ -27,13 +27,18 @@ pub enum ContainerType {
 /// common steel dry vans (ISO 668 sets only minimums: 5.867/11.998 m long, 2.330 m wide).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ContainerDims {
+    /// Outside `[length, width, height]`, m.
     pub external: [f64; 3],
+    /// Inside `[length, width, height]`, m.
     pub internal: [f64; 3],
+    /// Empty mass, kg.
     pub tare_kg: f64,
+    /// Largest gross mass (tare plus payload), kg.
     pub max_gross_kg: f64,
 }
 
 impl ContainerType {
+    /// ISO 6346 size-type code, e.g. `22G1`.
     pub fn iso_code(self) -> &'static str {
         match self {
             ContainerType::Iso20 => "22G1",
@@ -42,6 +47,7 @@ impl ContainerType {
         }
     }
 
+    /// Its dimensions and masses.
     pub fn dims(self) -> ContainerDims {
         match self {
             ContainerType::Iso20 => ContainerDims {
@@ -74,11 +80,15 @@ const FLOOR_DEPTH_M: f64 = 0.16;
 /// The load space of a placed container, in scene coordinates.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoadSpace {
+    /// Inside of the front wall along the vehicle, m.
     pub x0: f64,
+    /// Inside of the doors along the vehicle, m.
     pub x1: f64,
-    /// Half of the internal width.
+    /// Half of the internal width, m (the load space spans `-half_width..half_width`).
     pub half_width: f64,
+    /// Height of the inner floor above the ground, m.
     pub floor_z: f64,
+    /// Height of the inside of the roof above the ground, m.
     pub roof_z: f64,
 }
 
@@ -292,7 +302,6 @@ mod tests {
                 .map(Object::mass_kg)
                 .sum();
             let tare = kind.dims().tare_kg;
-            eprintln!("{kind:?}: {mass:.0} kg modelled, tare {tare} kg");
             assert!(mass > 0.75 * tare && mass < 1.15 * tare, "{kind:?}: {mass:.0} kg vs tare {tare}");
         }
     }

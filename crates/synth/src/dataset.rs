@@ -36,6 +36,7 @@ pub const DATASET_SCHEMA_VERSION: u32 = 1;
 /// Where and what to write.
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
+    /// Output folder; created if missing.
     pub out: PathBuf,
     /// Splits to write (all of the recipe's when empty).
     pub splits: Vec<Split>,
@@ -43,21 +44,32 @@ pub struct GenerateOptions {
     pub cases: Option<usize>,
     /// Seed instead of the recipe's.
     pub seed: Option<u64>,
+    /// Image format of the 16-bit planes.
     pub plane_format: PlaneFormat,
+    /// Write each case's pseudo-colour `preview.png` (it is also the COCO image then).
     pub previews: bool,
 }
 
 /// What a run made.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
+    /// Cases written per split.
     pub cases: BTreeMap<String, usize>,
+    /// Threat labels per category.
     pub threats: BTreeMap<String, usize>,
+    /// Threat labels per difficulty (`easy`, `medium`, `hard`, by contrast-to-noise ratio).
     pub threats_by_difficulty: BTreeMap<String, usize>,
+    /// Manifests that do not match their load, per kind of mismatch.
     pub mismatches: BTreeMap<String, usize>,
+    /// Cases without cargo.
     pub empty_cases: usize,
+    /// Median contrast-to-noise ratio of the threat labels.
     pub median_cnr: f64,
+    /// Pixels rendered, both planes.
     pub pixels: u64,
+    /// Wall time of the run, s (0 in `summary.json`, so the files stay byte-identical).
     pub seconds: f64,
+    /// Cases per second of wall time (0 in `summary.json`).
     pub cases_per_second: f64,
 }
 
@@ -427,6 +439,8 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SynthError + '_ {
     move |source| SynthError::Io { path: path.to_path_buf(), source }
 }
 
+/// The truth record of a rendered case: its threats' boxes `[x, y, w, h]` where the render
+/// shows them, with their measures rounded to 3 decimals.
 fn case_truth(case: &Case, r: &Rendered, split: Split) -> CaseTruth {
     let threats = case
         .scene
@@ -480,7 +494,7 @@ fn round3(v: f64) -> f64 {
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SynthError> {
     let text = serde_json::to_vec_pretty(value)
         .map_err(|e| SynthError::File { path: path.to_path_buf(), reason: e.to_string() })?;
-    std::fs::write(path, text).map_err(|source| SynthError::Io { path: path.to_path_buf(), source })
+    std::fs::write(path, text).map_err(io_error(path))
 }
 
 #[cfg(test)]

@@ -26,8 +26,9 @@ pub struct NoiseModel {
     pub photons_low: f64,
     /// Mean open-beam counts above dark (ADC headroom below 65535).
     pub air_counts: f64,
-    /// Mean dark offset, counts, and its spread between detector rows.
+    /// Mean dark offset, counts.
     pub dark_counts: f64,
+    /// Spread of the dark offset between detector rows, counts (standard deviation).
     pub dark_spread: f64,
     /// Electronic noise, counts (standard deviation).
     pub electronic_sigma: f64,
@@ -105,13 +106,19 @@ impl NoiseModel {
 /// The scanner's physics prepared once per run: spectra seen through the detector.
 #[derive(Debug, Clone)]
 pub struct ScannerPhysics {
+    /// Attenuation coefficients of every material.
     pub table: &'static AttenuationTable,
+    /// High-energy spectrum as the detector sees it.
     pub high: SpectralModel,
+    /// Low-energy spectrum as the detector sees it; `None` for single energy.
     pub low: Option<SpectralModel>,
+    /// Energy bins of the fast spectral path.
     pub bins: usize,
 }
 
 impl ScannerPhysics {
+    /// Prepares the spectra of `sources` (the low one only with `dual_energy`) seen through
+    /// `detector`, for `bins` energy bins.
     pub fn new(
         sources: &SourcePair,
         detector: &Scintillator,
@@ -148,10 +155,13 @@ pub struct ThreatImage {
 /// Raw planes and what was needed to make them.
 #[derive(Debug, Clone)]
 pub struct Rendered {
+    /// High-energy counts, rows x columns.
     pub high: Array2<u16>,
+    /// Low-energy counts; `None` for single energy.
     pub low: Option<Array2<u16>>,
-    /// Per-row dark counts of each plane (what a dark frame would measure).
+    /// Per-row dark counts of the high plane (what a dark frame would measure).
     pub dark_high: Vec<f32>,
+    /// Per-row dark counts of the low plane.
     pub dark_low: Option<Vec<f32>>,
     /// Rows above the vehicle that see open beam in every column, `[start, end)`.
     pub air_rows: [usize; 2],

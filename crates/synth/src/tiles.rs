@@ -39,24 +39,60 @@ pub const MIN_VISIBLE_AREA: f32 = 1024.0;
 /// Most tiles one case may export (a 40 ft scan at 5 mm and 256-pixel tiles has ~40).
 pub const MAX_TILES_PER_CASE: usize = 4096;
 
+/// Why a tile export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// Reading or writing a file failed.
     #[error("{}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The split's `truth.jsonl` could not be read.
     #[error(transparent)]
     Truth(#[from] TruthError),
+    /// The model spec could not be read.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// The pipeline config could not be read.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The spec or options ask for what the export does not do.
     #[error("{}: {reason}", .spec.display())]
-    Unsupported { spec: PathBuf, reason: String },
+    Unsupported {
+        /// The model spec.
+        spec: PathBuf,
+        /// What is not supported.
+        reason: String,
+    },
+    /// A case's scan could not be read, preprocessed or cut into tiles.
     #[error("case {case}: {source}")]
-    Case { case: String, source: nii_atr_core::preprocess::PreprocessError },
+    Case {
+        /// The case id.
+        case: String,
+        /// The scan core's error.
+        source: nii_atr_core::preprocess::PreprocessError,
+    },
+    /// A case would exceed a size limit (resampled size, tiles per case).
     #[error("case {case}: {reason}")]
-    TooLarge { case: String, reason: String },
+    TooLarge {
+        /// The case id.
+        case: String,
+        /// Which limit, by how much.
+        reason: String,
+    },
+    /// More cases were asked for than the split holds.
     #[error("{}: cases {requested} requested, the split holds {available}", .path.display())]
-    Cases { path: PathBuf, requested: usize, available: usize },
+    Cases {
+        /// The split's `truth.jsonl`.
+        path: PathBuf,
+        /// Cases asked for.
+        requested: usize,
+        /// Cases in the split.
+        available: usize,
+    },
 }
 
 /// What to export.
@@ -68,15 +104,19 @@ pub struct ExportOptions {
     pub spec: PathBuf,
     /// Pipeline config: preprocessing, overlap, air-tile test, full-scan pass.
     pub config: PathBuf,
+    /// Output folder; created if missing.
     pub out: PathBuf,
     /// Share of label-free tiles kept (deterministic in case id, tile index and seed).
     pub keep_background: f64,
+    /// Seed of the background sampling.
     pub seed: u64,
     /// Only the first N cases of the split.
     pub cases: Option<usize>,
-    /// Smallest side of a kept box in tiles and in the shrunk full-scan input.
+    /// Smallest side of a kept box in a grid tile, input pixels.
     pub min_side_tile: f32,
+    /// Smallest side of a kept box in the shrunk full-scan input, input pixels.
     pub min_side_full: f32,
+    /// Size limits for reading the scans.
     pub limits: Limits,
 }
 
@@ -85,10 +125,13 @@ pub struct ExportOptions {
 pub struct TileBox {
     /// 0-based index into [`CATEGORIES`] (the COCO category id minus one).
     pub class_id: usize,
+    /// Category name.
     pub category: String,
+    /// `[x1, y1, x2, y2]`, input pixels.
     pub bbox: [f32; 4],
     /// Share of the object's box inside the tile.
     pub visible: f32,
+    /// The threat's difficulty by contrast-to-noise ratio (`easy`, `medium`, `hard`).
     pub difficulty: String,
 }
 
@@ -105,10 +148,13 @@ pub enum TileKind {
 /// One line of `index.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TileRecord {
+    /// The case the tile was cut from.
     pub case_id: String,
-    /// The `.npy` file, relative to the export folder, and the row in it.
+    /// The `.npy` file, relative to the export folder.
     pub file: String,
+    /// The tile's row in that file.
     pub index: usize,
+    /// Grid tile or full-scan input.
     pub kind: TileKind,
     /// The tile's rectangle in scan pixels (for a full-scan input, the whole scan); in the
     /// resampled scan's pixels when `resampled` is set.
@@ -119,6 +165,7 @@ pub struct TileRecord {
     /// `input.pixel_pitch_mm` before tiling (as `inspect` does); absent: the scan's own pitch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resampled: Option<[f32; 2]>,
+    /// Its box labels.
     pub boxes: Vec<TileBox>,
     /// No truth box touches the tile (not even a dropped sliver).
     pub clean: bool,
@@ -129,24 +176,38 @@ pub struct TileRecord {
 /// What an export wrote.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExportSummary {
+    /// The model spec's name.
     pub spec: String,
+    /// Input shape `[channels, height, width]`.
     pub input: [usize; 3],
+    /// Cases exported.
     pub cases: usize,
+    /// Grid tiles exported.
     pub tiles: usize,
+    /// Full-scan inputs exported.
     pub full_scan_inputs: usize,
+    /// Inputs with at least one box label.
     pub tiles_with_boxes: usize,
+    /// Grid tiles no truth box touches.
     pub clean_tiles: usize,
+    /// Box labels in all.
     pub boxes: usize,
+    /// Box labels per category, in category order.
     pub boxes_per_class: Vec<(String, usize)>,
     /// `[along, vertical]` mm per pixel of the exported inputs (the spec's pitch where scans
     /// were resampled, else the scans' own), when every case has the same: training scripts
     /// write it into the trained model's spec as `input.pixel_pitch_mm`.
     #[serde(default)]
     pub pixel_pitch_mm: Option<[f32; 2]>,
+    /// Grid tiles left out by the air-tile test.
     pub skipped_air: usize,
+    /// Label-free grid tiles left out by the background sampling.
     pub skipped_background: usize,
+    /// Clipped boxes too small to be labels.
     pub dropped_slivers: usize,
+    /// Bytes of `.npy` written.
     pub bytes: u64,
+    /// Wall time, s.
     pub seconds: f64,
 }
 
@@ -239,6 +300,7 @@ fn labels(
     (boxes, !touched, slivers)
 }
 
+/// What one case's export wrote.
 struct CaseExport {
     records: Vec<TileRecord>,
     /// mm per exported pixel, `[along, vertical]`.
