@@ -7,6 +7,7 @@ use nii_atr_synth::tiles::{ExportOptions, export};
 
 use super::LimitArgs;
 
+/// Export model-input tiles and clipped box labels from a labelled split, for training.
 #[derive(Debug, clap::Args)]
 pub struct TilesArgs {
     /// Split folder written by `nii-atr synth` (holds truth.jsonl and one folder per case).
@@ -24,6 +25,7 @@ pub struct TilesArgs {
     /// Share of tiles without any label that are kept (deterministic per case, tile and seed).
     #[arg(long, default_value_t = 0.25)]
     pub keep_background: f64,
+    /// Seed of the background sampling: the same seed keeps the same label-free tiles.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Only the first N cases of the split.
@@ -39,6 +41,7 @@ pub struct TilesArgs {
     pub limits: LimitArgs,
 }
 
+/// Runs the export and prints a closing summary to stdout.
 pub fn run(a: &TilesArgs) -> anyhow::Result<()> {
     let opts = ExportOptions {
         split: a.dataset.clone(),

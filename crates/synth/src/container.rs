@@ -27,13 +27,18 @@ pub enum ContainerType {
 /// common steel dry vans (ISO 668 sets only minimums: 5.867/11.998 m long, 2.330 m wide).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ContainerDims {
+    /// Outside `[length, width, height]`, m.
     pub external: [f64; 3],
+    /// Inside `[length, width, height]`, m.
     pub internal: [f64; 3],
+    /// Empty mass, kg.
     pub tare_kg: f64,
+    /// Largest gross mass (tare plus payload), kg.
     pub max_gross_kg: f64,
 }
 
 impl ContainerType {
+    /// ISO 6346 size-type code, e.g. `22G1`.
     pub fn iso_code(self) -> &'static str {
         match self {
             ContainerType::Iso20 => "22G1",
@@ -42,6 +47,7 @@ impl ContainerType {
         }
     }
 
+    /// Its dimensions and masses.
     pub fn dims(self) -> ContainerDims {
         match self {
             ContainerType::Iso20 => ContainerDims {
@@ -74,11 +80,15 @@ const FLOOR_DEPTH_M: f64 = 0.16;
 /// The load space of a placed container, in scene coordinates.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoadSpace {
+    /// Inside of the front wall along the vehicle, m.
     pub x0: f64,
+    /// Inside of the doors along the vehicle, m.
     pub x1: f64,
-    /// Half of the internal width.
+    /// Half of the internal width, m (the load space spans `-half_width..half_width`).
     pub half_width: f64,
+    /// Height of the inner floor above the ground, m.
     pub floor_z: f64,
+    /// Height of the inside of the roof above the ground, m.
     pub roof_z: f64,
 }
 
@@ -162,25 +172,32 @@ pub fn build_container(
             }
         }
     }
-    // Trailer chassis: two I-beams (web 8 mm, flanges 150 x 15 mm) and cross braces.
+    trailer(scene, &m, l_ext, base);
+    image_window(scene, l_ext, w_ext, top, fan);
+    Ok(LoadSpace { x0, x1, half_width: hw, floor_z, roof_z })
+}
+
+/// The trailer under a container of length `l_ext` whose underside is at `base` (m): two
+/// I-beams (web 8 mm, flanges 150 x 15 mm), hollow cross braces every 1.5 m, and the axles
+/// at the rear (three for 40 ft, two for 20 ft) with dual wheels each side.
+fn trailer(scene: &mut Scene, m: &Steel, l_ext: f64, base: f64) {
     let (beam_top, beam_bottom) = (base - 0.005, base - 0.40);
     for yc in [-0.5, 0.5] {
         cuboid(
             scene,
-            &m,
+            m,
             [0.5 * l_ext, yc, 0.5 * (beam_top + beam_bottom)],
             [l_ext, 0.008, beam_top - beam_bottom],
             m.steel,
         );
-        cuboid(scene, &m, [0.5 * l_ext, yc, beam_top - 0.0075], [l_ext, 0.15, 0.015], m.steel);
-        cuboid(scene, &m, [0.5 * l_ext, yc, beam_bottom + 0.0075], [l_ext, 0.15, 0.015], m.steel);
+        cuboid(scene, m, [0.5 * l_ext, yc, beam_top - 0.0075], [l_ext, 0.15, 0.015], m.steel);
+        cuboid(scene, m, [0.5 * l_ext, yc, beam_bottom + 0.0075], [l_ext, 0.15, 0.015], m.steel);
     }
     let mut x = 0.6;
     while x < l_ext - 0.3 {
-        hollow(scene, &m, [x, 0.0, base - 0.2], [0.08, 1.0, 0.12], 0.005);
+        hollow(scene, m, [x, 0.0, base - 0.2], [0.08, 1.0, 0.12], 0.005);
         x += 1.5;
     }
-    // Axles at the rear (three for 40 ft, two for 20 ft), dual wheels each side.
     let axles: &[f64] = if l_ext > 8.0 { &[-2.9, -1.6, -0.3] } else { &[-1.6, -0.3] };
     for &ax in axles {
         let xc = l_ext - 0.8 + ax;
@@ -192,10 +209,15 @@ pub fn build_container(
             m.density,
         );
         for yc in [-1.05, -0.72, 0.72, 1.05] {
-            wheel(scene, &m, xc, yc, zc);
+            wheel(scene, m, xc, yc, zc);
         }
     }
+}
 
+/// The image window around a container of external length `l_ext` and width `w_ext` whose
+/// top is at `top` (m): 0.4 m of open road before and after it, from 0.7 m above the ground
+/// to 20 cm of open beam above the container's near top edge.
+fn image_window(scene: &mut Scene, l_ext: f64, w_ext: f64, top: f64, fan: &FanBeam) {
     scene.x_min = -0.4;
     scene.x_max = l_ext + 0.4;
     scene.z_bottom = 0.70;
@@ -203,7 +225,6 @@ pub fn build_container(
     // z_c - slope(z_c) * w/2 = top + 5 cm, then add 20 cm of open beam for calibration.
     let k = 0.5 * w_ext / fan.source_distance_m;
     scene.z_top = (top + 0.05 - fan.source_height_m * k) / (1.0 - k) + 0.20;
-    Ok(LoadSpace { x0, x1, half_width: hw, floor_z, roof_z })
 }
 
 fn cuboid(scene: &mut Scene, m: &Steel, centre: [f64; 3], size: [f64; 3], material: MaterialId) {
@@ -281,7 +302,6 @@ mod tests {
                 .map(Object::mass_kg)
                 .sum();
             let tare = kind.dims().tare_kg;
-            eprintln!("{kind:?}: {mass:.0} kg modelled, tare {tare} kg");
             assert!(mass > 0.75 * tare && mass < 1.15 * tare, "{kind:?}: {mass:.0} kg vs tare {tare}");
         }
     }

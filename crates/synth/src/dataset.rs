@@ -36,6 +36,7 @@ pub const DATASET_SCHEMA_VERSION: u32 = 1;
 /// Where and what to write.
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
+    /// Output folder; created if missing.
     pub out: PathBuf,
     /// Splits to write (all of the recipe's when empty).
     pub splits: Vec<Split>,
@@ -43,21 +44,32 @@ pub struct GenerateOptions {
     pub cases: Option<usize>,
     /// Seed instead of the recipe's.
     pub seed: Option<u64>,
+    /// Image format of the 16-bit planes.
     pub plane_format: PlaneFormat,
+    /// Write each case's pseudo-colour `preview.png` (it is also the COCO image then).
     pub previews: bool,
 }
 
 /// What a run made.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
+    /// Cases written per split.
     pub cases: BTreeMap<String, usize>,
+    /// Threat labels per category.
     pub threats: BTreeMap<String, usize>,
+    /// Threat labels per difficulty (`easy`, `medium`, `hard`, by contrast-to-noise ratio).
     pub threats_by_difficulty: BTreeMap<String, usize>,
+    /// Manifests that do not match their load, per kind of mismatch.
     pub mismatches: BTreeMap<String, usize>,
+    /// Cases without cargo.
     pub empty_cases: usize,
+    /// Median contrast-to-noise ratio of the threat labels.
     pub median_cnr: f64,
+    /// Pixels rendered, both planes.
     pub pixels: u64,
+    /// Wall time of the run, s (0 in `summary.json`, so the files stay byte-identical).
     pub seconds: f64,
+    /// Cases per second of wall time (0 in `summary.json`).
     pub cases_per_second: f64,
 }
 
@@ -209,27 +221,9 @@ pub fn generate(
     progress: &dyn Progress,
 ) -> Result<Summary, SynthError> {
     let start = Instant::now();
-    let mut recipe = recipe.clone();
-    if let Some(seed) = opts.seed {
-        recipe.seed = seed;
-    }
-    let splits: Vec<Split> = if opts.splits.is_empty() { Split::ALL.to_vec() } else { opts.splits.clone() };
-    let counts: Vec<(Split, usize)> =
-        splits.iter().map(|&s| (s, opts.cases.unwrap_or_else(|| recipe.splits.get(s)))).collect();
-    if let Some(n) = opts.cases
-        && n > super::recipe::MAX_CASES_PER_SPLIT
-    {
-        return Err(SynthError::Parameter {
-            name: "cases",
-            reason: format!("{n} exceeds {} per split", super::recipe::MAX_CASES_PER_SPLIT),
-        });
-    }
+    let (recipe, counts) = plan(recipe, opts)?;
     let total: usize = counts.iter().map(|c| c.1).sum();
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| SynthError::Io { path: path.clone(), source }
-    };
-    std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
+    std::fs::create_dir_all(&opts.out).map_err(io_error(&opts.out))?;
 
     let physics = ScannerPhysics::new(
         &recipe.scanner.source_pair(),
@@ -241,122 +235,33 @@ pub fn generate(
     write_json(&opts.out.join("profile.json"), &profile)?;
     let recipe_text =
         toml::to_string(&recipe).map_err(|e| SynthError::Parameter { name: "recipe", reason: e.to_string() })?;
-    std::fs::write(opts.out.join("recipe.toml"), recipe_text).map_err(io(&opts.out.join("recipe.toml")))?;
+    std::fs::write(opts.out.join("recipe.toml"), recipe_text).map_err(io_error(&opts.out.join("recipe.toml")))?;
 
-    let bar = progress;
-    bar.set_length(total as u64);
-    let fan = recipe.scanner.fan();
-    let plane_ext = match opts.plane_format {
-        PlaneFormat::Tiff => "tiff",
-        PlaneFormat::Png => "png",
-    };
+    progress.set_length(total as u64);
+    let writer = CaseWriter { recipe: &recipe, catalogue, physics: &physics, profile: &profile, opts };
     let mut summary = Summary::default();
     let mut cnrs = Vec::new();
     for (split, n) in counts {
-        bar.set_message(split.name());
+        progress.set_message(split.name());
         let dir = opts.out.join(split.name());
         let profile_dir = dir.join("profiles");
-        std::fs::create_dir_all(&profile_dir).map_err(io(&profile_dir))?;
+        std::fs::create_dir_all(&profile_dir).map_err(io_error(&profile_dir))?;
         let profile_path = profile_dir.join(format!("{}.json", profile.name));
         write_json(&profile_path, &profile)?;
         let preprocess_opts = PreprocessOptions { profile: Some(profile_path.clone()), ..PreprocessOptions::default() };
         let results: Vec<(CaseTruth, u64)> = (0..n)
             .into_par_iter()
             .map(|index| {
-                let case = build_case(&recipe, catalogue, split, index)?;
-                let rendered = render(&case.scene, &fan, &physics, &case.noise, case.seed)?;
-                let scan = case_scan(&recipe, &case, &rendered, &profile)?;
-                let case_dir = dir.join(&case.id);
-                write_scan(&scan, &case_dir, opts.plane_format)
-                    .map_err(|e| SynthError::File { path: case_dir.clone(), reason: e.to_string() })?;
-                if opts.previews {
-                    let preview = case_dir.join("preview.png");
-                    let pre = preprocess(&scan, &preprocess_opts)
-                        .map_err(|e| SynthError::File { path: case_dir.clone(), reason: e.to_string() })?;
-                    save_png(&render_material(&pre.attenuation, &pre.materials, &Palette::default()), &preview)
-                        .map_err(|e| SynthError::File { path: preview.clone(), reason: e.to_string() })?;
-                }
-                let truth = case_truth(&case, &rendered, split);
-                bar.inc(1);
-                Ok((truth, (rendered.high.len() * if rendered.low.is_some() { 2 } else { 1 }) as u64))
+                let done = writer.write_case(split, index, &dir, &preprocess_opts)?;
+                progress.inc(1);
+                Ok(done)
             })
             .collect::<Result<_, SynthError>>()?;
-
-        let mut coco_images = Vec::new();
-        let mut coco_annotations = Vec::new();
-        let mut jsonl = String::new();
-        for (i, (truth, pixels)) in results.iter().enumerate() {
-            summary.pixels += pixels;
-            if truth.empty {
-                summary.empty_cases += 1;
-            }
-            if truth.mismatch.kind != MismatchKind::None {
-                let name = serde_json::to_value(truth.mismatch.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                *summary.mismatches.entry(name).or_default() += 1;
-            }
-            let image_id = i + 1;
-            coco_images.push(json!({
-                "id": image_id,
-                // The preview when written, else the 16-bit high-energy plane.
-                "file_name": if opts.previews {
-                    format!("{}/preview.png", truth.case_id)
-                } else {
-                    format!("{}/high.{}", truth.case_id, plane_ext)
-                },
-                "scan": truth.scan,
-                "width": truth.width,
-                "height": truth.height,
-            }));
-            for t in &truth.threats {
-                *summary.threats.entry(t.category.clone()).or_default() += 1;
-                *summary.threats_by_difficulty.entry(t.difficulty.clone()).or_default() += 1;
-                cnrs.push(t.cnr);
-                let category_id = CATEGORIES.iter().position(|c| *c == t.category).map_or(0, |p| p + 1);
-                coco_annotations.push(json!({
-                    "id": coco_annotations.len() + 1,
-                    "image_id": image_id,
-                    "category_id": category_id,
-                    "bbox": t.bbox,
-                    "area": t.bbox[2] * t.bbox[3],
-                    "iscrowd": 0,
-                    "attributes": {
-                        "cnr": t.cnr,
-                        "contrast": t.contrast,
-                        "difficulty": t.difficulty,
-                        "hard_mode": t.hard_mode,
-                        "depth_m": t.depth_m,
-                        "occlusion_g_cm2": t.occlusion_g_cm2,
-                        "mass_kg": t.mass_kg,
-                        "material": t.material,
-                        "concealment": t.concealment,
-                        "footprint_pixels": t.footprint_pixels,
-                    },
-                }));
-            }
-            jsonl.push_str(
-                &serde_json::to_string(truth)
-                    .map_err(|e| SynthError::Parameter { name: "truth", reason: e.to_string() })?,
-            );
-            jsonl.push('\n');
+        let (truths, pixels): (Vec<CaseTruth>, Vec<u64>) = results.into_iter().unzip();
+        for (truth, pixels) in truths.iter().zip(pixels) {
+            tally(&mut summary, &mut cnrs, truth, pixels);
         }
-        let coco = json!({
-            "info": {
-                "description": format!("nii-atr synth dataset `{}`, split {}", recipe.name, split.name()),
-                "version": DATASET_SCHEMA_VERSION.to_string(),
-                "schema_version": DATASET_SCHEMA_VERSION,
-                "recipe": recipe.name,
-                "seed": recipe.seed,
-            },
-            "licenses": [],
-            "images": coco_images,
-            "annotations": coco_annotations,
-            "categories": CATEGORIES.iter().enumerate().map(|(i, c)| json!({"id": i + 1, "name": c, "supercategory": "threat"})).collect::<Vec<Value>>(),
-        });
-        write_json(&dir.join("annotations.json"), &coco)?;
-        std::fs::write(dir.join("truth.jsonl"), jsonl).map_err(io(&dir.join("truth.jsonl")))?;
+        write_labels(&recipe, split, &dir, &truths, opts)?;
         summary.cases.insert(split.name().to_string(), n);
     }
     cnrs.sort_by(f64::total_cmp);
@@ -371,6 +276,171 @@ pub fn generate(
     Ok(summary)
 }
 
+/// The recipe as run (with the options' seed) and the cases to make per split.
+fn plan(recipe: &Recipe, opts: &GenerateOptions) -> Result<(Recipe, Vec<(Split, usize)>), SynthError> {
+    let mut recipe = recipe.clone();
+    if let Some(seed) = opts.seed {
+        recipe.seed = seed;
+    }
+    if let Some(n) = opts.cases
+        && n > super::recipe::MAX_CASES_PER_SPLIT
+    {
+        return Err(SynthError::Parameter {
+            name: "cases",
+            reason: format!("{n} exceeds {} per split", super::recipe::MAX_CASES_PER_SPLIT),
+        });
+    }
+    let splits: Vec<Split> = if opts.splits.is_empty() { Split::ALL.to_vec() } else { opts.splits.clone() };
+    let counts = splits.iter().map(|&s| (s, opts.cases.unwrap_or_else(|| recipe.splits.get(s)))).collect();
+    Ok((recipe, counts))
+}
+
+/// What every case of a run needs to be built, rendered and written.
+struct CaseWriter<'a> {
+    recipe: &'a Recipe,
+    catalogue: &'a Catalogue,
+    physics: &'a ScannerPhysics,
+    profile: &'a MaterialProfile,
+    opts: &'a GenerateOptions,
+}
+
+impl CaseWriter<'_> {
+    /// Builds, renders and writes case `index` of `split` under `dir` (with its preview when
+    /// asked); returns its truth and the pixels of its planes.
+    fn write_case(
+        &self,
+        split: Split,
+        index: usize,
+        dir: &Path,
+        preprocess_opts: &PreprocessOptions,
+    ) -> Result<(CaseTruth, u64), SynthError> {
+        let case = build_case(self.recipe, self.catalogue, split, index)?;
+        let rendered = render(&case.scene, &self.recipe.scanner.fan(), self.physics, &case.noise, case.seed)?;
+        let scan = case_scan(self.recipe, &case, &rendered, self.profile)?;
+        let case_dir = dir.join(&case.id);
+        write_scan(&scan, &case_dir, self.opts.plane_format)
+            .map_err(|e| SynthError::File { path: case_dir.clone(), reason: e.to_string() })?;
+        if self.opts.previews {
+            let preview = case_dir.join("preview.png");
+            let pre = preprocess(&scan, preprocess_opts)
+                .map_err(|e| SynthError::File { path: case_dir.clone(), reason: e.to_string() })?;
+            save_png(&render_material(&pre.attenuation, &pre.materials, &Palette::default()), &preview)
+                .map_err(|e| SynthError::File { path: preview.clone(), reason: e.to_string() })?;
+        }
+        let truth = case_truth(&case, &rendered, split);
+        Ok((truth, (rendered.high.len() * if rendered.low.is_some() { 2 } else { 1 }) as u64))
+    }
+}
+
+/// Counts one case into the run's summary and adds its threats' CNRs to `cnrs`.
+fn tally(summary: &mut Summary, cnrs: &mut Vec<f64>, truth: &CaseTruth, pixels: u64) {
+    summary.pixels += pixels;
+    if truth.empty {
+        summary.empty_cases += 1;
+    }
+    if truth.mismatch.kind != MismatchKind::None {
+        let name = serde_json::to_value(truth.mismatch.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *summary.mismatches.entry(name).or_default() += 1;
+    }
+    for t in &truth.threats {
+        *summary.threats.entry(t.category.clone()).or_default() += 1;
+        *summary.threats_by_difficulty.entry(t.difficulty.clone()).or_default() += 1;
+        cnrs.push(t.cnr);
+    }
+}
+
+/// Writes a split's labels into `dir`: the COCO file `annotations.json` and the case truth,
+/// one JSON line per case, `truth.jsonl`.
+fn write_labels(
+    recipe: &Recipe,
+    split: Split,
+    dir: &Path,
+    truths: &[CaseTruth],
+    opts: &GenerateOptions,
+) -> Result<(), SynthError> {
+    let plane_ext = match opts.plane_format {
+        PlaneFormat::Tiff => "tiff",
+        PlaneFormat::Png => "png",
+    };
+    let mut coco_images = Vec::new();
+    let mut coco_annotations = Vec::new();
+    let mut jsonl = String::new();
+    for (i, truth) in truths.iter().enumerate() {
+        let image_id = i + 1;
+        coco_images.push(json!({
+            "id": image_id,
+            // The preview when written, else the 16-bit high-energy plane.
+            "file_name": if opts.previews {
+                format!("{}/preview.png", truth.case_id)
+            } else {
+                format!("{}/high.{}", truth.case_id, plane_ext)
+            },
+            "scan": truth.scan,
+            "width": truth.width,
+            "height": truth.height,
+        }));
+        for t in &truth.threats {
+            coco_annotations.push(coco_annotation(t, coco_annotations.len() + 1, image_id));
+        }
+        jsonl.push_str(
+            &serde_json::to_string(truth)
+                .map_err(|e| SynthError::Parameter { name: "truth", reason: e.to_string() })?,
+        );
+        jsonl.push('\n');
+    }
+    let coco = json!({
+        "info": {
+            "description": format!("nii-atr synth dataset `{}`, split {}", recipe.name, split.name()),
+            "version": DATASET_SCHEMA_VERSION.to_string(),
+            "schema_version": DATASET_SCHEMA_VERSION,
+            "recipe": recipe.name,
+            "seed": recipe.seed,
+        },
+        "licenses": [],
+        "images": coco_images,
+        "annotations": coco_annotations,
+        "categories": CATEGORIES.iter().enumerate().map(|(i, c)| json!({"id": i + 1, "name": c, "supercategory": "threat"})).collect::<Vec<Value>>(),
+    });
+    write_json(&dir.join("annotations.json"), &coco)?;
+    std::fs::write(dir.join("truth.jsonl"), jsonl).map_err(io_error(&dir.join("truth.jsonl")))
+}
+
+/// One threat's COCO annotation, number `id`, on image `image_id`, with the generator's
+/// attributes.
+fn coco_annotation(t: &ThreatTruth, id: usize, image_id: usize) -> Value {
+    let category_id = CATEGORIES.iter().position(|c| *c == t.category).map_or(0, |p| p + 1);
+    json!({
+        "id": id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "bbox": t.bbox,
+        "area": t.bbox[2] * t.bbox[3],
+        "iscrowd": 0,
+        "attributes": {
+            "cnr": t.cnr,
+            "contrast": t.contrast,
+            "difficulty": t.difficulty,
+            "hard_mode": t.hard_mode,
+            "depth_m": t.depth_m,
+            "occlusion_g_cm2": t.occlusion_g_cm2,
+            "mass_kg": t.mass_kg,
+            "material": t.material,
+            "concealment": t.concealment,
+            "footprint_pixels": t.footprint_pixels,
+        },
+    })
+}
+
+/// Maps an I/O error on `path` to a [`SynthError::Io`] naming it.
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SynthError + '_ {
+    move |source| SynthError::Io { path: path.to_path_buf(), source }
+}
+
+/// The truth record of a rendered case: its threats' boxes `[x, y, w, h]` where the render
+/// shows them, with their measures rounded to 3 decimals.
 fn case_truth(case: &Case, r: &Rendered, split: Split) -> CaseTruth {
     let threats = case
         .scene
@@ -424,7 +494,7 @@ fn round3(v: f64) -> f64 {
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SynthError> {
     let text = serde_json::to_vec_pretty(value)
         .map_err(|e| SynthError::File { path: path.to_path_buf(), reason: e.to_string() })?;
-    std::fs::write(path, text).map_err(|source| SynthError::Io { path: path.to_path_buf(), source })
+    std::fs::write(path, text).map_err(io_error(path))
 }
 
 #[cfg(test)]

@@ -31,7 +31,9 @@ impl Default for FanBeam {
 /// One ray of the fan: `z(y) = z_centre + slope * y`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ray {
+    /// Height where the ray crosses the centre plane (`y = 0`), m.
     pub z_centre: f64,
+    /// Rise per metre across the vehicle.
     pub slope: f64,
     /// Path length per unit of `y`: `sqrt(1 + slope^2)`.
     pub stretch: f64,
@@ -54,9 +56,31 @@ impl FanBeam {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Section {
     /// Axis-aligned rectangle.
-    Rect { y0: f64, y1: f64, z0: f64, z1: f64 },
+    Rect {
+        /// Near edge across the vehicle, m.
+        y0: f64,
+        /// Far edge across the vehicle, m.
+        y1: f64,
+        /// Bottom, m.
+        z0: f64,
+        /// Top, m.
+        z1: f64,
+    },
     /// Axis-aligned ellipse clipped to `y0..y1` (a slanted horizontal cylinder cut by the plane).
-    Ellipse { yc: f64, zc: f64, ay: f64, az: f64, y0: f64, y1: f64 },
+    Ellipse {
+        /// Centre across the vehicle, m.
+        yc: f64,
+        /// Centre height, m.
+        zc: f64,
+        /// Semi-axis across the vehicle, m.
+        ay: f64,
+        /// Vertical semi-axis, m.
+        az: f64,
+        /// Near clip across the vehicle (the cylinder's end), m.
+        y0: f64,
+        /// Far clip across the vehicle, m.
+        y1: f64,
+    },
 }
 
 impl Section {
@@ -108,11 +132,34 @@ impl Section {
 #[serde(tag = "shape", rename_all = "snake_case")]
 pub enum Shape {
     /// A box standing on its base, turned by `yaw`.
-    Cuboid { centre: [f64; 3], size: [f64; 3], yaw: f64 },
+    Cuboid {
+        /// Centre `[x, y, z]`, m.
+        centre: [f64; 3],
+        /// Size `[length, width, height]` before the turn, m.
+        size: [f64; 3],
+        /// Turn about the vertical axis, radians.
+        yaw: f64,
+    },
     /// A cylinder with a vertical axis (rolls standing, drums, bottles).
-    Upright { centre: [f64; 3], radius: f64, height: f64 },
+    Upright {
+        /// Centre `[x, y, z]`, m.
+        centre: [f64; 3],
+        /// Radius, m.
+        radius: f64,
+        /// Height, m.
+        height: f64,
+    },
     /// A cylinder lying horizontally, axis turned by `yaw` (pipes, coils, barrels, wheels).
-    Lying { centre: [f64; 3], radius: f64, length: f64, yaw: f64 },
+    Lying {
+        /// Centre `[x, y, z]`, m.
+        centre: [f64; 3],
+        /// Radius, m.
+        radius: f64,
+        /// Length along the axis, m.
+        length: f64,
+        /// Turn of the axis about the vertical, radians (0: along the vehicle).
+        yaw: f64,
+    },
 }
 
 impl Shape {

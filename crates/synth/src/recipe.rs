@@ -36,6 +36,7 @@ pub enum SourcePreset {
 }
 
 impl SourcePreset {
+    /// The spectra and filtration of the preset.
     pub fn sources(self) -> SourcePair {
         match self {
             SourcePreset::Linac64 => SourcePair::linac_6_4(),
@@ -45,18 +46,25 @@ impl SourcePreset {
     }
 }
 
+/// The simulated scanner: sources, detector, geometry and pixel pitch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScannerConfig {
     /// Profile name written into every scan descriptor.
     pub name: String,
+    /// Source pair preset.
     pub sources: SourcePreset,
     /// Replaces `sources` with explicit spectra and filtration.
     pub custom_sources: Option<SourcePair>,
+    /// Render the low-energy plane too.
     pub dual_energy: bool,
+    /// Scintillator the spectra are seen through.
     pub detector: Scintillator,
+    /// Pixel pitch at the vehicle's centre plane, mm (both axes).
     pub pitch_mm: f64,
+    /// Source distance from the vehicle's centre plane, m.
     pub source_distance_m: f64,
+    /// Height of the source focal spot above the ground, m.
     pub source_height_m: f64,
     /// Energy bins of the fast spectral path (8..64).
     pub energy_bins: usize,
@@ -80,10 +88,12 @@ impl Default for ScannerConfig {
 }
 
 impl ScannerConfig {
+    /// The source pair in use: the custom one, else the preset's.
     pub fn source_pair(&self) -> SourcePair {
         self.custom_sources.clone().unwrap_or_else(|| self.sources.sources())
     }
 
+    /// The fan-beam geometry and pixel grid of this scanner.
     pub fn fan(&self) -> FanBeam {
         FanBeam {
             source_distance_m: self.source_distance_m,
@@ -93,6 +103,8 @@ impl ScannerConfig {
     }
 }
 
+/// What the cases hold: container types, cargo, threats, manifest mismatches and artefacts,
+/// as shares of the cases and relative weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Mix {
@@ -134,15 +146,20 @@ impl Default for Mix {
     }
 }
 
+/// Cases per split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Splits {
+    /// Training cases.
     pub train: usize,
+    /// Validation cases.
     pub val: usize,
+    /// Test cases.
     pub test: usize,
 }
 
 impl Splits {
+    /// Cases of `split`.
     pub fn get(&self, split: Split) -> usize {
         match split {
             Split::Train => self.train,
@@ -152,30 +169,43 @@ impl Splits {
     }
 }
 
+/// A dataset recipe: everything that, with its seed, fixes a dataset to the byte.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
+    /// Must be [`RECIPE_SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// Dataset name: the prefix of every case id.
     pub name: String,
+    /// What the dataset is for, in a line.
     #[serde(default)]
     pub description: String,
+    /// Seed of every random draw.
     pub seed: u64,
+    /// Cases per split.
     pub splits: Splits,
+    /// The simulated scanner.
     #[serde(default)]
     pub scanner: ScannerConfig,
+    /// Detector read-out and noise.
     #[serde(default)]
     pub noise: NoiseModel,
+    /// What the cases hold.
     #[serde(default)]
     pub mix: Mix,
 }
 
 impl Recipe {
+    /// Reads and checks a recipe file (see [`Recipe::parse`]).
     pub fn load(path: &Path) -> Result<Self, SynthError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| SynthError::Io { path: path.to_path_buf(), source })?;
         Self::parse(&text, path)
     }
 
+    /// Parses and checks a recipe: schema version, shares in [0, 1], known container types,
+    /// usable weights, split sizes, plain names, scanner geometry and noise ranges. `path`
+    /// names the recipe in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, SynthError> {
         let err = |reason: String| SynthError::File { path: path.to_path_buf(), reason };
         let r: Recipe = toml::from_str(text).map_err(|e| err(e.to_string()))?;

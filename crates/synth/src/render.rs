@@ -26,8 +26,9 @@ pub struct NoiseModel {
     pub photons_low: f64,
     /// Mean open-beam counts above dark (ADC headroom below 65535).
     pub air_counts: f64,
-    /// Mean dark offset, counts, and its spread between detector rows.
+    /// Mean dark offset, counts.
     pub dark_counts: f64,
+    /// Spread of the dark offset between detector rows, counts (standard deviation).
     pub dark_spread: f64,
     /// Electronic noise, counts (standard deviation).
     pub electronic_sigma: f64,
@@ -105,13 +106,19 @@ impl NoiseModel {
 /// The scanner's physics prepared once per run: spectra seen through the detector.
 #[derive(Debug, Clone)]
 pub struct ScannerPhysics {
+    /// Attenuation coefficients of every material.
     pub table: &'static AttenuationTable,
+    /// High-energy spectrum as the detector sees it.
     pub high: SpectralModel,
+    /// Low-energy spectrum as the detector sees it; `None` for single energy.
     pub low: Option<SpectralModel>,
+    /// Energy bins of the fast spectral path.
     pub bins: usize,
 }
 
 impl ScannerPhysics {
+    /// Prepares the spectra of `sources` (the low one only with `dual_energy`) seen through
+    /// `detector`, for `bins` energy bins.
     pub fn new(
         sources: &SourcePair,
         detector: &Scintillator,
@@ -148,10 +155,13 @@ pub struct ThreatImage {
 /// Raw planes and what was needed to make them.
 #[derive(Debug, Clone)]
 pub struct Rendered {
+    /// High-energy counts, rows x columns.
     pub high: Array2<u16>,
+    /// Low-energy counts; `None` for single energy.
     pub low: Option<Array2<u16>>,
-    /// Per-row dark counts of each plane (what a dark frame would measure).
+    /// Per-row dark counts of the high plane (what a dark frame would measure).
     pub dark_high: Vec<f32>,
+    /// Per-row dark counts of the low plane.
     pub dark_low: Option<Vec<f32>>,
     /// Rows above the vehicle that see open beam in every column, `[start, end)`.
     pub air_rows: [usize; 2],
@@ -259,56 +269,6 @@ fn grid(scene: &Scene, fan: &FanBeam, samples: usize) -> Result<Grid, SynthError
     Ok(Grid { rows, cols, pitch, rays, by_column })
 }
 
-/// Areal densities (g/cm^2) per row and material slot at scan position `x`, plus the threat
-/// contributions `(row, threat, slot, g/cm^2)`. Returns the first row any object touches.
-#[allow(clippy::too_many_arguments)]
-fn column_areal(
-    scene: &Scene,
-    fan: &FanBeam,
-    grid: &Grid,
-    objects: &[u32],
-    x: f64,
-    slot_of: &[usize],
-    n_slots: usize,
-    areal: &mut [f32],
-    hits: &mut Vec<(u32, u32, u16, f32)>,
-) -> usize {
-    areal.iter_mut().for_each(|a| *a = 0.0);
-    hits.clear();
-    let mut first_row = grid.rows;
-    for &i in objects {
-        let o = &scene.objects[i as usize];
-        let Some(section) = o.shape.section(x) else {
-            continue;
-        };
-        let (y0, y1, z0, z1) = section.bounds();
-        let corners = [fan.project(y0, z0), fan.project(y0, z1), fan.project(y1, z0), fan.project(y1, z1)];
-        let zc_max = corners.iter().copied().fold(f64::MIN, f64::max);
-        let zc_min = corners.iter().copied().fold(f64::MAX, f64::min);
-        let r0 = ((scene.z_top - zc_max) / grid.pitch - 0.5).floor().max(0.0) as usize;
-        let r1 = (((scene.z_top - zc_min) / grid.pitch - 0.5).ceil().max(-1.0) + 1.0) as usize;
-        let slot = slot_of[usize::from(o.material.0)];
-        // density g/cm^3 x chord m x 100 cm/m.
-        let scale = o.density_g_cm3 * 100.0;
-        for r in r0..r1.min(grid.rows) {
-            let chord = section.chord(&grid.rays[r]);
-            if chord > 0.0 {
-                let x_g = (scale * chord) as f32;
-                areal[r * n_slots + slot] += x_g;
-                if o.density_g_cm3 > 0.0 {
-                    first_row = first_row.min(r);
-                }
-                if let Some(t) = o.threat {
-                    hits.push((r as u32, t as u32, slot as u16, x_g));
-                }
-            }
-        }
-    }
-    // Cavities may leave tiny negative residues from rounding.
-    areal.iter_mut().for_each(|a| *a = a.max(0.0));
-    first_row
-}
-
 /// Output of one column: noise-free transmission and second moment per row and plane.
 struct ColumnOut {
     t_high: Vec<f32>,
@@ -319,169 +279,300 @@ struct ColumnOut {
     threats: Vec<ThreatAcc>,
 }
 
-/// Renders `scene`; `seed` drives every random draw, per column, so the bytes do not depend
-/// on the number of threads.
-pub fn render(
-    scene: &Scene,
-    fan: &FanBeam,
-    physics: &ScannerPhysics,
-    noise: &NoiseModel,
-    seed: u64,
-) -> Result<Rendered, SynthError> {
-    noise.validate()?;
-    let samples = noise.aperture_samples;
-    let grid = grid(scene, fan, samples)?;
-    let materials: Vec<MaterialId> = scene.materials();
-    let n_slots = materials.len().max(1);
-    let mut slot_of = vec![0usize; physics.table.materials().count()];
-    for (s, m) in materials.iter().enumerate() {
-        slot_of[usize::from(m.0)] = s;
+impl ColumnOut {
+    /// Transmission and second moment of the high (`true`) or low plane.
+    fn plane(&self, high: bool) -> (&Vec<f32>, &Vec<f32>) {
+        if high { (&self.t_high, &self.m2_high) } else { (&self.t_low, &self.m2_low) }
     }
-    let high = physics.high.binned(physics.table, &materials, physics.bins)?;
-    let low = match &physics.low {
-        Some(m) => Some(m.binned(physics.table, &materials, physics.bins)?),
-        None => None,
-    };
-    let (rows, cols) = (grid.rows, grid.cols);
-    // Electronic noise and 16-bit quantisation (1/sqrt(12) count), relative to open beam.
-    let sigma_e_rel = (noise.electronic_sigma.powi(2) + 1.0 / 12.0).sqrt() / noise.air_counts;
-    let area_scale = (grid.pitch / 0.005).powi(2);
-    let (photons_high, photons_low) = (noise.photons_high * area_scale, noise.photons_low * area_scale);
-    let n_threats = scene.threats.len();
+}
 
-    let columns: Vec<ColumnOut> = (0..cols)
-        .into_par_iter()
-        .map_init(
-            || (vec![0.0f32; rows * n_slots], Vec::new(), vec![0.0f32; n_slots]),
-            |(areal, hits, scratch), c| {
-                let mut out = ColumnOut {
-                    t_high: vec![1.0; rows],
-                    m2_high: vec![0.0; rows],
-                    t_low: Vec::new(),
-                    m2_low: Vec::new(),
-                    first_row: rows,
-                    threats: vec![ThreatAcc::default(); n_threats],
-                };
-                if low.is_some() {
-                    out.t_low = vec![1.0; rows];
-                    out.m2_low = vec![0.0; rows];
-                }
-                // One ray per aperture sample; the one nearest the column centre (the centre
-                // itself for odd `samples`, the only one for 1) goes last, so that `areal` and
-                // `hits` are its own for the threat statistics.
-                let centre = samples / 2;
-                let mut sums = (samples > 1)
-                    .then(|| [vec![0.0f32; rows], vec![0.0f32; rows], vec![0.0f32; rows], vec![0.0f32; rows]]);
-                let (mut t_centre, mut m2_centre) = (Vec::new(), Vec::new());
-                for k in (0..samples).filter(|&k| k != centre).chain([centre]) {
-                    let x = scene.x_min + (c as f64 + (k as f64 + 0.5) / samples as f64) * grid.pitch;
-                    let first_row =
-                        column_areal(scene, fan, &grid, &grid.by_column[c], x, &slot_of, n_slots, areal, hits);
-                    out.first_row = out.first_row.min(first_row);
-                    let (mut t_h, mut m2_h) = (vec![1.0; rows], vec![0.0; rows]);
-                    transmit_column(&high, areal, n_slots, &mut t_h, &mut m2_h);
-                    let (mut t_l, mut m2_l) = (Vec::new(), Vec::new());
-                    if let Some(low) = &low {
-                        (t_l, m2_l) = (vec![1.0; rows], vec![0.0; rows]);
-                        if noise.interlace_offset {
-                            let x_low = x + 0.5 * grid.pitch;
-                            let mut h2 = Vec::new();
-                            let c_low = ((x_low - scene.x_min) / grid.pitch) as usize;
-                            let objs = &grid.by_column[c_low.min(cols - 1)];
-                            let mut merged: Vec<u32> = grid.by_column[c].iter().chain(objs).copied().collect();
-                            merged.sort_unstable();
-                            merged.dedup();
-                            let mut areal_low = vec![0.0f32; rows * n_slots];
-                            column_areal(scene, fan, &grid, &merged, x_low, &slot_of, n_slots, &mut areal_low, &mut h2);
-                            transmit_column(low, &areal_low, n_slots, &mut t_l, &mut m2_l);
-                        } else {
-                            transmit_column(low, areal, n_slots, &mut t_l, &mut m2_l);
-                        }
-                    }
-                    match &mut sums {
-                        // A point sample: the ray's values are the column's.
-                        None => (out.t_high, out.m2_high, out.t_low, out.m2_low) = (t_h, m2_h, t_l, m2_l),
-                        Some(sums) => {
-                            for (acc, v) in sums.iter_mut().zip([&t_h, &m2_h, &t_l, &m2_l]) {
-                                acc.iter_mut().zip(v.iter()).for_each(|(a, b)| *a += b);
-                            }
-                            if k == centre {
-                                (t_centre, m2_centre) = (t_h, m2_h);
-                            }
-                        }
-                    }
-                }
-                if let Some([t_h, m2_h, t_l, m2_l]) = sums {
-                    // The detector sees the mean transmission over its aperture; the second
-                    // moment of the photon statistics averages the same way (photons are added).
-                    let mean = |v: Vec<f32>| v.into_iter().map(|x| x / samples as f32).collect::<Vec<f32>>();
-                    (out.t_high, out.m2_high) = (mean(t_h), mean(m2_h));
-                    if low.is_some() {
-                        (out.t_low, out.m2_low) = (mean(t_l), mean(m2_l));
-                    }
-                }
-                // Contrast of each threat: the high-energy attenuation it adds at each pixel, on
-                // the ray nearest the centre (the one whose `areal` and `hits` are at hand).
-                let (t_ray, m2_ray) = if samples == 1 { (&out.t_high, &out.m2_high) } else { (&t_centre, &m2_centre) };
-                // Stable sort: equal keys keep object order, so the sums are reproducible.
-                hits.sort_by_key(|h| (h.0, h.1));
-                let mut i = 0;
-                while i < hits.len() {
-                    let (r, t) = (hits[i].0 as usize, hits[i].1 as usize);
-                    scratch.copy_from_slice(&areal[r * n_slots..(r + 1) * n_slots]);
-                    // Net contribution first (solids minus their cavities), then clamp.
-                    while i < hits.len() && hits[i].0 as usize == r && hits[i].1 as usize == t {
-                        scratch[usize::from(hits[i].2)] -= hits[i].3;
-                        i += 1;
-                    }
-                    scratch.iter_mut().for_each(|v| *v = v.max(0.0));
-                    let t_with = f64::from(t_ray[r]).max(1e-12);
-                    let t_without = f64::from(high.transmit(scratch).0).max(1e-12);
-                    let sigma = (f64::from(m2_ray[r]) / noise.photons_high + sigma_e_rel * sigma_e_rel).sqrt() / t_with;
-                    let contrast = (t_without / t_with).ln();
-                    let occlusion: f64 = scratch.iter().map(|&v| f64::from(v)).sum();
-                    out.threats[t].add(c, r, contrast, contrast / sigma, occlusion);
-                }
-                out
-            },
-        )
-        .collect();
+/// Per-thread buffers of the column pass, reused from column to column.
+struct RayBuffers {
+    /// Areal density (g/cm^2) per row and material slot, row-major.
+    areal: Vec<f32>,
+    /// Threat contributions `(row, threat, slot, g/cm^2)` of the last ray.
+    hits: Vec<(u32, u32, u16, f32)>,
+    /// One row's areal densities without a threat.
+    without: Vec<f32>,
+}
 
-    // Column-major transmission planes, blurred, then read out with noise.
-    let psf = gaussian_kernel(noise.psf_sigma_px);
-    let mut rng_rows = ChaCha8Rng::seed_from_u64(mix(seed, 0xD0, 0));
-    let dark_high = row_values(&mut rng_rows, rows, noise.dark_counts, noise.dark_spread);
-    let gain_high = row_values(&mut rng_rows, rows, 1.0, noise.row_gain_sigma);
-    let dark_low = row_values(&mut rng_rows, rows, noise.dark_counts, noise.dark_spread);
-    let gain_low = row_values(&mut rng_rows, rows, 1.0, noise.row_gain_sigma);
-    let mut dead = Vec::new();
-    for _ in 0..noise.dead_rows.min(rows) {
-        dead.push((rand::RngExt::random::<u64>(&mut rng_rows) % rows as u64) as usize);
+/// What every column of one scene needs, prepared once: the pixel grid, the binned physics
+/// of the scene's materials and the noise constants of the contrast measure.
+struct ColumnRenderer<'a> {
+    scene: &'a Scene,
+    fan: &'a FanBeam,
+    grid: Grid,
+    noise: &'a NoiseModel,
+    high: BinnedModel,
+    low: Option<BinnedModel>,
+    /// Material slot of every table material (0 for those the scene does not use).
+    slot_of: Vec<usize>,
+    n_slots: usize,
+    /// Electronic noise and 16-bit quantisation (1/sqrt(12) count), relative to open beam.
+    sigma_e_rel: f64,
+}
+
+impl<'a> ColumnRenderer<'a> {
+    /// Checks the image window, and bins the scanner's spectra over the scene's materials.
+    fn new(
+        scene: &'a Scene,
+        fan: &'a FanBeam,
+        physics: &ScannerPhysics,
+        noise: &'a NoiseModel,
+    ) -> Result<Self, SynthError> {
+        let grid = grid(scene, fan, noise.aperture_samples)?;
+        let materials: Vec<MaterialId> = scene.materials();
+        let n_slots = materials.len().max(1);
+        let mut slot_of = vec![0usize; physics.table.materials().count()];
+        for (s, m) in materials.iter().enumerate() {
+            slot_of[usize::from(m.0)] = s;
+        }
+        let high = physics.high.binned(physics.table, &materials, physics.bins)?;
+        let low = match &physics.low {
+            Some(m) => Some(m.binned(physics.table, &materials, physics.bins)?),
+            None => None,
+        };
+        let sigma_e_rel = (noise.electronic_sigma.powi(2) + 1.0 / 12.0).sqrt() / noise.air_counts;
+        Ok(Self { scene, fan, grid, noise, high, low, slot_of, n_slots, sigma_e_rel })
     }
-    let planes = [(true, &dark_high, &gain_high, photons_high, 1u64), (false, &dark_low, &gain_low, photons_low, 2u64)];
-    let mut out_planes: Vec<Array2<u16>> = Vec::new();
-    for (is_high, dark, gain, photons, tag) in planes {
-        if !is_high && low.is_none() {
-            break;
+
+    /// Every column, in parallel; each column's values depend on nothing but the column.
+    fn columns(&self) -> Vec<ColumnOut> {
+        let (rows, n_slots) = (self.grid.rows, self.n_slots);
+        (0..self.grid.cols)
+            .into_par_iter()
+            .map_init(
+                || RayBuffers { areal: vec![0.0f32; rows * n_slots], hits: Vec::new(), without: vec![0.0f32; n_slots] },
+                |buf, c| self.column(c, buf),
+            )
+            .collect()
+    }
+
+    /// Column `c`: the mean of its aperture rays' transmissions, and its threats' contrast.
+    fn column(&self, c: usize, buf: &mut RayBuffers) -> ColumnOut {
+        let rows = self.grid.rows;
+        let samples = self.noise.aperture_samples;
+        let mut out = ColumnOut {
+            t_high: vec![1.0; rows],
+            m2_high: vec![0.0; rows],
+            t_low: Vec::new(),
+            m2_low: Vec::new(),
+            first_row: rows,
+            threats: vec![ThreatAcc::default(); self.scene.threats.len()],
+        };
+        if self.low.is_some() {
+            out.t_low = vec![1.0; rows];
+            out.m2_low = vec![0.0; rows];
         }
-        fn pick(c: &ColumnOut, is_high: bool) -> (&Vec<f32>, &Vec<f32>) {
-            if is_high { (&c.t_high, &c.m2_high) } else { (&c.t_low, &c.m2_low) }
+        // One ray per aperture sample; the one nearest the column centre (the centre
+        // itself for odd `samples`, the only one for 1) goes last, so that `areal` and
+        // `hits` are its own for the threat statistics.
+        let centre = samples / 2;
+        let mut sums =
+            (samples > 1).then(|| [vec![0.0f32; rows], vec![0.0f32; rows], vec![0.0f32; rows], vec![0.0f32; rows]]);
+        let (mut t_centre, mut m2_centre) = (Vec::new(), Vec::new());
+        for k in (0..samples).filter(|&k| k != centre).chain([centre]) {
+            let x = self.scene.x_min + (c as f64 + (k as f64 + 0.5) / samples as f64) * self.grid.pitch;
+            let (first_row, [t_h, m2_h, t_l, m2_l]) = self.ray(c, x, buf);
+            out.first_row = out.first_row.min(first_row);
+            match &mut sums {
+                // A point sample: the ray's values are the column's.
+                None => (out.t_high, out.m2_high, out.t_low, out.m2_low) = (t_h, m2_h, t_l, m2_l),
+                Some(sums) => {
+                    for (acc, v) in sums.iter_mut().zip([&t_h, &m2_h, &t_l, &m2_l]) {
+                        acc.iter_mut().zip(v.iter()).for_each(|(a, b)| *a += b);
+                    }
+                    if k == centre {
+                        (t_centre, m2_centre) = (t_h, m2_h);
+                    }
+                }
+            }
         }
-        let t: Vec<&[f32]> = columns.iter().map(|c| pick(c, is_high).0.as_slice()).collect();
-        let blurred = blur(&t, rows, &psf);
+        if let Some([t_h, m2_h, t_l, m2_l]) = sums {
+            // The detector sees the mean transmission over its aperture; the second
+            // moment of the photon statistics averages the same way (photons are added).
+            let mean = |v: Vec<f32>| v.into_iter().map(|x| x / samples as f32).collect::<Vec<f32>>();
+            (out.t_high, out.m2_high) = (mean(t_h), mean(m2_h));
+            if self.low.is_some() {
+                (out.t_low, out.m2_low) = (mean(t_l), mean(m2_l));
+            }
+        }
+        // Contrast of each threat on the ray nearest the centre (the one whose `areal` and
+        // `hits` are at hand).
+        let (t_ray, m2_ray) = if samples == 1 { (&out.t_high, &out.m2_high) } else { (&t_centre, &m2_centre) };
+        self.threat_contrast(c, buf, t_ray, m2_ray, &mut out.threats);
+        out
+    }
+
+    /// One ray at `x` (m along the vehicle) in column `c`; leaves its areal densities and
+    /// threat hits in `buf`. Returns the first row it meets an object in, and per row its
+    /// `[t_high, m2_high, t_low, m2_low]` (the low ones empty for single energy).
+    fn ray(&self, c: usize, x: f64, buf: &mut RayBuffers) -> (usize, [Vec<f32>; 4]) {
+        let rows = self.grid.rows;
+        let first_row = self.areal(&self.grid.by_column[c], x, &mut buf.areal, &mut buf.hits);
+        let (mut t_h, mut m2_h) = (vec![1.0; rows], vec![0.0; rows]);
+        transmit_column(&self.high, &buf.areal, self.n_slots, &mut t_h, &mut m2_h);
+        let (mut t_l, mut m2_l) = (Vec::new(), Vec::new());
+        if let Some(low) = &self.low {
+            (t_l, m2_l) = (vec![1.0; rows], vec![0.0; rows]);
+            if self.noise.interlace_offset {
+                let areal_low = self.lagged_areal(c, x);
+                transmit_column(low, &areal_low, self.n_slots, &mut t_l, &mut m2_l);
+            } else {
+                transmit_column(low, &buf.areal, self.n_slots, &mut t_l, &mut m2_l);
+            }
+        }
+        (first_row, [t_h, m2_h, t_l, m2_l])
+    }
+
+    /// Areal densities of the interlaced low-energy ray, recorded half a column after the
+    /// high one at `x`: it may reach objects of the next column too.
+    fn lagged_areal(&self, c: usize, x: f64) -> Vec<f32> {
+        let (scene, grid) = (self.scene, &self.grid);
+        let x_low = x + 0.5 * grid.pitch;
+        let mut h2 = Vec::new();
+        let c_low = ((x_low - scene.x_min) / grid.pitch) as usize;
+        let objs = &grid.by_column[c_low.min(grid.cols - 1)];
+        let mut merged: Vec<u32> = grid.by_column[c].iter().chain(objs).copied().collect();
+        merged.sort_unstable();
+        merged.dedup();
+        let mut areal_low = vec![0.0f32; grid.rows * self.n_slots];
+        self.areal(&merged, x_low, &mut areal_low, &mut h2);
+        areal_low
+    }
+
+    /// Areal densities (g/cm^2) per row and material slot at scan position `x`, plus the threat
+    /// contributions `(row, threat, slot, g/cm^2)`. Returns the first row any object touches.
+    fn areal(&self, objects: &[u32], x: f64, areal: &mut [f32], hits: &mut Vec<(u32, u32, u16, f32)>) -> usize {
+        let (scene, fan, grid, n_slots) = (self.scene, self.fan, &self.grid, self.n_slots);
+        areal.iter_mut().for_each(|a| *a = 0.0);
+        hits.clear();
+        let mut first_row = grid.rows;
+        for &i in objects {
+            let o = &scene.objects[i as usize];
+            let Some(section) = o.shape.section(x) else {
+                continue;
+            };
+            let (y0, y1, z0, z1) = section.bounds();
+            let corners = [fan.project(y0, z0), fan.project(y0, z1), fan.project(y1, z0), fan.project(y1, z1)];
+            let zc_max = corners.iter().copied().fold(f64::MIN, f64::max);
+            let zc_min = corners.iter().copied().fold(f64::MAX, f64::min);
+            let r0 = ((scene.z_top - zc_max) / grid.pitch - 0.5).floor().max(0.0) as usize;
+            let r1 = (((scene.z_top - zc_min) / grid.pitch - 0.5).ceil().max(-1.0) + 1.0) as usize;
+            let slot = self.slot_of[usize::from(o.material.0)];
+            // density g/cm^3 x chord m x 100 cm/m.
+            let scale = o.density_g_cm3 * 100.0;
+            for r in r0..r1.min(grid.rows) {
+                let chord = section.chord(&grid.rays[r]);
+                if chord > 0.0 {
+                    let x_g = (scale * chord) as f32;
+                    areal[r * n_slots + slot] += x_g;
+                    if o.density_g_cm3 > 0.0 {
+                        first_row = first_row.min(r);
+                    }
+                    if let Some(t) = o.threat {
+                        hits.push((r as u32, t as u32, slot as u16, x_g));
+                    }
+                }
+            }
+        }
+        // Cavities may leave tiny negative residues from rounding.
+        areal.iter_mut().for_each(|a| *a = a.max(0.0));
+        first_row
+    }
+
+    /// Adds to `threats` what each threat adds to the high-energy attenuation at each row of
+    /// column `c`, on the ray whose areal densities and hits are in `buf` (its transmission
+    /// and second moment `t_ray`, `m2_ray`), and that over the noise of the pixel.
+    fn threat_contrast(
+        &self,
+        c: usize,
+        buf: &mut RayBuffers,
+        t_ray: &[f32],
+        m2_ray: &[f32],
+        threats: &mut [ThreatAcc],
+    ) {
+        let RayBuffers { areal, hits, without } = buf;
+        let n_slots = self.n_slots;
+        // Stable sort: equal keys keep object order, so the sums are reproducible.
+        hits.sort_by_key(|h| (h.0, h.1));
+        let mut i = 0;
+        while i < hits.len() {
+            let (r, t) = (hits[i].0 as usize, hits[i].1 as usize);
+            without.copy_from_slice(&areal[r * n_slots..(r + 1) * n_slots]);
+            // Net contribution first (solids minus their cavities), then clamp.
+            while i < hits.len() && hits[i].0 as usize == r && hits[i].1 as usize == t {
+                without[usize::from(hits[i].2)] -= hits[i].3;
+                i += 1;
+            }
+            without.iter_mut().for_each(|v| *v = v.max(0.0));
+            let t_with = f64::from(t_ray[r]).max(1e-12);
+            let t_without = f64::from(self.high.transmit(without).0).max(1e-12);
+            let sigma =
+                (f64::from(m2_ray[r]) / self.noise.photons_high + self.sigma_e_rel * self.sigma_e_rel).sqrt() / t_with;
+            let contrast = (t_without / t_with).ln();
+            let occlusion: f64 = without.iter().map(|&v| f64::from(v)).sum();
+            threats[t].add(c, r, contrast, contrast / sigma, occlusion);
+        }
+    }
+}
+
+/// Per-row detector state of one scan, drawn once from its seed: each plane's dark offsets
+/// (counts) and gains, and the dead rows.
+struct DetectorRows {
+    dark_high: Vec<f32>,
+    gain_high: Vec<f32>,
+    dark_low: Vec<f32>,
+    gain_low: Vec<f32>,
+    dead: Vec<usize>,
+}
+
+impl DetectorRows {
+    /// Draws both planes' rows (the low ones even for single energy, so the stream is the
+    /// same), then the dead rows.
+    fn draw(seed: u64, rows: usize, noise: &NoiseModel) -> Self {
+        let mut rng_rows = ChaCha8Rng::seed_from_u64(mix(seed, 0xD0, 0));
+        let dark_high = row_values(&mut rng_rows, rows, noise.dark_counts, noise.dark_spread);
+        let gain_high = row_values(&mut rng_rows, rows, 1.0, noise.row_gain_sigma);
+        let dark_low = row_values(&mut rng_rows, rows, noise.dark_counts, noise.dark_spread);
+        let gain_low = row_values(&mut rng_rows, rows, 1.0, noise.row_gain_sigma);
+        let mut dead = Vec::new();
+        for _ in 0..noise.dead_rows.min(rows) {
+            dead.push((rand::RngExt::random::<u64>(&mut rng_rows) % rows as u64) as usize);
+        }
+        Self { dark_high, gain_high, dark_low, gain_low, dead }
+    }
+
+    /// Reads out the high (`true`) or low plane: transmission blurred by the point spread
+    /// `psf`, then `photons` per pixel of quantum noise, per-column beam wobble, row gain and
+    /// dark, electronic noise and 16-bit quantisation. Each column draws from its own stream.
+    fn read_plane(
+        &self,
+        columns: &[ColumnOut],
+        high: bool,
+        psf: &[f32],
+        photons: f64,
+        noise: &NoiseModel,
+        seed: u64,
+    ) -> Array2<u16> {
+        let (dark, gain, tag) =
+            if high { (&self.dark_high, &self.gain_high, 1u64) } else { (&self.dark_low, &self.gain_low, 2u64) };
+        let (rows, cols) = (dark.len(), columns.len());
+        let t: Vec<&[f32]> = columns.iter().map(|c| c.plane(high).0.as_slice()).collect();
+        let blurred = blur(&t, rows, psf);
         let counts: Vec<Vec<u16>> = blurred
             .par_iter()
             .enumerate()
             .map(|(c, tcol)| {
                 let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, tag, c as u64));
-                let m2 = pick(&columns[c], is_high).1;
+                let m2 = columns[c].plane(high).1;
                 let z: f64 = StandardNormal.sample(&mut rng);
                 let wobble = 1.0 + noise.beam_wobble * z;
                 (0..rows)
                     .map(|r| {
                         let n1: f64 = StandardNormal.sample(&mut rng);
                         let n2: f64 = StandardNormal.sample(&mut rng);
-                        if dead.contains(&r) {
+                        if self.dead.contains(&r) {
                             return dark[r].round().clamp(0.0, 65535.0) as u16;
                         }
                         let tr = f64::from(tcol[r]);
@@ -501,23 +592,59 @@ pub fn render(
                 plane[(r, c)] = v;
             }
         }
-        out_planes.push(plane);
+        plane
     }
+}
+
+/// Renders `scene`; `seed` drives every random draw, per column, so the bytes do not depend
+/// on the number of threads.
+pub fn render(
+    scene: &Scene,
+    fan: &FanBeam,
+    physics: &ScannerPhysics,
+    noise: &NoiseModel,
+    seed: u64,
+) -> Result<Rendered, SynthError> {
+    noise.validate()?;
+    let renderer = ColumnRenderer::new(scene, fan, physics, noise)?;
+    let columns = renderer.columns();
+    let grid = &renderer.grid;
+
+    // Column-major transmission planes, blurred, then read out with noise. Doses are per
+    // 5 mm x 5 mm pixel, scaled by the pixel area.
+    let area_scale = (grid.pitch / 0.005).powi(2);
+    let psf = gaussian_kernel(noise.psf_sigma_px);
+    let detector = DetectorRows::draw(seed, grid.rows, noise);
+    let high = detector.read_plane(&columns, true, &psf, noise.photons_high * area_scale, noise, seed);
+    let low = renderer
+        .low
+        .is_some()
+        .then(|| detector.read_plane(&columns, false, &psf, noise.photons_low * area_scale, noise, seed));
 
     // Air region: rows above everything, columns before everything.
-    let top_hit = columns.iter().map(|c| c.first_row).min().unwrap_or(rows);
-    let air_rows = [0, top_hit.saturating_sub(2)];
-    let first_col = grid.by_column.iter().position(|l| !l.is_empty()).unwrap_or(cols);
-    let air_columns = [0, first_col.saturating_sub(2)];
+    let top_hit = columns.iter().map(|c| c.first_row).min().unwrap_or(grid.rows);
+    let first_col = grid.by_column.iter().position(|l| !l.is_empty()).unwrap_or(grid.cols);
+    Ok(Rendered {
+        high,
+        dark_low: low.as_ref().map(|_| detector.dark_low.clone()),
+        low,
+        dark_high: detector.dark_high,
+        air_rows: [0, top_hit.saturating_sub(2)],
+        air_columns: [0, first_col.saturating_sub(2)],
+        threats: threat_images(&columns, scene.threats.len()),
+    })
+}
 
+/// Each threat's footprint gathered over all columns, as its image label; `None` for a
+/// threat no pixel shows.
+fn threat_images(columns: &[ColumnOut], n_threats: usize) -> Vec<Option<ThreatImage>> {
     let mut accs = vec![ThreatAcc::default(); n_threats];
-    for c in &columns {
+    for c in columns {
         for (acc, part) in accs.iter_mut().zip(&c.threats) {
             acc.merge(part);
         }
     }
-    let threats = accs
-        .iter()
+    accs.iter()
         .map(|a| {
             (a.pixels > 0).then(|| ThreatImage {
                 bbox: [a.col[0], a.row[0], a.col[1], a.row[1]],
@@ -527,22 +654,11 @@ pub fn render(
                 occlusion_g_cm2: a.occlusion / a.pixels as f64,
             })
         })
-        .collect();
-    let mut it = out_planes.into_iter();
-    let high_plane =
-        it.next().ok_or_else(|| SynthError::Parameter { name: "render", reason: "no plane produced".into() })?;
-    let low_plane = it.next();
-    Ok(Rendered {
-        high: high_plane,
-        dark_low: low_plane.as_ref().map(|_| dark_low.clone()),
-        low: low_plane,
-        dark_high,
-        air_rows,
-        air_columns,
-        threats,
-    })
+        .collect()
 }
 
+/// Transmission and second moment of every row of one ray through `model`, from its areal
+/// densities (`n_slots` per row); rows that cross nothing get the open-beam values.
 fn transmit_column(model: &BinnedModel, areal: &[f32], n_slots: usize, t: &mut [f32], m2: &mut [f32]) {
     let (_, m2_air) = model.transmit(&vec![0.0; n_slots]);
     for (r, (t, m2)) in t.iter_mut().zip(m2.iter_mut()).enumerate() {

@@ -11,14 +11,18 @@ use nii_atr_core::physics::MaterialId;
 /// so outer minus inner is exact when the inner shape lies inside the outer one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Object {
+    /// Its shape and place, m.
     pub shape: Shape,
+    /// Its material in the attenuation table.
     pub material: MaterialId,
+    /// Density, g/cm^3; negative for a cavity.
     pub density_g_cm3: f64,
     /// Index into [`Scene::threats`] when the object belongs to a labelled threat.
     pub threat: Option<usize>,
 }
 
 impl Object {
+    /// An unlabelled solid.
     pub fn new(shape: Shape, material: MaterialId, density_g_cm3: f64) -> Self {
         Self { shape, material, density_g_cm3, threat: None }
     }
@@ -36,6 +40,7 @@ pub struct Threat {
     pub category: String,
     /// Material of its main body (table name).
     pub material: String,
+    /// Mass of all its solids, kg.
     pub mass_kg: f64,
     /// Distance of its centre from the source-side inner wall across the container, m.
     pub depth_m: f64,
@@ -48,17 +53,22 @@ pub struct Threat {
 /// The solids of a case plus the image window.
 #[derive(Debug, Clone, Default)]
 pub struct Scene {
+    /// Every solid, in the order they were added (the order of the render's sums).
     pub objects: Vec<Object>,
+    /// The labelled threats; [`Object::threat`] indexes into it.
     pub threats: Vec<Threat>,
-    /// Scan range along the vehicle, m: image columns cover `x_min..x_max`.
+    /// Start of the scan along the vehicle, m: image columns cover `x_min..x_max`.
     pub x_min: f64,
+    /// End of the scan along the vehicle, m.
     pub x_max: f64,
-    /// Heights at the centre plane of the image's bottom and top edges, m.
+    /// Height at the centre plane of the image's bottom edge, m.
     pub z_bottom: f64,
+    /// Height at the centre plane of the image's top edge, m.
     pub z_top: f64,
 }
 
 impl Scene {
+    /// Adds an unlabelled solid.
     pub fn push(&mut self, object: Object) {
         self.objects.push(object);
     }

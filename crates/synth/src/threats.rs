@@ -16,19 +16,30 @@ use nii_atr_core::physics::AttenuationTable;
 
 pub use nii_atr_core::truth::CATEGORIES;
 
+/// The kinds of concealment the generator builds; each labels its threats with the category
+/// of the same index in [`CATEGORIES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThreatKind {
+    /// A block of cocaine or heroin bricks (20 x 12 x 4.5 cm each), 4-15 in hard mode, 20-149 otherwise.
     Narcotics,
+    /// Master cases of cigarettes (58 x 46 x 30 cm, 15 % cardboard by mass).
     Cigarettes,
+    /// One to three rifles or pistols (pistols only, turned, in hard mode).
     Firearm,
+    /// A car in place of cargo packages.
     Vehicle,
+    /// One to four elephant tusks, shorter in hard mode.
     Ivory,
+    /// A lead or tungsten block (3-8 cm in hard mode, 10-25 cm otherwise), sometimes a
+    /// shielding pot.
     HighZ,
+    /// A false front wall, floor or roof with a labelled cavity, often with contraband inside.
     HiddenCompartment,
 }
 
 impl ThreatKind {
+    /// Every kind, in category order.
     pub const ALL: [ThreatKind; 7] = [
         ThreatKind::Narcotics,
         ThreatKind::Cigarettes,
@@ -39,6 +50,7 @@ impl ThreatKind {
         ThreatKind::HiddenCompartment,
     ];
 
+    /// The label category of this kind's threats.
     pub fn category(self) -> &'static str {
         CATEGORIES[self as usize]
     }
@@ -46,10 +58,15 @@ impl ThreatKind {
 
 /// What a concealment needs to know about the case being built.
 pub struct Hide<'a> {
+    /// The scene the threat's solids go into.
     pub scene: &'a mut Scene,
+    /// The cargo packages, not yet in the scene: concealments make room in them.
     pub packages: &'a mut Vec<Package>,
+    /// The container's load space.
     pub space: LoadSpace,
+    /// The case's random stream.
     pub rng: &'a mut ChaCha8Rng,
+    /// Material ids by name.
     pub table: &'a AttenuationTable,
     /// Hard mode: smaller amounts, deeper inside the load, turned.
     pub hard: bool,

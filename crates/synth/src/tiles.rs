@@ -19,14 +19,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ndarray::Array4;
+use ndarray::{Array4, ArrayViewMut4};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use nii_atr_core::detect::spec::{ModelSpec, SpecError, Task};
 use nii_atr_core::inspect::config::{ConfigError, PipelineConfig};
 use nii_atr_core::preprocess::resample::{resample, target_size};
-use nii_atr_core::preprocess::tiles::{TileGrid, TileRect, TileSource, has_content};
+use nii_atr_core::preprocess::tiles::{ChannelRecipe, TileGrid, TileRect, TileSource, has_content};
 use nii_atr_core::preprocess::views::{ScanViews, shrink};
 use nii_atr_core::progress::Progress;
 use nii_atr_core::scan::Limits;
@@ -39,24 +39,60 @@ pub const MIN_VISIBLE_AREA: f32 = 1024.0;
 /// Most tiles one case may export (a 40 ft scan at 5 mm and 256-pixel tiles has ~40).
 pub const MAX_TILES_PER_CASE: usize = 4096;
 
+/// Why a tile export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// Reading or writing a file failed.
     #[error("{}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The split's `truth.jsonl` could not be read.
     #[error(transparent)]
     Truth(#[from] TruthError),
+    /// The model spec could not be read.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// The pipeline config could not be read.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The spec or options ask for what the export does not do.
     #[error("{}: {reason}", .spec.display())]
-    Unsupported { spec: PathBuf, reason: String },
+    Unsupported {
+        /// The model spec.
+        spec: PathBuf,
+        /// What is not supported.
+        reason: String,
+    },
+    /// A case's scan could not be read, preprocessed or cut into tiles.
     #[error("case {case}: {source}")]
-    Case { case: String, source: nii_atr_core::preprocess::PreprocessError },
+    Case {
+        /// The case id.
+        case: String,
+        /// The scan core's error.
+        source: nii_atr_core::preprocess::PreprocessError,
+    },
+    /// A case would exceed a size limit (resampled size, tiles per case).
     #[error("case {case}: {reason}")]
-    TooLarge { case: String, reason: String },
+    TooLarge {
+        /// The case id.
+        case: String,
+        /// Which limit, by how much.
+        reason: String,
+    },
+    /// More cases were asked for than the split holds.
     #[error("{}: cases {requested} requested, the split holds {available}", .path.display())]
-    Cases { path: PathBuf, requested: usize, available: usize },
+    Cases {
+        /// The split's `truth.jsonl`.
+        path: PathBuf,
+        /// Cases asked for.
+        requested: usize,
+        /// Cases in the split.
+        available: usize,
+    },
 }
 
 /// What to export.
@@ -68,15 +104,19 @@ pub struct ExportOptions {
     pub spec: PathBuf,
     /// Pipeline config: preprocessing, overlap, air-tile test, full-scan pass.
     pub config: PathBuf,
+    /// Output folder; created if missing.
     pub out: PathBuf,
     /// Share of label-free tiles kept (deterministic in case id, tile index and seed).
     pub keep_background: f64,
+    /// Seed of the background sampling.
     pub seed: u64,
     /// Only the first N cases of the split.
     pub cases: Option<usize>,
-    /// Smallest side of a kept box in tiles and in the shrunk full-scan input.
+    /// Smallest side of a kept box in a grid tile, input pixels.
     pub min_side_tile: f32,
+    /// Smallest side of a kept box in the shrunk full-scan input, input pixels.
     pub min_side_full: f32,
+    /// Size limits for reading the scans.
     pub limits: Limits,
 }
 
@@ -85,10 +125,13 @@ pub struct ExportOptions {
 pub struct TileBox {
     /// 0-based index into [`CATEGORIES`] (the COCO category id minus one).
     pub class_id: usize,
+    /// Category name.
     pub category: String,
+    /// `[x1, y1, x2, y2]`, input pixels.
     pub bbox: [f32; 4],
     /// Share of the object's box inside the tile.
     pub visible: f32,
+    /// The threat's difficulty by contrast-to-noise ratio (`easy`, `medium`, `hard`).
     pub difficulty: String,
 }
 
@@ -105,10 +148,13 @@ pub enum TileKind {
 /// One line of `index.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TileRecord {
+    /// The case the tile was cut from.
     pub case_id: String,
-    /// The `.npy` file, relative to the export folder, and the row in it.
+    /// The `.npy` file, relative to the export folder.
     pub file: String,
+    /// The tile's row in that file.
     pub index: usize,
+    /// Grid tile or full-scan input.
     pub kind: TileKind,
     /// The tile's rectangle in scan pixels (for a full-scan input, the whole scan); in the
     /// resampled scan's pixels when `resampled` is set.
@@ -119,6 +165,7 @@ pub struct TileRecord {
     /// `input.pixel_pitch_mm` before tiling (as `inspect` does); absent: the scan's own pitch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resampled: Option<[f32; 2]>,
+    /// Its box labels.
     pub boxes: Vec<TileBox>,
     /// No truth box touches the tile (not even a dropped sliver).
     pub clean: bool,
@@ -129,24 +176,38 @@ pub struct TileRecord {
 /// What an export wrote.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExportSummary {
+    /// The model spec's name.
     pub spec: String,
+    /// Input shape `[channels, height, width]`.
     pub input: [usize; 3],
+    /// Cases exported.
     pub cases: usize,
+    /// Grid tiles exported.
     pub tiles: usize,
+    /// Full-scan inputs exported.
     pub full_scan_inputs: usize,
+    /// Inputs with at least one box label.
     pub tiles_with_boxes: usize,
+    /// Grid tiles no truth box touches.
     pub clean_tiles: usize,
+    /// Box labels in all.
     pub boxes: usize,
+    /// Box labels per category, in category order.
     pub boxes_per_class: Vec<(String, usize)>,
     /// `[along, vertical]` mm per pixel of the exported inputs (the spec's pitch where scans
     /// were resampled, else the scans' own), when every case has the same: training scripts
     /// write it into the trained model's spec as `input.pixel_pitch_mm`.
     #[serde(default)]
     pub pixel_pitch_mm: Option<[f32; 2]>,
+    /// Grid tiles left out by the air-tile test.
     pub skipped_air: usize,
+    /// Label-free grid tiles left out by the background sampling.
     pub skipped_background: usize,
+    /// Clipped boxes too small to be labels.
     pub dropped_slivers: usize,
+    /// Bytes of `.npy` written.
     pub bytes: u64,
+    /// Wall time, s.
     pub seconds: f64,
 }
 
@@ -239,6 +300,7 @@ fn labels(
     (boxes, !touched, slivers)
 }
 
+/// What one case's export wrote.
 struct CaseExport {
     records: Vec<TileRecord>,
     /// mm per exported pixel, `[along, vertical]`.
@@ -249,134 +311,201 @@ struct CaseExport {
     bytes: u64,
 }
 
+/// Exports one case: its grid tiles with content, their labels, and the full-scan input when
+/// the config asks for it, all in one `.npy` tensor.
 fn export_case(
     opts: &ExportOptions,
     cfg: &PipelineConfig,
     spec: &ModelSpec,
     truth: &CaseTruth,
 ) -> Result<CaseExport, ExportError> {
-    let case_err =
-        |source: nii_atr_core::preprocess::PreprocessError| ExportError::Case { case: truth.case_id.clone(), source };
-    let scan =
-        nii_atr_core::scan::read_scan(&opts.split.join(&truth.scan), &opts.limits).map_err(|e| case_err(e.into()))?;
-    let pre = nii_atr_core::preprocess::preprocess(&scan, &cfg.preprocess).map_err(case_err)?;
-    let views = ScanViews::new(pre);
-    // Inspection's resampling to the model's pitch, with the truth boxes mapped alike.
-    let (scan_rows, scan_cols) = (views.attenuation.rows(), views.attenuation.columns());
-    let views = match spec.input.pixel_pitch_mm {
-        Some(p) => {
-            let pitch = &scan.descriptor.pixel_pitch_mm;
-            match target_size(scan_rows, scan_cols, pitch.along, pitch.vertical, p)
-                .map_err(|reason| ExportError::TooLarge { case: truth.case_id.clone(), reason })?
-            {
-                Some((r, c)) => resample(&views, r, c),
-                None => views,
-            }
-        }
-        None => views,
-    };
+    let case =
+        CaseTiles { opts, truth, scan: model_scan(opts, cfg, spec, truth)?, file: format!("{}.npy", truth.case_id) };
+    let (mut out, rects) = case.grid_tiles(cfg, spec)?;
+    let views = &case.scan.views;
     let (rows, cols) = (views.attenuation.rows(), views.attenuation.columns());
-    let frame = [cols as f32 / scan_cols as f32, rows as f32 / scan_rows as f32];
-    let pitch = &scan.descriptor.pixel_pitch_mm;
-    let pitch_mm = [pitch.along / frame[0], pitch.vertical / frame[1]];
-    let resampled = (rows, cols) != (scan_rows, scan_cols);
     let (tw, th) = (spec.input.width, spec.input.height);
-    let recipe = spec.input.recipe();
-    let tiling = &cfg.tiling;
-    let grid = TileGrid {
-        tile_width: tw,
-        tile_height: th,
-        overlap_width_ratio: tiling.overlap_width_ratio,
-        overlap_height_ratio: tiling.overlap_height_ratio,
-    };
-    let all = grid.tiles(rows, cols).map_err(|e| case_err(e.into()))?;
-    // The air test of `inspect::run`, expression for expression.
-    let runs = |r: &TileRect| {
-        let need = (tiling.min_content_fraction * (r.width * r.height) as f32).ceil().max(0.0) as usize;
-        !tiling.skip_air_tiles || has_content(&views.attenuation.high, r, tiling.air_attenuation, need)
-    };
-    let file = format!("{}.npy", truth.case_id);
-    let mut records = Vec::new();
-    let mut rects = Vec::new();
-    let (mut skipped_air, mut skipped_background, mut slivers) = (0, 0, 0);
-    for (i, rect) in all.iter().enumerate() {
-        if !runs(rect) {
-            skipped_air += 1;
-            continue;
-        }
-        let (boxes, clean, s) = labels(truth, frame, rect, [1.0, 1.0], opts.min_side_tile);
-        slivers += s;
-        if boxes.is_empty() && unit_hash(&truth.case_id, i, opts.seed) >= opts.keep_background {
-            skipped_background += 1;
-            continue;
-        }
-        records.push(TileRecord {
-            case_id: truth.case_id.clone(),
-            file: file.clone(),
-            index: records.len(),
-            kind: TileKind::Tile,
-            rect: *rect,
-            scale: [1.0, 1.0],
-            resampled: resampled.then_some(frame),
-            boxes,
-            clean,
-            clean_case: truth.threats.is_empty(),
-        });
-        rects.push(*rect);
-    }
-    let full = tiling.full_scan_pass && spec.task == Task::Detect && (rows > th || cols > tw);
-    let n = records.len() + usize::from(full);
+    let full = cfg.tiling.full_scan_pass && spec.task == Task::Detect && (rows > th || cols > tw);
+    let n = out.records.len() + usize::from(full);
     if n > MAX_TILES_PER_CASE {
         return Err(ExportError::TooLarge {
             case: truth.case_id.clone(),
             reason: format!("{n} tiles exceed the limit of {MAX_TILES_PER_CASE}"),
         });
     }
+    let recipe = spec.input.recipe();
     let mut tensor = Array4::<f32>::zeros((n, recipe.len(), th, tw));
-    let source = TileSource {
+    tile_source(views)
+        .fill_batch(&rects, &recipe, tensor.slice_mut(ndarray::s![..rects.len(), .., .., ..]))
+        .map_err(|e| case_error(truth)(e.into()))?;
+    if full {
+        let k = rects.len();
+        let (record, slivers) =
+            case.full_scan_input(&recipe, tensor.slice_mut(ndarray::s![k..k + 1, .., .., ..]), k)?;
+        out.slivers += slivers;
+        out.records.push(record);
+    }
+    out.bytes = if n > 0 { write_npy(&opts.out.join(&case.file), &tensor)? } else { 0 };
+    Ok(out)
+}
+
+/// The error of a case's preprocessing, tiling or tile filling, naming the case.
+fn case_error(truth: &CaseTruth) -> impl Fn(nii_atr_core::preprocess::PreprocessError) -> ExportError + '_ {
+    |source| ExportError::Case { case: truth.case_id.clone(), source }
+}
+
+/// The tile source of every view of a scan, as inspection builds it.
+fn tile_source(views: &ScanViews) -> TileSource<'_> {
+    TileSource {
         attenuation: &views.attenuation,
         materials: Some(&views.materials),
         pseudo_colour: Some(&views.pseudo_colour),
         r_min_attenuation: 0.05,
+    }
+}
+
+/// A case's scan in the model's pixels: preprocessed, and resampled to the spec's
+/// `input.pixel_pitch_mm` where it gives one (as inspection does).
+struct ModelScan {
+    views: ScanViews,
+    /// `[x, y]` model pixels per scan pixel: maps truth boxes into `views`.
+    frame: [f32; 2],
+    /// mm per model pixel, `[along, vertical]`.
+    pitch_mm: [f32; 2],
+    /// The scan was resampled (`frame` is not `[1, 1]` exactly).
+    resampled: bool,
+}
+
+/// Reads and preprocesses the case's scan, then resamples it as `inspect` would for `spec`.
+fn model_scan(
+    opts: &ExportOptions,
+    cfg: &PipelineConfig,
+    spec: &ModelSpec,
+    truth: &CaseTruth,
+) -> Result<ModelScan, ExportError> {
+    let case_err = case_error(truth);
+    let scan =
+        nii_atr_core::scan::read_scan(&opts.split.join(&truth.scan), &opts.limits).map_err(|e| case_err(e.into()))?;
+    let pre = nii_atr_core::preprocess::preprocess(&scan, &cfg.preprocess).map_err(&case_err)?;
+    let views = ScanViews::new(pre);
+    // Inspection's resampling to the model's pitch, with the truth boxes mapped alike.
+    let (scan_rows, scan_cols) = (views.attenuation.rows(), views.attenuation.columns());
+    let pitch = &scan.descriptor.pixel_pitch_mm;
+    let views = match spec.input.pixel_pitch_mm {
+        Some(p) => match target_size(scan_rows, scan_cols, pitch.along, pitch.vertical, p)
+            .map_err(|reason| ExportError::TooLarge { case: truth.case_id.clone(), reason })?
+        {
+            Some((r, c)) => resample(&views, r, c),
+            None => views,
+        },
+        None => views,
     };
-    source
-        .fill_batch(&rects, &recipe, tensor.slice_mut(ndarray::s![..rects.len(), .., .., ..]))
-        .map_err(|e| case_err(e.into()))?;
-    if full {
-        // `inspect::run`'s full-scan pass: the same scale, shrink and placement at (0, 0).
-        let scale = (tw as f32 / cols as f32).min(th as f32 / rows as f32);
-        let small = shrink(&views, scale);
-        let (sw, sh) = (small.attenuation.columns(), small.attenuation.rows());
-        let small_rect = TileRect { x: 0, y: 0, width: sw, height: sh };
-        let small_source = TileSource {
-            attenuation: &small.attenuation,
-            materials: Some(&small.materials),
-            pseudo_colour: Some(&small.pseudo_colour),
-            r_min_attenuation: 0.05,
-        };
-        let k = rects.len();
-        small_source
-            .fill_batch(&[small_rect], &recipe, tensor.slice_mut(ndarray::s![k..k + 1, .., .., ..]))
-            .map_err(|e| case_err(e.into()))?;
-        let whole = TileRect { x: 0, y: 0, width: cols, height: rows };
-        let s = [sw as f32 / cols as f32, sh as f32 / rows as f32];
-        let (boxes, clean, sl) = labels(truth, frame, &whole, s, opts.min_side_full);
-        slivers += sl;
-        records.push(TileRecord {
-            case_id: truth.case_id.clone(),
-            file: file.clone(),
-            index: k,
-            kind: TileKind::FullScan,
-            rect: whole,
-            scale: s,
-            resampled: resampled.then_some(frame),
+    let (rows, cols) = (views.attenuation.rows(), views.attenuation.columns());
+    let frame = [cols as f32 / scan_cols as f32, rows as f32 / scan_rows as f32];
+    let pitch_mm = [pitch.along / frame[0], pitch.vertical / frame[1]];
+    let resampled = (rows, cols) != (scan_rows, scan_cols);
+    Ok(ModelScan { views, frame, pitch_mm, resampled })
+}
+
+/// One case's export in progress: its truth, its scan in model pixels, and the `.npy` file
+/// (relative to the export folder) its tensor goes to.
+struct CaseTiles<'a> {
+    opts: &'a ExportOptions,
+    truth: &'a CaseTruth,
+    scan: ModelScan,
+    file: String,
+}
+
+impl CaseTiles<'_> {
+    /// The record of input `index` of this case's tensor.
+    fn record(
+        &self,
+        index: usize,
+        kind: TileKind,
+        rect: TileRect,
+        scale: [f32; 2],
+        (boxes, clean): (Vec<TileBox>, bool),
+    ) -> TileRecord {
+        TileRecord {
+            case_id: self.truth.case_id.clone(),
+            file: self.file.clone(),
+            index,
+            kind,
+            rect,
+            scale,
+            resampled: self.scan.resampled.then_some(self.scan.frame),
             boxes,
             clean,
-            clean_case: truth.threats.is_empty(),
-        });
+            clean_case: self.truth.threats.is_empty(),
+        }
     }
-    let bytes = if n > 0 { write_npy(&opts.out.join(&file), &tensor)? } else { 0 };
-    Ok(CaseExport { records, pitch_mm, skipped_air, skipped_background, slivers, bytes })
+
+    /// The SAHI grid at the model's input size, less air tiles (inspection's test) and the
+    /// label-free tiles not sampled; returns their records and rectangles.
+    fn grid_tiles(&self, cfg: &PipelineConfig, spec: &ModelSpec) -> Result<(CaseExport, Vec<TileRect>), ExportError> {
+        let (opts, truth, views) = (self.opts, self.truth, &self.scan.views);
+        let (rows, cols) = (views.attenuation.rows(), views.attenuation.columns());
+        let tiling = &cfg.tiling;
+        let grid = TileGrid {
+            tile_width: spec.input.width,
+            tile_height: spec.input.height,
+            overlap_width_ratio: tiling.overlap_width_ratio,
+            overlap_height_ratio: tiling.overlap_height_ratio,
+        };
+        let all = grid.tiles(rows, cols).map_err(|e| case_error(truth)(e.into()))?;
+        // The air test of `inspect::run`, expression for expression.
+        let runs = |r: &TileRect| {
+            let need = (tiling.min_content_fraction * (r.width * r.height) as f32).ceil().max(0.0) as usize;
+            !tiling.skip_air_tiles || has_content(&views.attenuation.high, r, tiling.air_attenuation, need)
+        };
+        let mut out = CaseExport {
+            records: Vec::new(),
+            pitch_mm: self.scan.pitch_mm,
+            skipped_air: 0,
+            skipped_background: 0,
+            slivers: 0,
+            bytes: 0,
+        };
+        let mut rects = Vec::new();
+        for (i, rect) in all.iter().enumerate() {
+            if !runs(rect) {
+                out.skipped_air += 1;
+                continue;
+            }
+            let (boxes, clean, s) = labels(truth, self.scan.frame, rect, [1.0, 1.0], opts.min_side_tile);
+            out.slivers += s;
+            if boxes.is_empty() && unit_hash(&truth.case_id, i, opts.seed) >= opts.keep_background {
+                out.skipped_background += 1;
+                continue;
+            }
+            out.records.push(self.record(out.records.len(), TileKind::Tile, *rect, [1.0, 1.0], (boxes, clean)));
+            rects.push(*rect);
+        }
+        Ok((out, rects))
+    }
+
+    /// `inspect::run`'s full-scan pass: the whole scan shrunk by the same scale into one
+    /// input, placed at (0, 0), written into `slot` (input `index`). Returns its record and
+    /// the slivers dropped from its labels.
+    fn full_scan_input(
+        &self,
+        recipe: &ChannelRecipe,
+        slot: ArrayViewMut4<f32>,
+        index: usize,
+    ) -> Result<(TileRecord, usize), ExportError> {
+        let views = &self.scan.views;
+        let (rows, cols) = (views.attenuation.rows(), views.attenuation.columns());
+        let (tw, th) = (slot.shape()[3], slot.shape()[2]);
+        let scale = (tw as f32 / cols as f32).min(th as f32 / rows as f32);
+        let small = shrink(views, scale);
+        let (sw, sh) = (small.attenuation.columns(), small.attenuation.rows());
+        let small_rect = TileRect { x: 0, y: 0, width: sw, height: sh };
+        tile_source(&small).fill_batch(&[small_rect], recipe, slot).map_err(|e| case_error(self.truth)(e.into()))?;
+        let whole = TileRect { x: 0, y: 0, width: cols, height: rows };
+        let s = [sw as f32 / cols as f32, sh as f32 / rows as f32];
+        let (boxes, clean, slivers) = labels(self.truth, self.scan.frame, &whole, s, self.opts.min_side_full);
+        Ok((self.record(index, TileKind::FullScan, whole, s, (boxes, clean)), slivers))
+    }
 }
 
 /// Exports every case of the split (in parallel), then writes `index.jsonl` and `export.json`.

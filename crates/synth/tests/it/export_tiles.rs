@@ -2,19 +2,18 @@
 //! (preprocess, SAHI grid, air test, channel recipe), boxes land where the truth says, and
 //! the full-scan input is the engine's shrunk scan.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nii_atr_core::inspect::config::PipelineConfig;
-use nii_atr_core::physics::AttenuationTable;
 use nii_atr_core::preprocess::render::{Palette, render_material};
 use nii_atr_core::preprocess::tiles::{TileGrid, TileRect, TileSource};
 use nii_atr_core::preprocess::views::{ScanViews, shrink};
 use nii_atr_core::scan::Limits;
 use nii_atr_core::truth::read_truth;
-use nii_atr_synth::catalogue::Catalogue;
-use nii_atr_synth::dataset::{GenerateOptions, generate};
 use nii_atr_synth::recipe::Recipe;
 use nii_atr_synth::tiles::{ExportOptions, TileKind, TileRecord, export};
+
+use crate::common::{generate_dataset, read_jsonl};
 
 const RECIPE: &str = r#"
 schema_version = 1
@@ -61,19 +60,35 @@ fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
 }
 
 /// Generates the RECIPE's train split under `dir/data`.
-fn make_split(dir: &Path) -> std::path::PathBuf {
+fn make_split(dir: &Path) -> PathBuf {
     let recipe = Recipe::parse(RECIPE, Path::new("t.toml")).unwrap();
-    let cat = Catalogue::embedded(AttenuationTable::embedded().unwrap()).unwrap();
-    let generate_opts = GenerateOptions {
-        out: dir.join("data"),
-        splits: vec![],
-        cases: None,
-        seed: None,
-        plane_format: nii_atr_core::scan::PlaneFormat::Png,
-        previews: false,
-    };
-    generate(&recipe, &cat, &generate_opts, &nii_atr_core::progress::Silent).unwrap();
+    generate_dataset(&recipe, &dir.join("data"), false);
     dir.join("data/train")
+}
+
+/// Export options with the CLI's label rule (4-pixel boxes in tiles, 3 in the full scan).
+fn export_options(split: PathBuf, spec: PathBuf, config: PathBuf, out: PathBuf, keep_background: f64) -> ExportOptions {
+    ExportOptions {
+        split,
+        spec,
+        config,
+        out,
+        keep_background,
+        seed: 0,
+        cases: None,
+        min_side_tile: 4.0,
+        min_side_full: 3.0,
+        limits: Limits::default(),
+    }
+}
+
+/// The label a truth box `[x, y, w, h]` must get in the 64-pixel tile `rect` when it lies
+/// wholly inside it with both sides at least 4 pixels: the box in tile pixels.
+fn whole_label(bbox: [usize; 4], rect: &TileRect) -> Option<[f32; 4]> {
+    let [x, y, w, h] = bbox;
+    let inside = x >= rect.x && y >= rect.y && x + w <= rect.x + 64 && y + h <= rect.y + 64;
+    (inside && w >= 4 && h >= 4)
+        .then(|| [(x - rect.x) as f32, (y - rect.y) as f32, (x + w - rect.x) as f32, (y + h - rect.y) as f32])
 }
 
 #[test]
@@ -86,27 +101,12 @@ fn exported_tiles_are_the_engines_inputs_with_their_boxes() {
     std::fs::write(&config_path, "schema_version = 1\n[[models]]\npath = 'm.onnx'\n[tiling]\nfull_scan_pass = true\n")
         .unwrap();
     let out = dir.path().join("tiles");
-    let opts = ExportOptions {
-        split: split.clone(),
-        spec: spec.clone(),
-        config: config_path.clone(),
-        out: out.clone(),
-        keep_background: 1.0,
-        seed: 0,
-        cases: None,
-        min_side_tile: 4.0,
-        min_side_full: 3.0,
-        limits: Limits::default(),
-    };
+    let opts = export_options(split.clone(), spec.clone(), config_path.clone(), out.clone(), 1.0);
     let summary = export(&opts, &nii_atr_core::progress::Silent).unwrap();
     assert_eq!(summary.cases, 2);
     assert_eq!(summary.full_scan_inputs, 2);
     assert_eq!(summary.input, [3, 64, 64]);
-    let records: Vec<TileRecord> = std::fs::read_to_string(out.join("index.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records: Vec<TileRecord> = read_jsonl(&out.join("index.jsonl"));
     assert_eq!(records.len(), summary.tiles + summary.full_scan_inputs);
 
     let cfg = PipelineConfig::load(&config_path).unwrap();
@@ -153,18 +153,11 @@ fn exported_tiles_are_the_engines_inputs_with_their_boxes() {
                     }
                     // A truth box wholly inside the tile is a label, shifted into tile pixels.
                     for t in &case.threats {
-                        let [x, y, w, h] = t.bbox;
-                        let inside = x >= r.rect.x && y >= r.rect.y && x + w <= r.rect.x + 64 && y + h <= r.rect.y + 64;
-                        if inside && w >= 4 && h >= 4 {
-                            let want = [
-                                (x - r.rect.x) as f32,
-                                (y - r.rect.y) as f32,
-                                (x + w - r.rect.x) as f32,
-                                (y + h - r.rect.y) as f32,
-                            ];
+                        if let Some(want) = whole_label(t.bbox, &r.rect) {
                             assert!(r.boxes.iter().any(|b| b.bbox == want && b.category == t.category), "{want:?}");
                             boxes_seen_whole += 1;
                         }
+                        let [x, y, w, h] = t.bbox;
                         let touches = x < r.rect.x + 64 && x + w > r.rect.x && y < r.rect.y + 64 && y + h > r.rect.y;
                         assert!(!(touches && r.clean), "a tile a box touches is not clean");
                     }
@@ -205,24 +198,9 @@ fn a_spec_at_another_pitch_gets_resampled_tiles_and_boxes() {
     let config_path = dir.path().join("pipeline.toml");
     std::fs::write(&config_path, "schema_version = 1\n[[models]]\npath = 'm.onnx'\n").unwrap();
     let out = dir.path().join("tiles");
-    let opts = ExportOptions {
-        split: split.clone(),
-        spec: spec.clone(),
-        config: config_path.clone(),
-        out: out.clone(),
-        keep_background: 1.0,
-        seed: 0,
-        cases: None,
-        min_side_tile: 4.0,
-        min_side_full: 3.0,
-        limits: Limits::default(),
-    };
+    let opts = export_options(split.clone(), spec.clone(), config_path.clone(), out.clone(), 1.0);
     export(&opts, &nii_atr_core::progress::Silent).unwrap();
-    let records: Vec<TileRecord> = std::fs::read_to_string(out.join("index.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records: Vec<TileRecord> = read_jsonl(&out.join("index.jsonl"));
     let cfg = PipelineConfig::load(&config_path).unwrap();
     let recipe_ch = nii_atr_core::detect::spec::ModelSpec::from_path(&spec).unwrap().input.recipe();
     let mut boxes_seen_whole = 0;
@@ -244,15 +222,7 @@ fn a_spec_at_another_pitch_gets_resampled_tiles_and_boxes() {
             let got = &data[r.index * 3 * 64 * 64..(r.index + 1) * 3 * 64 * 64];
             assert_eq!(got, want.as_slice().unwrap());
             for t in &case.threats {
-                let [x, y, w, h] = t.bbox.map(|v| 2 * v);
-                let inside = x >= r.rect.x && y >= r.rect.y && x + w <= r.rect.x + 64 && y + h <= r.rect.y + 64;
-                if inside && w >= 4 && h >= 4 {
-                    let want = [
-                        (x - r.rect.x) as f32,
-                        (y - r.rect.y) as f32,
-                        (x + w - r.rect.x) as f32,
-                        (y + h - r.rect.y) as f32,
-                    ];
+                if let Some(want) = whole_label(t.bbox.map(|v| 2 * v), &r.rect) {
                     assert!(r.boxes.iter().any(|b| b.bbox == want && b.category == t.category), "{want:?}");
                     boxes_seen_whole += 1;
                 }
@@ -267,18 +237,8 @@ fn a_missing_split_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("spec.toml");
     std::fs::write(&spec, SPEC).unwrap();
-    let opts = ExportOptions {
-        split: dir.path().join("nope"),
-        spec,
-        config: Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join("models/pipeline.default.toml"),
-        out: dir.path().join("out"),
-        keep_background: 0.25,
-        seed: 0,
-        cases: None,
-        min_side_tile: 4.0,
-        min_side_full: 3.0,
-        limits: Limits::default(),
-    };
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join("models/pipeline.default.toml");
+    let opts = export_options(dir.path().join("nope"), spec, config, dir.path().join("out"), 0.25);
     let err = export(&opts, &nii_atr_core::progress::Silent).unwrap_err().to_string();
     assert!(err.contains("nope") && err.contains("truth.jsonl"), "{err}");
 }

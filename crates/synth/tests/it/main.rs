@@ -2,6 +2,7 @@
 //!
 //! One test executable per crate (`autotests = false`): each file is a module here.
 
+mod common;
 mod export_tiles;
 mod synth_pipeline;
 mod synth_recipes;

@@ -8,12 +8,13 @@ use nii_atr_core::physics::{AttenuationTable, Source, SourcePair};
 use nii_atr_core::preprocess::calibration::{CalibrationOptions, calibrate};
 use nii_atr_core::preprocess::materials::{MaterialClass, classify};
 use nii_atr_synth::case::build_case;
-use nii_atr_synth::catalogue::Catalogue;
-use nii_atr_synth::dataset::{CaseTruth, GenerateOptions, build_profile, case_scan, generate};
+use nii_atr_synth::dataset::{CaseTruth, build_profile, case_scan};
 use nii_atr_synth::geometry::{FanBeam, Shape};
 use nii_atr_synth::recipe::{Recipe, Split};
 use nii_atr_synth::render::{NoiseModel, ScannerPhysics, render};
 use nii_atr_synth::scene::{Object, Scene};
+
+use crate::common::{catalogue, generate_dataset, read_jsonl};
 
 const RECIPE: &str = r#"
 schema_version = 1
@@ -86,8 +87,7 @@ fn monoenergetic_pipeline_reproduces_beer_lambert_on_nist_values() {
         5,
     )
     .unwrap();
-    let case =
-        build_case(&r, &Catalogue::embedded(AttenuationTable::embedded().unwrap()).unwrap(), Split::Train, 0).unwrap();
+    let case = build_case(&r, &catalogue(), Split::Train, 0).unwrap();
     let profile = build_profile(&r).unwrap();
     let scan = case_scan(&r, &case, &rendered, &profile).unwrap();
     let att = calibrate(&scan, &CalibrationOptions::default()).unwrap();
@@ -102,8 +102,7 @@ fn reference_blocks_land_in_their_material_class() {
     let scene = blocks(&[("polyethylene", 0.25), ("water", 0.20), ("aluminium", 0.10), ("iron", 0.05), ("lead", 0.03)]);
     let physics = ScannerPhysics::new(&r.scanner.source_pair(), &r.scanner.detector, true, 32).unwrap();
     let rendered = render(&scene, &fan(), &physics, &NoiseModel::default(), 11).unwrap();
-    let case =
-        build_case(&r, &Catalogue::embedded(AttenuationTable::embedded().unwrap()).unwrap(), Split::Train, 0).unwrap();
+    let case = build_case(&r, &catalogue(), Split::Train, 0).unwrap();
     let profile = build_profile(&r).unwrap();
     let scan = case_scan(&r, &case, &rendered, &profile).unwrap();
     let att = calibrate(&scan, &CalibrationOptions::default()).unwrap();
@@ -146,21 +145,7 @@ fn read_all(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 fn generate_with_threads(dir: &Path, threads: usize) {
     let r = recipe();
-    let cat = Catalogue::embedded(AttenuationTable::embedded().unwrap()).unwrap();
-    let opts = GenerateOptions {
-        out: dir.to_path_buf(),
-        splits: vec![],
-        cases: None,
-        seed: None,
-        plane_format: nii_atr_core::scan::PlaneFormat::Png,
-        previews: true,
-    };
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(|| generate(&r, &cat, &opts, &nii_atr_core::progress::Silent))
-        .unwrap();
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| generate_dataset(&r, dir, true));
 }
 
 #[test]
@@ -180,11 +165,7 @@ fn same_seed_gives_identical_bytes_on_any_number_of_threads_and_labels_are_sound
     // Labels: every box inside its image, positive CNR, COCO consistent with the truth.
     let mut threats = 0;
     for split in ["train", "val"] {
-        let truth: Vec<CaseTruth> = std::fs::read_to_string(a.path().join(split).join("truth.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let truth: Vec<CaseTruth> = read_jsonl(&a.path().join(split).join("truth.jsonl"));
         let coco: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(a.path().join(split).join("annotations.json")).unwrap())
                 .unwrap();
@@ -213,8 +194,7 @@ fn same_seed_gives_identical_bytes_on_any_number_of_threads_and_labels_are_sound
 #[test]
 fn boxes_cover_their_objects_projection() {
     let r = recipe();
-    let t = AttenuationTable::embedded().unwrap();
-    let cat = Catalogue::embedded(t).unwrap();
+    let cat = catalogue();
     let fan = r.scanner.fan();
     let physics = ScannerPhysics::new(&r.scanner.source_pair(), &r.scanner.detector, true, 16).unwrap();
     let mut checked = 0;
@@ -260,7 +240,7 @@ fn interlaced_scans_are_measured_against_the_generators_truth() {
     use nii_atr_core::preprocess::registration::{RegistrationOptions, measure_offset, register_energies};
     let on = RegistrationOptions { enabled: true, ..RegistrationOptions::default() };
     let r = recipe();
-    let cat = Catalogue::embedded(AttenuationTable::embedded().unwrap()).unwrap();
+    let cat = catalogue();
     let physics = ScannerPhysics::new(&r.scanner.source_pair(), &r.scanner.detector, true, 16).unwrap();
     let profile = build_profile(&r).unwrap();
     for index in 0..4 {

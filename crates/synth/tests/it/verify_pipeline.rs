@@ -5,15 +5,15 @@
 
 use std::path::Path;
 
-use nii_atr_core::physics::AttenuationTable;
 use nii_atr_core::preprocess::{PreprocessOptions, preprocess};
 use nii_atr_core::scan::{Manifest, Scan};
 use nii_atr_core::verify::{CheckKind, CommodityReference, Outcome, VerificationResult, VerifyConfig, verify};
 use nii_atr_synth::case::build_case;
-use nii_atr_synth::catalogue::Catalogue;
 use nii_atr_synth::dataset::{build_profile, case_scan};
 use nii_atr_synth::recipe::{Recipe, Split};
 use nii_atr_synth::render::{ScannerPhysics, render};
+
+use crate::common::catalogue;
 
 fn recipe(mix: &str) -> Recipe {
     let text = format!(
@@ -25,9 +25,7 @@ fn recipe(mix: &str) -> Recipe {
 
 /// The scan of case `index` and its true load mass.
 fn case(r: &Recipe, index: usize) -> (Scan, f64) {
-    let t = AttenuationTable::embedded().unwrap();
-    let cat = Catalogue::embedded(t).unwrap();
-    let c = build_case(r, &cat, Split::Test, index).unwrap();
+    let c = build_case(r, &catalogue(), Split::Test, index).unwrap();
     let physics =
         ScannerPhysics::new(&r.scanner.source_pair(), &r.scanner.detector, true, r.scanner.energy_bins).unwrap();
     let rendered = render(&c.scene, &r.scanner.fan(), &physics, &c.noise, c.seed).unwrap();
