@@ -13,7 +13,8 @@ use nii_atr_core::scan::{Limits, read_scan};
 use nii_atr_core::truth::CaseTruth;
 use nii_atr_core::truth::{TruthError, read_truth};
 use nii_atr_core::verify::{
-    CheckKind, CommodityReference, Outcome, ReferenceError, VerificationResult, VerifyConfig, verify,
+    CheckKind, CheckResult, CommodityReference, ReferenceError, VerificationResult, VerifyConfig, VerifyConfigError,
+    verify,
 };
 use nii_atr_eval::verification::VerificationScores;
 
@@ -44,6 +45,9 @@ pub enum VerifyCliError {
     Reference(#[from] ReferenceError),
     #[error("{}: {reason}", .path.display())]
     Config { path: PathBuf, reason: String },
+    /// A `[verify]` value out of range. Not a `source`: the message already says it.
+    #[error("{}: {reason}", .path.display())]
+    Check { path: PathBuf, reason: VerifyConfigError },
     #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("thread pool: {0}")]
@@ -83,7 +87,7 @@ pub fn run(args: &VerifyArgs) -> Result<VerificationScores, VerifyCliError> {
     };
     let cfg = sections.verify;
     let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from("[verify] defaults"));
-    cfg.check().map_err(|reason| VerifyCliError::Config { path: config_path.clone(), reason })?;
+    cfg.check().map_err(|reason| VerifyCliError::Check { path: config_path.clone(), reason })?;
     let base = args.config.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
     let reference = CommodityReference::with_extra(cfg.reference.as_ref().map(|p| base.join(p)).as_deref())?;
     let mut truth = read_truth(&args.dataset)?;
@@ -141,17 +145,7 @@ fn verify_case(
             measures: None,
             measure_error: Some(e.clone()),
             checks: CheckKind::ALL
-                .map(|k| nii_atr_core::verify::CheckResult {
-                    check: k,
-                    outcome: Outcome::Skipped,
-                    reason: format!("the scan could not be read: {e}"),
-                    declared_line: None,
-                    declared_hs_code: None,
-                    declared_kg: None,
-                    estimated_kg: None,
-                    strength: 0.0,
-                    regions: Vec::new(),
-                })
+                .map(|k| CheckResult::skipped(k, format!("the scan could not be read: {e}")))
                 .to_vec(),
         },
     }

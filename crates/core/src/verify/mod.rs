@@ -112,10 +112,43 @@ impl Default for VerifyConfig {
     }
 }
 
+/// Why a `[verify]` section is refused: the key and the rule it breaks.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VerifyConfigError {
+    /// A key that must be a finite number above 0 is not.
+    #[error("verify.{0} must be finite and > 0")]
+    NotPositive(&'static str),
+    /// A key that must be a finite number of at least 0 is not.
+    #[error("verify.{0} must be finite and >= 0")]
+    Negative(&'static str),
+    /// A key that is a share or a score (0..1) is outside [0, 1].
+    #[error("verify.{0} must be in [0, 1]")]
+    NotAShare(&'static str),
+    /// `air_attenuation`, `chassis_band_attenuation` or `baseline_margin` is not finite (or the
+    /// margin is negative).
+    #[error("verify: attenuation thresholds must be finite")]
+    AttenuationThresholds,
+    /// The embedded attenuation table the class materials are looked up in does not load.
+    #[error(transparent)]
+    Table(crate::physics::PhysicsError),
+    /// A `class_materials` entry is not in the attenuation table. The message already carries
+    /// the physics error, so it is not a `source` (a chained report would say it twice).
+    #[error("verify.class_materials: {0}")]
+    ClassMaterial(crate::physics::PhysicsError),
+}
+
+/// `PipelineConfig::check` (inspect) still gathers its reasons as strings.
+impl From<VerifyConfigError> for String {
+    fn from(e: VerifyConfigError) -> Self {
+        e.to_string()
+    }
+}
+
 impl VerifyConfig {
-    pub fn check(&self) -> Result<(), String> {
-        let pos = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("verify.{name} must be finite and > 0")) }
+    /// Checks every key's range and that the class materials are in the attenuation table.
+    pub fn check(&self) -> Result<(), VerifyConfigError> {
+        let pos = |name: &'static str, v: f64| {
+            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(VerifyConfigError::NotPositive(name)) }
         };
         pos("weight_tolerance", self.weight_tolerance)?;
         pos("undeclared_min_length_m", self.undeclared_min_length_m)?;
@@ -134,7 +167,7 @@ impl VerifyConfig {
             ("occupied_areal_g_cm2", self.occupied_areal_g_cm2),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("verify.{name} must be finite and >= 0"));
+                return Err(VerifyConfigError::Negative(name));
             }
         }
         for (name, v) in [
@@ -146,16 +179,16 @@ impl VerifyConfig {
             ("finding_score", f64::from(self.finding_score)),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("verify.{name} must be in [0, 1]"));
+                return Err(VerifyConfigError::NotAShare(name));
             }
         }
         let finite = self.air_attenuation.is_finite() && self.chassis_band_attenuation.is_finite();
         if !(finite && self.baseline_margin.is_finite() && self.baseline_margin >= 0.0) {
-            return Err("verify: attenuation thresholds must be finite".into());
+            return Err(VerifyConfigError::AttenuationThresholds);
         }
-        let table = crate::physics::AttenuationTable::embedded().map_err(|e| e.to_string())?;
+        let table = crate::physics::AttenuationTable::embedded().map_err(VerifyConfigError::Table)?;
         for m in &self.class_materials {
-            table.id(m).map_err(|e| format!("verify.class_materials: {e}"))?;
+            table.id(m).map_err(VerifyConfigError::ClassMaterial)?;
         }
         Ok(())
     }
