@@ -194,82 +194,12 @@ impl MaterialProfile {
         measurements: &[ReferenceMeasurement],
         opts: &ProfileBuildOptions,
     ) -> Result<Self, ProfileError> {
-        let build = |reason: String| ProfileError::Build { reason };
-        // (material, Z, [(A_high, R)])
-        type Points = Vec<(f32, f32)>;
-        let mut by_material: Vec<(String, f32, Points)> = Vec::new();
-        for m in measurements {
-            if !(m.a_high.is_finite() && m.a_low.is_finite() && m.z_eff.is_finite())
-                || m.a_high <= 0.0
-                || m.a_low <= 0.0
-            {
-                return Err(build(format!(
-                    "measurement of {} at {} mm is not positive and finite",
-                    m.material, m.thickness_mm
-                )));
-            }
-            if m.a_high < opts.air_max_attenuation || m.a_high > opts.impenetrable_min_attenuation {
-                continue; // outside the range where classes are decided
-            }
-            match by_material.iter_mut().find(|(n, _, _)| *n == m.material) {
-                Some((_, z, pts)) => {
-                    if (*z - m.z_eff).abs() > 1e-6 {
-                        return Err(build(format!("{} is given with two Z values", m.material)));
-                    }
-                    pts.push((m.a_high, m.a_low / m.a_high));
-                }
-                None => by_material.push((m.material.clone(), m.z_eff, vec![(m.a_high, m.a_low / m.a_high)])),
-            }
-        }
-        by_material.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let mut references = Vec::new();
-        for (material, z_eff, mut pts) in by_material {
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            pts.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-6);
-            if pts.len() < 2 {
-                return Err(build(format!(
-                    "{material}: needs at least two thicknesses inside the classification range"
-                )));
-            }
-            let curve =
-                RCurve { a_high: pts.iter().map(|p| p.0).collect(), r_value: pts.iter().map(|p| p.1).collect() };
-            references.push(ReferenceCurve { material, z_eff, curve });
-        }
-        if references.len() < 2 {
-            return Err(build("needs at least two reference materials".into()));
-        }
+        let references = reference_curves(measurements, opts)?;
         // Orientation from the extreme materials, at a common attenuation.
         let (lo, hi) = (&references[0], &references[references.len() - 1]);
         let a_mid = 0.5 * (lo.curve.a_high[0] + lo.curve.a_high[lo.curve.a_high.len() - 1]);
         let r_increases_with_z = hi.curve.eval(a_mid) > lo.curve.eval(a_mid);
-
-        // Boundary curves on a common grid, interpolating linearly in Z between the two
-        // references that bracket each boundary.
-        let a_min = references.iter().map(|r| r.curve.a_high[0]).fold(f32::INFINITY, f32::min);
-        let a_max = references.iter().map(|r| *r.curve.a_high.last().unwrap()).fold(0.0, f32::max);
-        let grid: Vec<f32> = (0..64).map(|i| a_min + (a_max - a_min) * i as f32 / 63.0).collect();
-        let classes = [MaterialClass::Organic, MaterialClass::Mixed, MaterialClass::Inorganic, MaterialClass::Metal];
-        let mut boundaries = Vec::new();
-        for (k, &zb) in opts.class_z_bounds.iter().enumerate() {
-            let upper = references.iter().position(|r| r.z_eff >= zb).ok_or_else(|| {
-                build(format!("no reference material at or above Z = {zb} (the {} boundary)", classes[k + 1].name()))
-            })?;
-            if upper == 0 {
-                return Err(build(format!(
-                    "no reference material below Z = {zb} (the {} boundary)",
-                    classes[k].name()
-                )));
-            }
-            let (r0, r1) = (&references[upper - 1], &references[upper]);
-            let w = (zb - r0.z_eff) / (r1.z_eff - r0.z_eff);
-            let r_value = grid.iter().map(|&a| r0.curve.eval(a) * (1.0 - w) + r1.curve.eval(a) * w).collect();
-            boundaries.push(ClassBoundary {
-                below: classes[k],
-                above: classes[k + 1],
-                z_eff: zb,
-                curve: RCurve { a_high: grid.clone(), r_value },
-            });
-        }
+        let boundaries = class_boundaries(&references, &opts.class_z_bounds)?;
         let profile = Self {
             schema_version: PROFILE_SCHEMA_VERSION,
             name: name.to_string(),
@@ -380,6 +310,82 @@ impl MaterialProfile {
         }
         prev.1
     }
+}
+
+/// One reference curve per material from the measurements inside the classification range,
+/// ordered by Z, each curve's points by attenuation; at least two materials.
+fn reference_curves(
+    measurements: &[ReferenceMeasurement],
+    opts: &ProfileBuildOptions,
+) -> Result<Vec<ReferenceCurve>, ProfileError> {
+    let build = |reason: String| ProfileError::Build { reason };
+    // (material, Z, [(A_high, R)])
+    type Points = Vec<(f32, f32)>;
+    let mut by_material: Vec<(String, f32, Points)> = Vec::new();
+    for m in measurements {
+        if !(m.a_high.is_finite() && m.a_low.is_finite() && m.z_eff.is_finite()) || m.a_high <= 0.0 || m.a_low <= 0.0 {
+            return Err(build(format!(
+                "measurement of {} at {} mm is not positive and finite",
+                m.material, m.thickness_mm
+            )));
+        }
+        if m.a_high < opts.air_max_attenuation || m.a_high > opts.impenetrable_min_attenuation {
+            continue; // outside the range where classes are decided
+        }
+        match by_material.iter_mut().find(|(n, _, _)| *n == m.material) {
+            Some((_, z, pts)) => {
+                if (*z - m.z_eff).abs() > 1e-6 {
+                    return Err(build(format!("{} is given with two Z values", m.material)));
+                }
+                pts.push((m.a_high, m.a_low / m.a_high));
+            }
+            None => by_material.push((m.material.clone(), m.z_eff, vec![(m.a_high, m.a_low / m.a_high)])),
+        }
+    }
+    by_material.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut references = Vec::new();
+    for (material, z_eff, mut pts) in by_material {
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        pts.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-6);
+        if pts.len() < 2 {
+            return Err(build(format!("{material}: needs at least two thicknesses inside the classification range")));
+        }
+        let curve = RCurve { a_high: pts.iter().map(|p| p.0).collect(), r_value: pts.iter().map(|p| p.1).collect() };
+        references.push(ReferenceCurve { material, z_eff, curve });
+    }
+    if references.len() < 2 {
+        return Err(build("needs at least two reference materials".into()));
+    }
+    Ok(references)
+}
+
+/// The class boundaries at effective Z `z_bounds`, on a common attenuation grid, each
+/// interpolated linearly in Z between the two references that bracket it.
+fn class_boundaries(references: &[ReferenceCurve], z_bounds: &[f32; 3]) -> Result<Vec<ClassBoundary>, ProfileError> {
+    let build = |reason: String| ProfileError::Build { reason };
+    let a_min = references.iter().map(|r| r.curve.a_high[0]).fold(f32::INFINITY, f32::min);
+    let a_max = references.iter().map(|r| *r.curve.a_high.last().unwrap()).fold(0.0, f32::max);
+    let grid: Vec<f32> = (0..64).map(|i| a_min + (a_max - a_min) * i as f32 / 63.0).collect();
+    let classes = [MaterialClass::Organic, MaterialClass::Mixed, MaterialClass::Inorganic, MaterialClass::Metal];
+    let mut boundaries = Vec::new();
+    for (k, &zb) in z_bounds.iter().enumerate() {
+        let upper = references.iter().position(|r| r.z_eff >= zb).ok_or_else(|| {
+            build(format!("no reference material at or above Z = {zb} (the {} boundary)", classes[k + 1].name()))
+        })?;
+        if upper == 0 {
+            return Err(build(format!("no reference material below Z = {zb} (the {} boundary)", classes[k].name())));
+        }
+        let (r0, r1) = (&references[upper - 1], &references[upper]);
+        let w = (zb - r0.z_eff) / (r1.z_eff - r0.z_eff);
+        let r_value = grid.iter().map(|&a| r0.curve.eval(a) * (1.0 - w) + r1.curve.eval(a) * w).collect();
+        boundaries.push(ClassBoundary {
+            below: classes[k],
+            above: classes[k + 1],
+            z_eff: zb,
+            curve: RCurve { a_high: grid.clone(), r_value },
+        });
+    }
+    Ok(boundaries)
 }
 
 /// Reference blocks by Beer-Lambert at one effective energy per beam, with NIST XCOM mass

@@ -440,19 +440,7 @@ fn undeclared(
             ),
         );
     }
-    // The split of the loaded slices (front part | back part) where the two parts differ most.
-    let mut best: Option<(f64, usize, f64, f64)> = None;
-    for s in min_slices..=loaded.len() - min_slices {
-        let (ma, da) = features(&loaded[..s]);
-        let (mb, db) = features(&loaded[s..]);
-        let ratio = if da.min(db) > 0.0 { da.max(db) / da.min(db) } else { f64::INFINITY };
-        let dist = 0.5 * (0..4).map(|k| (ma[k] - mb[k]).abs()).sum::<f64>();
-        let score = ((ratio - 1.0) / (cfg.undeclared_density_ratio - 1.0)).max(dist / cfg.undeclared_mix_distance);
-        if best.is_none_or(|b| score > b.0) {
-            best = Some((score, s, ratio, dist));
-        }
-    }
-    let Some((score, split, ratio, dist)) = best else {
+    let Some((score, split, ratio, dist)) = most_different_split(&loaded, min_slices, cfg) else {
         return CheckResult::new(kind, Outcome::Passed, "no split of the load to compare".into());
     };
     let (front, back) = (&loaded[..split], &loaded[split..]);
@@ -468,36 +456,14 @@ fn undeclared(
         r.strength = score;
         return r;
     }
-    // Two kinds of goods. With one declared line, the part unlike that line's reference (or, when
-    // both or neither match, the lighter part) is the undeclared one. With several declared
-    // lines, the parts are fine when each matches one of them.
-    let matches = |part: &[&Slice], hs: &str| -> Option<bool> {
-        let line = reference.lookup(hs)?;
-        let (mix, density) = features(part);
-        let share: f64 = (0..4).filter(|&k| line.classes.contains(&MIX_CLASSES[k])).map(|k| mix[k]).sum();
-        let [d0, d1] = line.density_g_cm3;
-        Some(share >= line.min_class_share && (d0 / cfg.density_margin..=d1 * cfg.density_margin).contains(&density))
-    };
-    if manifest.goods.len() >= 2 {
-        let part_ok = |part: &[&Slice]| manifest.goods.iter().any(|g| matches(part, &g.hs_code) == Some(true));
-        if part_ok(front) && part_ok(back) {
-            let mut r = CheckResult::new(
-                kind,
-                Outcome::Passed,
-                format!("{parts_txt}; each part matches one of the {} declared lines", manifest.goods.len()),
-            );
-            r.strength = score;
-            return r;
-        }
-    }
-    let hs = &manifest.goods[0].hs_code;
-    let odd = match (matches(front, hs), matches(back, hs)) {
-        (Some(true), Some(false)) => back,
-        (Some(false), Some(true)) => front,
-        _ => {
-            let mass = |p: &[&Slice]| p.iter().map(|s| s.mass_kg).sum::<f64>();
-            if mass(front) < mass(back) { front } else { back }
-        }
+    let Some(odd) = undeclared_part(manifest, front, back, reference, cfg) else {
+        let mut r = CheckResult::new(
+            kind,
+            Outcome::Passed,
+            format!("{parts_txt}; each part matches one of the {} declared lines", manifest.goods.len()),
+        );
+        r.strength = score;
+        return r;
     };
     let region = region_of(m, odd);
     let mut r = CheckResult::new(
@@ -513,11 +479,67 @@ fn undeclared(
     );
     if manifest.goods.len() == 1 {
         r.declared_line = Some(0);
-        r.declared_hs_code = Some(hs.clone());
+        r.declared_hs_code = Some(manifest.goods[0].hs_code.clone());
     }
     r.regions.extend(region);
     r.strength = score;
     r
+}
+
+/// The split of the loaded slices (front part | back part, each at least `min_slices` long)
+/// where the two parts differ most: its score (1 = at a threshold), index, density ratio and
+/// mix distance.
+fn most_different_split(loaded: &[&Slice], min_slices: usize, cfg: &VerifyConfig) -> Option<(f64, usize, f64, f64)> {
+    let mut best: Option<(f64, usize, f64, f64)> = None;
+    for s in min_slices..=loaded.len() - min_slices {
+        let (ma, da) = features(&loaded[..s]);
+        let (mb, db) = features(&loaded[s..]);
+        let ratio = if da.min(db) > 0.0 { da.max(db) / da.min(db) } else { f64::INFINITY };
+        let dist = 0.5 * (0..4).map(|k| (ma[k] - mb[k]).abs()).sum::<f64>();
+        let score = ((ratio - 1.0) / (cfg.undeclared_density_ratio - 1.0)).max(dist / cfg.undeclared_mix_distance);
+        if best.is_none_or(|b| score > b.0) {
+            best = Some((score, s, ratio, dist));
+        }
+    }
+    best
+}
+
+/// Of a load in two kinds of goods, the part the declaration does not cover. With several
+/// declared lines, `None` when each part matches one of them. Otherwise the part unlike the
+/// first line's reference, or, when both or neither match, the lighter part.
+fn undeclared_part<'p, 's>(
+    manifest: &Manifest,
+    front: &'p [&'s Slice],
+    back: &'p [&'s Slice],
+    reference: &CommodityReference,
+    cfg: &VerifyConfig,
+) -> Option<&'p [&'s Slice]> {
+    let matches = |part: &[&Slice], hs: &str| part_matches(part, hs, reference, cfg);
+    if manifest.goods.len() >= 2 {
+        let part_ok = |part: &[&Slice]| manifest.goods.iter().any(|g| matches(part, &g.hs_code) == Some(true));
+        if part_ok(front) && part_ok(back) {
+            return None;
+        }
+    }
+    let hs = &manifest.goods[0].hs_code;
+    Some(match (matches(front, hs), matches(back, hs)) {
+        (Some(true), Some(false)) => back,
+        (Some(false), Some(true)) => front,
+        _ => {
+            let mass = |p: &[&Slice]| p.iter().map(|s| s.mass_kg).sum::<f64>();
+            if mass(front) < mass(back) { front } else { back }
+        }
+    })
+}
+
+/// Whether a part of the load matches the reference line of HS code `hs` (class share and
+/// density, with the density margin); `None` when the code is not in the reference.
+fn part_matches(part: &[&Slice], hs: &str, reference: &CommodityReference, cfg: &VerifyConfig) -> Option<bool> {
+    let line = reference.lookup(hs)?;
+    let (mix, density) = features(part);
+    let share: f64 = (0..4).filter(|&k| line.classes.contains(&MIX_CLASSES[k])).map(|k| mix[k]).sum();
+    let [d0, d1] = line.density_g_cm3;
+    Some(share >= line.min_class_share && (d0 / cfg.density_margin..=d1 * cfg.density_margin).contains(&density))
 }
 
 #[cfg(test)]
