@@ -116,28 +116,27 @@ fn python_package_libraries() -> Vec<PathBuf> {
     roots.push(PathBuf::from("/usr/lib"));
     let mut found = Vec::new();
     for root in roots {
-        let Ok(rd) = std::fs::read_dir(&root) else { continue };
-        let mut pythons: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("python3")))
-            .collect();
-        pythons.sort();
-        for py in pythons {
+        for py in entries_starting_with(&root, "python3") {
             for site in ["site-packages", "dist-packages"] {
                 let capi = py.join(site).join("onnxruntime/capi");
-                let Ok(libs) = std::fs::read_dir(&capi) else { continue };
-                let mut libs: Vec<PathBuf> = libs
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so")))
-                    .collect();
-                libs.sort();
-                found.extend(libs);
+                found.extend(entries_starting_with(&capi, "libonnxruntime.so"));
             }
         }
     }
     found
+}
+
+/// The entries of folder `dir` whose names start with `prefix`, sorted; none when `dir`
+/// cannot be read.
+fn entries_starting_with(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+        .collect();
+    out.sort();
+    out
 }
 
 /// Picks the first candidate that exists, or says where it looked.

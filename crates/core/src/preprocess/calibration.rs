@@ -361,18 +361,9 @@ fn calibrate_row(
         let c = counts[i] as f32;
         let t = (c - dark) * scale(i);
         let a = -fast_ln(t.max(floor));
-        let is_sat = c >= saturation;
-        let is_dead = !is_sat & (c <= dark);
-        let is_floor = !is_sat & !is_dead & (t < floor);
-        att[i] = if is_sat {
-            0.0
-        } else if is_dead | is_floor {
-            max_att
-        } else {
-            a
-        };
-        fl[i] |=
-            ((is_sat as u8) * flags::SATURATED) | ((is_dead as u8) * flags::DEAD) | ((is_floor as u8) * flags::FLOOR);
+        let (v, f) = settle_pixel(c, a, t < floor, dark, saturation, max_att);
+        att[i] = v;
+        fl[i] |= f;
     }
 }
 
@@ -396,20 +387,30 @@ fn calibrate_row_table(
         let raw = counts[i];
         let c = raw as f32;
         let a = table[raw as usize] + offset(i);
-        let is_sat = c >= saturation;
-        let is_dead = !is_sat & (c <= dark);
         // A above -ln(floor) is T below the floor.
-        let is_floor = !is_sat & !is_dead & (a > max_att);
-        att[i] = if is_sat {
-            0.0
-        } else if is_dead | is_floor {
-            max_att
-        } else {
-            a
-        };
-        fl[i] |=
-            ((is_sat as u8) * flags::SATURATED) | ((is_dead as u8) * flags::DEAD) | ((is_floor as u8) * flags::FLOOR);
+        let (v, f) = settle_pixel(c, a, a > max_att, dark, saturation, max_att);
+        att[i] = v;
+        fl[i] |= f;
     }
+}
+
+/// The attenuation and flags of one pixel of count `c` whose attenuation came out as `a`:
+/// saturated reads 0 (the true transmission is at least this high), dead (at or below dark)
+/// and below-floor read `max_att`. Branch-free selects, so the row loops vectorise.
+#[inline(always)]
+fn settle_pixel(c: f32, a: f32, below_floor: bool, dark: f32, saturation: f32, max_att: f32) -> (f32, u8) {
+    let is_sat = c >= saturation;
+    let is_dead = !is_sat & (c <= dark);
+    let is_floor = !is_sat & !is_dead & below_floor;
+    let att = if is_sat {
+        0.0
+    } else if is_dead | is_floor {
+        max_att
+    } else {
+        a
+    };
+    let fl = ((is_sat as u8) * flags::SATURATED) | ((is_dead as u8) * flags::DEAD) | ((is_floor as u8) * flags::FLOOR);
+    (att, fl)
 }
 
 /// The `p`-th percentile of 16-bit counts, by histogram (one pass, no sort).

@@ -102,14 +102,8 @@ impl CheckResult {
 fn region_of(m: &CargoMeasures, slices: &[&Slice]) -> Option<RegionEvidence> {
     let (first, last) = (slices.first()?, slices.last()?);
     let mass: f64 = slices.iter().map(|s| s.mass_kg).sum();
-    let occ: f64 = slices.iter().map(|s| s.occupied).sum();
-    let density = if occ > 0.0 { slices.iter().map(|s| s.density_g_cm3 * s.occupied).sum::<f64>() / occ } else { 0.0 };
-    let mut mix = [0.0; 4];
-    for s in slices {
-        for (acc, v) in mix.iter_mut().zip(&s.mix) {
-            *acc += v * s.mass_kg.max(0.0);
-        }
-    }
+    let density = occupied_density(slices);
+    let (mix, _) = mass_weighted_mix(slices);
     let dom = (0..4).max_by(|&a, &b| mix[a].total_cmp(&mix[b])).unwrap_or(0);
     let end_m = last.start_m + (last.columns[1] - last.columns[0]) as f64 * slice_step_m(m);
     Some(RegionEvidence {
@@ -403,6 +397,16 @@ fn commodity(
 
 /// Mass-weighted mix and occupancy-weighted density of a run of slices.
 fn features(slices: &[&Slice]) -> ([f64; 4], f64) {
+    let (mut mix, total) = mass_weighted_mix(slices);
+    if total > 0.0 {
+        mix.iter_mut().for_each(|v| *v /= total);
+    }
+    (mix, occupied_density(slices))
+}
+
+/// The slices' class mixes summed with their masses as weights (negative masses count 0), and
+/// the sum of those weights, kg.
+fn mass_weighted_mix(slices: &[&Slice]) -> ([f64; 4], f64) {
     let mut mix = [0.0; 4];
     let mut total = 0.0;
     for s in slices {
@@ -412,12 +416,14 @@ fn features(slices: &[&Slice]) -> ([f64; 4], f64) {
             *acc += v * w;
         }
     }
-    if total > 0.0 {
-        mix.iter_mut().for_each(|v| *v /= total);
-    }
+    (mix, total)
+}
+
+/// Apparent density of a run of slices, each weighted by its occupied share, g/cm^3; 0 when
+/// none holds load.
+fn occupied_density(slices: &[&Slice]) -> f64 {
     let occ: f64 = slices.iter().map(|s| s.occupied).sum();
-    let density = if occ > 0.0 { slices.iter().map(|s| s.density_g_cm3 * s.occupied).sum::<f64>() / occ } else { 0.0 };
-    (mix, density)
+    if occ > 0.0 { slices.iter().map(|s| s.density_g_cm3 * s.occupied).sum::<f64>() / occ } else { 0.0 }
 }
 
 fn undeclared(
