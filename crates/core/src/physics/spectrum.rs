@@ -29,7 +29,7 @@ impl Filter {
 /// `dN/dE ∝ (E0 - E) / E`, then attenuate it by the target's own material (the mean depth at
 /// which photons are made) and by the filtration layers.
 ///
-/// Approximations (stated in `datasets/README.md`): Kramers is angle-integrated, so a linac's
+/// Approximations (stated in `docs/synthetic-data.md`): Kramers is angle-integrated, so a linac's
 /// forward spectrum comes out somewhat softer than a Monte Carlo one (mean energy about E0/3
 /// after filtration); tungsten K lines of tubes are left out; the electron beam is
 /// monoenergetic at the endpoint.

@@ -119,7 +119,7 @@ pub struct ReferenceCurve {
     pub curve: RCurve,
 }
 
-/// A scanner profile for material discrimination (documented in the README).
+/// A scanner profile for material discrimination (format in `docs/preprocessing.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaterialProfile {
     pub schema_version: u32,

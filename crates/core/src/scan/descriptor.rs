@@ -16,8 +16,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct ScanDescriptor {
     pub schema_version: u32,
     pub scan_id: String,
-    /// Scanner profile for material discrimination: a name (`datasets/profiles/<name>.json` or a
-    /// built-in) or the profile inline. Absent: the source's default profile.
+    /// Scanner profile for material discrimination: a built-in profile's name; else a file
+    /// `<name>.json` (or `name` itself when it ends in `.json`) beside the descriptor, in its
+    /// parent folder, or in a `profiles/` folder of either, first found wins (see
+    /// [`crate::preprocess::resolve_profile`]); or the profile inline. Absent: the fallback
+    /// profile of the source's kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scanner: Option<ScannerRef>,
     pub source: SourceSpec,

@@ -29,7 +29,7 @@ pub struct VerifyConfig {
     /// relative to the config file; they add to and override the built-in lines.
     pub reference: Option<PathBuf>,
     /// Relative tolerance of the weight check: the estimate may differ from the declared gross
-    /// mass by this share (set from the method's measured error, README).
+    /// mass by this share (set from the method's measured error, docs/verification.md).
     pub weight_tolerance: f64,
     /// Absolute slack of the weight check, kg (light loads: the estimate's absolute noise).
     pub weight_slack_kg: f64,
@@ -49,7 +49,7 @@ pub struct VerifyConfig {
     /// pixels for the attenuation-to-mass curves.
     pub class_materials: [String; 4],
     /// Container structure left after the row baseline (cross members, floor details), per
-    /// metre of interior length, kg; measured on empty containers (README).
+    /// metre of interior length, kg; measured on empty containers (docs/verification.md).
     pub structure_kg_per_m: f64,
     /// Internal width of the container, m (ISO 668 dry vans: 2.35 m).
     pub internal_width_m: f64,
