@@ -18,6 +18,7 @@ use nii_atr_core::verify::{
 };
 use nii_atr_eval::verification::VerificationScores;
 
+/// Arguments of `nii-atr verify`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct VerifyArgs {
     /// A generated split folder holding `truth.jsonl` and the case folders (e.g. `.../cargo-bench/test`).
@@ -37,19 +38,40 @@ pub struct VerifyArgs {
     pub threads: Option<usize>,
 }
 
+/// Why `nii-atr verify` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyCliError {
+    /// The split's `truth.jsonl`.
     #[error(transparent)]
     Truth(#[from] TruthError),
+    /// The commodity reference the config adds.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    /// The pipeline config is not valid TOML or does not fit its sections.
     #[error("{}: {reason}", .path.display())]
-    Config { path: PathBuf, reason: String },
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's complaint.
+        reason: String,
+    },
     /// A `[verify]` value out of range. Not a `source`: the message already says it.
     #[error("{}: {reason}", .path.display())]
-    Check { path: PathBuf, reason: VerifyConfigError },
+    Check {
+        /// The config file (or `[verify] defaults`).
+        path: PathBuf,
+        /// Which key and the rule it breaks.
+        reason: VerifyConfigError,
+    },
+    /// A file could not be read or written.
     #[error("{}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The worker thread pool could not be built.
     #[error("thread pool: {0}")]
     Threads(String),
 }
@@ -75,6 +97,8 @@ struct CaseLine<'a> {
     result: &'a VerificationResult,
 }
 
+/// Verifies every case of the split (in parallel, with a progress bar), prints the summary,
+/// writes the report folder when asked, and returns the scores.
 pub fn run(args: &VerifyArgs) -> Result<VerificationScores, VerifyCliError> {
     let start = Instant::now();
     let sections = match &args.config {

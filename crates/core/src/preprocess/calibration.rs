@@ -63,13 +63,16 @@ pub struct AttenuationImage {
     pub max_attenuation: f32,
     /// Per-row open-beam counts used for the high plane (after estimation), for `info`.
     pub air_high: Array1<f32>,
+    /// Per-row dark counts used for the high plane, for `info`.
     pub dark_high: Array1<f32>,
 }
 
 impl AttenuationImage {
+    /// Detector rows (the image height), counts.
     pub fn rows(&self) -> usize {
         self.high.nrows()
     }
+    /// Scan lines (the image width), counts.
     pub fn columns(&self) -> usize {
         self.high.ncols()
     }

@@ -41,13 +41,16 @@ pub enum MaterialClass {
 }
 
 impl MaterialClass {
+    /// Every class, in discriminant order.
     pub const ALL: [MaterialClass; 7] =
         [Self::Air, Self::Organic, Self::Mixed, Self::Inorganic, Self::Metal, Self::Impenetrable, Self::Unclassified];
 
+    /// The class stored as `v` in a [`MaterialMap`]; `None` for an unknown value.
     pub fn from_u8(v: u8) -> Option<Self> {
         Self::ALL.get(v as usize).copied()
     }
 
+    /// The snake_case name used in files and reports (`organic`, `metal`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Self::Air => "air",
@@ -71,6 +74,7 @@ pub struct RCurve {
 }
 
 impl RCurve {
+    /// The R-value at high-energy attenuation `a`.
     pub fn eval(&self, a: f32) -> f32 {
         let (xs, ys) = (&self.a_high, &self.r_value);
         if a <= xs[0] {
@@ -102,10 +106,13 @@ impl RCurve {
 /// Boundary between two adjacent classes: pixels on the low-Z side of the curve are `below`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassBoundary {
+    /// The class on the low-Z side.
     pub below: MaterialClass,
+    /// The class on the high-Z side.
     pub above: MaterialClass,
     /// Effective Z the boundary stands for.
     pub z_eff: f32,
+    /// The boundary's R-value against high-energy attenuation.
     #[serde(flatten)]
     pub curve: RCurve,
 }
@@ -113,8 +120,11 @@ pub struct ClassBoundary {
 /// Response of a reference material of known effective Z.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceCurve {
+    /// The reference material's name.
     pub material: String,
+    /// Its effective atomic number.
     pub z_eff: f32,
+    /// Its R-value against high-energy attenuation.
     #[serde(flatten)]
     pub curve: RCurve,
 }
@@ -122,8 +132,11 @@ pub struct ReferenceCurve {
 /// A scanner profile for material discrimination (format in `docs/preprocessing.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaterialProfile {
+    /// Profile format version; this build reads [`PROFILE_SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// The name a scan descriptor's `scanner` refers to it by.
     pub name: String,
+    /// Where the profile comes from (scanner, measurements).
     #[serde(default)]
     pub description: String,
     /// Below this high-energy attenuation a pixel is air.
@@ -138,21 +151,36 @@ pub struct MaterialProfile {
     pub references: Vec<ReferenceCurve>,
 }
 
+/// Why a material profile could not be loaded, found or built.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
+    /// The profile breaks a rule of the format, or the one a scan names is not found.
     #[error("invalid material profile: {reason}")]
-    Invalid { reason: String },
+    Invalid {
+        /// Which rule, or where it was looked for.
+        reason: String,
+    },
+    /// The reference measurements cannot make a profile.
     #[error("cannot build a material profile: {reason}")]
-    Build { reason: String },
+    Build {
+        /// What the measurements lack.
+        reason: String,
+    },
+    /// The profile file cannot be read.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The profile file.
         path: std::path::PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
+    /// The profile is not valid JSON or does not fit the schema.
     #[error("{}: invalid material profile JSON: {source}", .path.display())]
     Json {
+        /// The profile file, or the scan holding it inline.
         path: std::path::PathBuf,
+        /// Where and why parsing failed.
         #[source]
         source: serde_json::Error,
     },
@@ -161,10 +189,15 @@ pub enum ProfileError {
 /// One measurement of a reference block: a known material at a known thickness.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceMeasurement {
+    /// The block's material.
     pub material: String,
+    /// Its effective atomic number.
     pub z_eff: f32,
+    /// Its thickness along the beam, mm.
     pub thickness_mm: f32,
+    /// Its high-energy attenuation, `-ln T_high`.
     pub a_high: f32,
+    /// Its low-energy attenuation, `-ln T_low`.
     pub a_low: f32,
 }
 
@@ -174,7 +207,11 @@ pub struct ReferenceMeasurement {
 pub struct ProfileBuildOptions {
     /// Effective Z of the boundaries organic|mixed, mixed|inorganic, inorganic|metal.
     pub class_z_bounds: [f32; 3],
+    /// The profile's air threshold (see [`MaterialProfile::air_max_attenuation`]);
+    /// measurements below it are left out.
     pub air_max_attenuation: f32,
+    /// The profile's impenetrable threshold (see
+    /// [`MaterialProfile::impenetrable_min_attenuation`]); measurements above it are left out.
     pub impenetrable_min_attenuation: f32,
 }
 
@@ -218,6 +255,7 @@ impl MaterialProfile {
         Ok(profile)
     }
 
+    /// Checks the schema version, thresholds, curves and the order of the references.
     pub fn validate(&self) -> Result<(), ProfileError> {
         let bad = |reason: String| ProfileError::Invalid { reason };
         if self.schema_version != PROFILE_SCHEMA_VERSION {
@@ -253,6 +291,7 @@ impl MaterialProfile {
         Ok(())
     }
 
+    /// Parses and validates a profile; `path` names it in errors.
     pub fn from_json(text: &str, path: &std::path::Path) -> Result<Self, ProfileError> {
         let p: Self =
             serde_json::from_str(text).map_err(|e| ProfileError::Json { path: path.to_path_buf(), source: e })?;
@@ -260,6 +299,7 @@ impl MaterialProfile {
         Ok(p)
     }
 
+    /// Reads, parses and validates a profile file.
     pub fn load(path: &std::path::Path) -> Result<Self, ProfileError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| ProfileError::Io { path: path.to_path_buf(), source: e })?;
@@ -448,7 +488,9 @@ pub fn fallback_profile(kind: SourceKind) -> MaterialProfile {
 /// Per-pixel material classes (`MaterialClass as u8`) and effective Z (0 where undecided).
 #[derive(Debug, Clone)]
 pub struct MaterialMap {
+    /// [`MaterialClass`] of each pixel, as `u8`.
     pub class: Array2<u8>,
+    /// Effective atomic number of each pixel; 0 where undecided.
     pub z_eff: Array2<f32>,
 }
 
@@ -732,11 +774,13 @@ pub struct MaterialClassifier {
 }
 
 impl MaterialClassifier {
+    /// Prepares `profile`'s decision table (a few milliseconds).
     pub fn new(profile: MaterialProfile) -> Self {
         let table = DecisionTable::new(&profile);
         Self { profile, table }
     }
 
+    /// The profile it classifies with.
     pub fn profile(&self) -> &MaterialProfile {
         &self.profile
     }

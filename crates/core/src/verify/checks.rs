@@ -13,19 +13,26 @@ use crate::scan::Manifest;
 /// maximum gross plus margin for heavier special containers.
 pub const MAX_DECLARED_KG: f64 = 40_000.0;
 
+/// The four manifest checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
+    /// The estimated load mass against the declared gross mass.
     WeightMismatch,
+    /// The measured material mix and density against the declared goods' reference.
     CommodityMismatch,
+    /// A part of the load unlike the rest, that the declaration does not cover.
     UndeclaredGoods,
+    /// A container declared empty that holds load.
     NotEmpty,
 }
 
 impl CheckKind {
+    /// Every check, in report order.
     pub const ALL: [CheckKind; 4] =
         [CheckKind::WeightMismatch, CheckKind::CommodityMismatch, CheckKind::UndeclaredGoods, CheckKind::NotEmpty];
 
+    /// The snake_case name used in reports and findings.
     pub fn name(self) -> &'static str {
         match self {
             CheckKind::WeightMismatch => "weight_mismatch",
@@ -36,11 +43,15 @@ impl CheckKind {
     }
 }
 
+/// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// The load agrees with the declaration.
     Passed,
+    /// The load contradicts the declaration.
     Flagged,
+    /// The check could not be made (no manifest, no mass, unknown HS code, ...).
     Skipped,
 }
 
@@ -49,32 +60,44 @@ pub enum Outcome {
 pub struct RegionEvidence {
     /// Pixel ranges, half-open.
     pub columns: [usize; 2],
+    /// Rows of the cargo region.
     pub rows: [usize; 2],
-    /// Position along the cargo region from its front, m.
+    /// Start along the cargo region from its front, m.
     pub from_m: f64,
+    /// End along the cargo region from its front, m.
     pub to_m: f64,
+    /// Estimated mass of the part, kg.
     pub mass_kg: f64,
+    /// Apparent density of the part, g/cm^3.
     pub density_g_cm3: f64,
+    /// The material class with the most mass in the part.
     pub dominant_class: &'static str,
 }
 
+/// One check's outcome, reason and evidence.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckResult {
+    /// Which check.
     pub check: CheckKind,
+    /// Passed, flagged or skipped.
     pub outcome: Outcome,
     /// What was compared and why it passed, was flagged or skipped, with the numbers.
     pub reason: String,
     /// Index of the manifest line the finding contradicts, when it is one line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared_line: Option<usize>,
+    /// HS code of that line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared_hs_code: Option<String>,
+    /// Declared gross mass the check compared against, kg.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared_kg: Option<f64>,
+    /// Estimated load mass, kg.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated_kg: Option<f64>,
     /// How far past its threshold the measure is (1 = at the threshold); 0 when skipped.
     pub strength: f64,
+    /// The parts of the load the check points at.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<RegionEvidence>,
 }
@@ -94,6 +117,7 @@ impl CheckResult {
         }
     }
 
+    /// Check `check` skipped for `reason`, with no numbers or evidence.
     pub fn skipped(check: CheckKind, reason: impl Into<String>) -> Self {
         Self::new(check, Outcome::Skipped, reason.into())
     }

@@ -32,6 +32,7 @@ pub struct CargoRegion {
     pub container_columns: [usize; 2],
     /// Columns inside the corner fittings and end walls.
     pub columns: [usize; 2],
+    /// Rows from the container's top to its floor (the chassis band), `[top, bottom)`.
     pub rows: [usize; 2],
     /// Whether the lower edge was found at the chassis band (else: the last row with material).
     pub floor_found: bool,
@@ -156,7 +157,9 @@ fn high_beam(source: &SourceSpec) -> Result<Source, String> {
 pub struct Slice {
     /// Distance of the slice's start from the front of the cargo region, m.
     pub start_m: f64,
+    /// Image columns of the slice, `[start, end)`.
     pub columns: [usize; 2],
+    /// Estimated load mass in the slice, kg.
     pub mass_kg: f64,
     /// Share of the slice's projected area covered by load.
     pub occupied: f64,
@@ -168,6 +171,7 @@ pub struct Slice {
 }
 
 impl Slice {
+    /// The class with the largest mass share.
     pub fn dominant(&self) -> MaterialClass {
         let i = (0..4).max_by(|&a, &b| self.mix[a].total_cmp(&self.mix[b])).unwrap_or(0);
         MIX_CLASSES[i]
@@ -177,6 +181,7 @@ impl Slice {
 /// Everything measured about the load.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CargoMeasures {
+    /// Where the load was measured.
     pub region: CargoRegion,
     /// Estimated load mass, kg (after the container-structure correction).
     pub mass_kg: f64,
@@ -202,6 +207,7 @@ pub struct CargoMeasures {
     /// Strongest repeat of the along-length mass profile (autocorrelation peak, 0..1) and its
     /// period, m: high for repeated packing (cartons, pallets, coils), low for clutter.
     pub repetition: f64,
+    /// The period of that repeat, m; `None` when nothing repeats.
     pub repetition_period_m: Option<f64>,
     /// `repeated_packing` or `clutter` from `repetition`.
     pub pattern: &'static str,

@@ -24,6 +24,7 @@ pub use reference::{CommodityReference, ReferenceError, ReferenceLine};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VerifyConfig {
+    /// Run verification in the inspection pipeline.
     pub enabled: bool,
     /// Extra commodity reference lines (TOML, same format as `datasets/hs_reference.toml`),
     /// relative to the config file; they add to and override the built-in lines.
@@ -57,7 +58,9 @@ pub struct VerifyConfig {
     pub end_inset_m: f64,
     /// Thickness of the end wall structure from the outer end, m (load can start here).
     pub end_wall_m: f64,
+    /// A vehicle shorter than this, m, holds no container to measure.
     pub min_container_length_m: f64,
+    /// The cargo region's floor is looked for at least this far below its top, m.
     pub min_interior_height_m: f64,
     /// High-energy attenuation below which a pixel is air.
     pub air_attenuation: f32,
@@ -66,6 +69,8 @@ pub struct VerifyConfig {
     /// Per row, the container-only baseline is the mean of columns within `baseline_margin` of
     /// this quantile of the row.
     pub baseline_quantile: f64,
+    /// How far above that quantile (attenuation) a column may read and still count as the
+    /// container alone, free of load.
     pub baseline_margin: f32,
     /// Areal density above which a pixel holds load, g/cm^2.
     pub occupied_areal_g_cm2: f64,
@@ -200,6 +205,7 @@ pub struct VerificationResult {
     /// The load as measured; `None` when it could not be measured (see `measure_error`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measures: Option<CargoMeasures>,
+    /// Why the load could not be measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measure_error: Option<String>,
     /// Every check, with its outcome.
@@ -207,10 +213,12 @@ pub struct VerificationResult {
 }
 
 impl VerificationResult {
+    /// The result of check `kind`.
     pub fn check(&self, kind: CheckKind) -> Option<&CheckResult> {
         self.checks.iter().find(|c| c.check == kind)
     }
 
+    /// The checks that flagged the scan.
     pub fn flagged(&self) -> impl Iterator<Item = &CheckResult> {
         self.checks.iter().filter(|c| c.outcome == Outcome::Flagged)
     }
