@@ -9,6 +9,7 @@ use nii_atr_core::scan::read_scan;
 
 use super::LimitArgs;
 
+/// Arguments of `nii-atr render`.
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
     /// Scan descriptor (.json), a folder holding scan.json, a 16-bit TIFF/PNG, or an 8-bit image.
@@ -32,10 +33,12 @@ pub struct RenderArgs {
     /// Material profile (JSON) overriding the one the scan names.
     #[arg(long, value_name = "PROFILE.json")]
     pub profile: Option<PathBuf>,
+    /// Size limits the scan must fit.
     #[command(flatten)]
     pub limits: LimitArgs,
 }
 
+/// Reads and preprocesses the scan, draws the asked-for view and writes it as PNG.
 pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
     let scan = read_scan(&args.scan, &args.limits.limits())?;
     let pre = preprocess(&scan, &PreprocessOptions { profile: args.profile.clone(), ..Default::default() })?;

@@ -8,51 +8,81 @@ use nii_atr_core::preprocess::calibration::flags;
 use nii_atr_core::preprocess::materials::MaterialClass;
 use nii_atr_core::scan::{CalibrationSpec, Counts, Scan, ScanKind};
 
+/// Everything `info` reports about one scan.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScanInfo {
+    /// The descriptor's scan id.
     pub scan_id: String,
+    /// The file it was read from.
     pub file: Option<String>,
+    /// Raw counts or a rendered picture.
     pub kind: ScanKind,
+    /// Detector rows, counts.
     pub rows: usize,
+    /// Scan lines, counts.
     pub columns: usize,
+    /// Pixel pitch along the vehicle and vertically, mm.
     pub pixel_pitch_mm: [f32; 2],
     /// Physical size along the vehicle and vertically, in metres.
     pub size_m: [f32; 2],
+    /// Source kind and energies, e.g. `linac 6/4 MV`.
     pub source: String,
+    /// Whether the scan has a low-energy plane.
     pub dual_energy: bool,
+    /// ISO size-type code and container number, when the descriptor gives them.
     pub container: Option<String>,
+    /// Where dark and air counts came from.
     pub calibration: CalibrationInfo,
+    /// Counts and attenuation statistics per plane (high, then low).
     pub planes: Vec<PlaneStats>,
+    /// Pixels flagged by calibration.
     pub flagged: FlaggedPixels,
     /// The low-energy plane's measured lag along the scan and whether it was corrected.
     pub energy_registration: Option<nii_atr_core::preprocess::registration::EnergyRegistration>,
+    /// Name of the material profile used.
     pub profile: String,
     /// Share of pixels per material class, only classes present.
     pub material_fractions: Vec<(MaterialClass, f64)>,
+    /// The manifest's lines, one sentence each (`declared empty` first when it says so).
     pub manifest: Vec<String>,
 }
 
+/// Where a scan's calibration counts came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct CalibrationInfo {
+    /// The high plane's dark counts as given, or `0 (not given)`.
     pub dark: String,
+    /// How air (open-beam) counts were found: given, or estimated from what.
     pub air: String,
+    /// Per-row air counts of the high plane used: minimum, mean, maximum.
     pub air_high_counts: [f32; 3],
 }
 
+/// Statistics of one plane.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlaneStats {
+    /// `high` or `low`.
     pub plane: &'static str,
+    /// Lowest raw count.
     pub counts_min: u16,
+    /// Mean raw count.
     pub counts_mean: f64,
+    /// Highest raw count.
     pub counts_max: u16,
+    /// Mean attenuation, `-ln T`.
     pub attenuation_mean: f64,
+    /// 99th percentile of the attenuation.
     pub attenuation_p99: f32,
 }
 
+/// How many pixels calibration flagged, by flag.
 #[derive(Debug, Clone, Serialize)]
 pub struct FlaggedPixels {
+    /// Pixels without signal (at or below dark).
     pub dead: u64,
+    /// Pixels at the saturation count.
     pub saturated: u64,
+    /// Pixels whose transmission fell below the floor (attenuation is a lower bound).
     pub below_floor: u64,
     /// Detector rows found dead and interpolated from their neighbours (scanner QA: a
     /// detector channel to replace).
@@ -90,6 +120,7 @@ fn describe_air(cal: &CalibrationSpec, kind: ScanKind) -> String {
 }
 
 impl ScanInfo {
+    /// Gathers the report from a scan and its preprocessing.
     pub fn gather(scan: &Scan, pre: &Preprocessed) -> Self {
         let d = &scan.descriptor;
         let att = &pre.attenuation;

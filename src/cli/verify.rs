@@ -13,10 +13,12 @@ use nii_atr_core::scan::{Limits, read_scan};
 use nii_atr_core::truth::CaseTruth;
 use nii_atr_core::truth::{TruthError, read_truth};
 use nii_atr_core::verify::{
-    CheckKind, CommodityReference, Outcome, ReferenceError, VerificationResult, VerifyConfig, verify,
+    CheckKind, CheckResult, CommodityReference, ReferenceError, VerificationResult, VerifyConfig, VerifyConfigError,
+    verify,
 };
 use nii_atr_eval::verification::VerificationScores;
 
+/// Arguments of `nii-atr verify`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct VerifyArgs {
     /// A generated split folder holding `truth.jsonl` and the case folders (e.g. `.../cargo-bench/test`).
@@ -36,16 +38,40 @@ pub struct VerifyArgs {
     pub threads: Option<usize>,
 }
 
+/// Why `nii-atr verify` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyCliError {
+    /// The split's `truth.jsonl`.
     #[error(transparent)]
     Truth(#[from] TruthError),
+    /// The commodity reference the config adds.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    /// The pipeline config is not valid TOML or does not fit its sections.
     #[error("{}: {reason}", .path.display())]
-    Config { path: PathBuf, reason: String },
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// A `[verify]` value out of range. Not a `source`: the message already says it.
+    #[error("{}: {reason}", .path.display())]
+    Check {
+        /// The config file (or `[verify] defaults`).
+        path: PathBuf,
+        /// Which key and the rule it breaks.
+        reason: VerifyConfigError,
+    },
+    /// A file could not be read or written.
     #[error("{}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The worker thread pool could not be built.
     #[error("thread pool: {0}")]
     Threads(String),
 }
@@ -71,6 +97,8 @@ struct CaseLine<'a> {
     result: &'a VerificationResult,
 }
 
+/// Verifies every case of the split (in parallel, with a progress bar), prints the summary,
+/// writes the report folder when asked, and returns the scores.
 pub fn run(args: &VerifyArgs) -> Result<VerificationScores, VerifyCliError> {
     let start = Instant::now();
     let sections = match &args.config {
@@ -83,7 +111,7 @@ pub fn run(args: &VerifyArgs) -> Result<VerificationScores, VerifyCliError> {
     };
     let cfg = sections.verify;
     let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from("[verify] defaults"));
-    cfg.check().map_err(|reason| VerifyCliError::Config { path: config_path.clone(), reason })?;
+    cfg.check().map_err(|reason| VerifyCliError::Check { path: config_path.clone(), reason })?;
     let base = args.config.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
     let reference = CommodityReference::with_extra(cfg.reference.as_ref().map(|p| base.join(p)).as_deref())?;
     let mut truth = read_truth(&args.dataset)?;
@@ -141,17 +169,7 @@ fn verify_case(
             measures: None,
             measure_error: Some(e.clone()),
             checks: CheckKind::ALL
-                .map(|k| nii_atr_core::verify::CheckResult {
-                    check: k,
-                    outcome: Outcome::Skipped,
-                    reason: format!("the scan could not be read: {e}"),
-                    declared_line: None,
-                    declared_hs_code: None,
-                    declared_kg: None,
-                    estimated_kg: None,
-                    strength: 0.0,
-                    regions: Vec::new(),
-                })
+                .map(|k| CheckResult::skipped(k, format!("the scan could not be read: {e}")))
                 .to_vec(),
         },
     }

@@ -49,24 +49,54 @@ impl std::fmt::Display for LibrarySource {
 /// The library that was loaded.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RuntimeInfo {
+    /// The shared library file.
     pub library: PathBuf,
+    /// Where it was found.
     pub source: LibrarySource,
+    /// The version it reports, e.g. `1.31.1`.
     pub version: String,
 }
 
+/// Why ONNX Runtime could not be loaded; each says the command that fixes it.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// No candidate library file exists.
     #[error(
         "ONNX Runtime library not found; looked in:\n{}\nfix: run `{FIX_COMMAND}` (fetches onnxruntime=={ORT_VERSION} from PyPI), or set ORT_DYLIB_PATH to a libonnxruntime.so",
         .searched.iter().map(|(s, p)| format!("  - {s}: {}", p.display())).collect::<Vec<_>>().join("\n")
     )]
-    NotFound { searched: Vec<(LibrarySource, PathBuf)> },
+    NotFound {
+        /// Every place looked in, in search order.
+        searched: Vec<(LibrarySource, PathBuf)>,
+    },
+    /// A library file exists but does not open (wrong architecture, missing dependencies).
     #[error("{}: cannot load ONNX Runtime library ({source_kind}): {reason}; fix: run `{FIX_COMMAND}` or point ORT_DYLIB_PATH at a working libonnxruntime.so", .path.display())]
-    Unloadable { path: PathBuf, source_kind: LibrarySource, reason: String },
+    Unloadable {
+        /// The library file.
+        path: PathBuf,
+        /// Where it was found.
+        source_kind: LibrarySource,
+        /// What the loader said.
+        reason: String,
+    },
+    /// The library opens but is older than the C API ort needs.
     #[error("{}: ONNX Runtime {found} is too old ({source_kind}); nii-atr needs 1.{MIN_ORT_MINOR} or later and is tested with {ORT_VERSION}; fix: run `{FIX_COMMAND}` or set ORT_DYLIB_PATH", .path.display())]
-    WrongVersion { path: PathBuf, source_kind: LibrarySource, found: String },
+    WrongVersion {
+        /// The library file.
+        path: PathBuf,
+        /// Where it was found.
+        source_kind: LibrarySource,
+        /// The version it reports.
+        found: String,
+    },
+    /// Another library is already loaded in this process: one cannot switch.
     #[error("ONNX Runtime was already loaded from {}; cannot switch to {} in the same process", .loaded.display(), .requested.display())]
-    AlreadyLoaded { loaded: PathBuf, requested: PathBuf },
+    AlreadyLoaded {
+        /// The library in use.
+        loaded: PathBuf,
+        /// The one asked for.
+        requested: PathBuf,
+    },
 }
 
 static LOADED: OnceLock<RuntimeInfo> = OnceLock::new();
@@ -116,28 +146,27 @@ fn python_package_libraries() -> Vec<PathBuf> {
     roots.push(PathBuf::from("/usr/lib"));
     let mut found = Vec::new();
     for root in roots {
-        let Ok(rd) = std::fs::read_dir(&root) else { continue };
-        let mut pythons: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("python3")))
-            .collect();
-        pythons.sort();
-        for py in pythons {
+        for py in entries_starting_with(&root, "python3") {
             for site in ["site-packages", "dist-packages"] {
                 let capi = py.join(site).join("onnxruntime/capi");
-                let Ok(libs) = std::fs::read_dir(&capi) else { continue };
-                let mut libs: Vec<PathBuf> = libs
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so")))
-                    .collect();
-                libs.sort();
-                found.extend(libs);
+                found.extend(entries_starting_with(&capi, "libonnxruntime.so"));
             }
         }
     }
     found
+}
+
+/// The entries of folder `dir` whose names start with `prefix`, sorted; none when `dir`
+/// cannot be read.
+fn entries_starting_with(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+        .collect();
+    out.sort();
+    out
 }
 
 /// Picks the first candidate that exists, or says where it looked.

@@ -16,17 +16,23 @@ pub const CATEGORIES: [&str; 7] =
 /// The file name of a split's truth.
 pub const TRUTH_FILE: &str = "truth.jsonl";
 
+/// The part of a dataset a case belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Split {
+    /// Cases models are trained on.
     Train,
+    /// Cases thresholds and settings are tuned on.
     Val,
+    /// Cases kept for the reported numbers.
     Test,
 }
 
 impl Split {
+    /// Every split, in this order.
     pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
 
+    /// The split's folder and file name (`train`, `val`, `test`).
     pub fn name(self) -> &'static str {
         match self {
             Split::Train => "train",
@@ -53,25 +59,35 @@ impl std::str::FromStr for Split {
 /// A line of the declared manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeclaredLine {
+    /// Harmonized System code declared.
     pub hs_code: String,
+    /// The goods in the shipper's words.
     pub description: String,
+    /// Number of packages declared.
     pub packages: u32,
+    /// Declared gross mass, kg.
     pub gross_mass_kg: f64,
 }
 
 /// What the shipper declared.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Declared {
+    /// The container is declared empty.
     pub declared_empty: bool,
+    /// The declared goods.
     pub goods: Vec<DeclaredLine>,
 }
 
-/// What is really in the container.
+/// What is really in the container, one line per commodity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadLine {
+    /// The generator's commodity name.
     pub commodity: String,
+    /// Its Harmonized System code.
     pub hs_code: String,
+    /// Number of packages loaded.
     pub packages: u32,
+    /// Real mass loaded, kg.
     pub mass_kg: f64,
 }
 
@@ -79,6 +95,7 @@ pub struct LoadLine {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MismatchKind {
+    /// The manifest is correct.
     None,
     /// The declared commodity is not the one loaded.
     Misdeclared,
@@ -90,9 +107,12 @@ pub enum MismatchKind {
     DeclaredEmptyButLoaded,
 }
 
+/// How the manifest differs from the load, with detail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mismatch {
+    /// The kind of misdeclaration.
     pub kind: MismatchKind,
+    /// What was changed, in words.
     pub detail: String,
     /// For mass under-declaration: how far below the real mass, percent.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,40 +122,67 @@ pub struct Mismatch {
 /// Truth of one threat, as written to `truth.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThreatTruth {
+    /// Threat class, one of [`CATEGORIES`].
     pub category: String,
     /// `[x, y, width, height]` in pixels (x = column, y = row), COCO convention.
     pub bbox: [usize; 4],
+    /// Pixels its own material crosses, counts.
     pub footprint_pixels: usize,
+    /// Contrast-to-noise ratio over its footprint (high-energy attenuation it adds over the
+    /// attenuation noise there).
     pub cnr: f64,
+    /// Mean high-energy attenuation it adds.
     pub contrast: f64,
+    /// `easy`, `medium` or `hard`, from `cnr` (see [`difficulty`]).
     pub difficulty: String,
+    /// Built in hard mode: small amounts, deep in the load, turned.
     pub hard_mode: bool,
+    /// Distance of its centre from the source-side inner wall across the container, m.
     pub depth_m: f64,
     /// Mean areal density of the container and cargo on the threat's rays, g/cm^2.
     pub occlusion_g_cm2: f64,
+    /// Its mass, kg.
     pub mass_kg: f64,
+    /// Material of its main body (attenuation table name).
     pub material: String,
+    /// Turn about the vertical axis, degrees.
     pub yaw_deg: f64,
+    /// How it is concealed, in a few words.
     pub concealment: String,
 }
 
 /// One line of `truth.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseTruth {
+    /// Dataset format version of the generator that wrote it.
     pub schema_version: u32,
+    /// The case's name, also its folder in the split.
     pub case_id: String,
+    /// The split it belongs to.
     pub split: Split,
+    /// Its position in the split, from 0.
     pub index: usize,
+    /// The random seed the case was generated from.
     pub seed: u64,
+    /// The scan descriptor, relative to the split folder.
     pub scan: String,
+    /// Image columns, counts.
     pub width: usize,
+    /// Image rows, counts.
     pub height: usize,
+    /// ISO 6346 size-type code of the container.
     pub container: String,
+    /// What the manifest declares.
     pub declared: Declared,
+    /// What is really loaded.
     pub load: Vec<LoadLine>,
+    /// The container is really empty.
     pub empty: bool,
+    /// How the manifest differs from the load.
     pub mismatch: Mismatch,
+    /// The concealed threats.
     pub threats: Vec<ThreatTruth>,
+    /// Scanner artefacts added (`interlace_offset`, `dead_rows:<n>`).
     pub artefacts: Vec<String>,
 }
 
@@ -153,12 +200,34 @@ pub fn difficulty(cnr: f64) -> &'static str {
 /// Why a split's truth could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum TruthError {
+    /// The file cannot be read.
     #[error("{}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The truth file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A line is not a truth record.
     #[error("{}:{line}: not a truth record: {source}", .path.display())]
-    Json { path: PathBuf, line: usize, source: serde_json::Error },
+    Json {
+        /// The truth file.
+        path: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+        /// Where and why parsing failed.
+        source: serde_json::Error,
+    },
+    /// A threat's category is not one of [`CATEGORIES`].
     #[error("{}:{line}: unknown threat category `{category}` (known: {})", .path.display(), CATEGORIES.join(", "))]
-    Category { path: PathBuf, line: usize, category: String },
+    Category {
+        /// The truth file.
+        path: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+        /// The unknown category.
+        category: String,
+    },
 }
 
 /// Reads `<split>/truth.jsonl`: every record parsed and every threat category checked.

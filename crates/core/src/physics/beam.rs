@@ -12,7 +12,9 @@ pub const DEFAULT_BINS: usize = 40;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourcePair {
+    /// The high-energy beam.
     pub high: Source,
+    /// The low-energy beam.
     pub low: Source,
 }
 
@@ -51,6 +53,8 @@ pub struct SpectralModel {
 }
 
 impl SpectralModel {
+    /// `source`'s spectrum through `detector`: photons and deposited energy, MeV, on the fine
+    /// grid.
     pub fn new(table: &AttenuationTable, source: &Source, detector: &Scintillator) -> Result<Self, PhysicsError> {
         let spectrum = source.spectrum(table)?;
         let deposit = spectrum
@@ -166,14 +170,17 @@ pub struct BinnedModel {
 }
 
 impl BinnedModel {
+    /// The materials it was binned for, in the order `transmit` takes areal densities.
     pub fn materials(&self) -> &[MaterialId] {
         &self.materials
     }
 
+    /// Number of energy bins.
     pub fn bins(&self) -> usize {
         self.bins
     }
 
+    /// Mean energy deposited per incident photon in open beam, MeV.
     pub fn mean_deposit_mev(&self) -> f64 {
         self.mean_deposit_mev
     }
@@ -258,6 +265,7 @@ pub struct ReferenceScanner {
 }
 
 impl ReferenceScanner {
+    /// Builds both beams' spectra through `detector`, with the embedded attenuation table.
     pub fn new(source_pair: &SourcePair, detector: &Scintillator) -> Result<Self, PhysicsError> {
         let table = AttenuationTable::embedded()?;
         Ok(Self {

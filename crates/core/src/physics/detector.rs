@@ -32,6 +32,7 @@ impl Default for Scintillator {
 }
 
 impl Scintillator {
+    /// A CdWO4 crystal `thickness_cm` deep along the beam.
     pub fn cdwo4(thickness_cm: f64) -> Self {
         Self { material: "cdwo4".to_string(), thickness_cm }
     }

@@ -4,7 +4,7 @@
 //!
 //! Everything here is data-driven from the embedded table `datasets/physics/xcom_materials.csv`
 //! (derived from NIST XCOM by `datasets/tools/derive_xcom.py`), so the binary needs no file.
-//! The approximations are stated on each model and in `datasets/README.md`.
+//! The approximations are stated on each model and in `docs/synthetic-data.md`.
 
 mod beam;
 mod detector;

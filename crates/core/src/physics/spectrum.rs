@@ -15,11 +15,14 @@ const FINE_POINTS: usize = 600;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
+    /// Material name in the attenuation table.
     pub material: String,
+    /// Thickness along the beam, cm.
     pub thickness_cm: f64,
 }
 
 impl Filter {
+    /// `thickness_cm` of table material `material`.
     pub fn new(material: &str, thickness_cm: f64) -> Self {
         Self { material: material.to_string(), thickness_cm }
     }
@@ -29,7 +32,7 @@ impl Filter {
 /// `dN/dE ∝ (E0 - E) / E`, then attenuate it by the target's own material (the mean depth at
 /// which photons are made) and by the filtration layers.
 ///
-/// Approximations (stated in `datasets/README.md`): Kramers is angle-integrated, so a linac's
+/// Approximations (stated in `docs/synthetic-data.md`): Kramers is angle-integrated, so a linac's
 /// forward spectrum comes out somewhat softer than a Monte Carlo one (mean energy about E0/3
 /// after filtration); tungsten K lines of tubes are left out; the electron beam is
 /// monoenergetic at the endpoint.
@@ -38,19 +41,26 @@ impl Filter {
 pub enum Source {
     /// Electron linac on a tungsten target, endpoint in MeV (MV): 4, 6, 9 in cargo scanners.
     Linac {
+        /// Electron beam energy and so the spectrum's endpoint, MeV.
         endpoint_mev: f64,
         /// Tungsten the photons cross on their way out of the target, cm.
         target_cm: f64,
+        /// Layers between the target and the object (window, collimator, air).
         filtration: Vec<Filter>,
     },
     /// A single energy (synchrotron-like or isotope line): the Beer-Lambert limit, for
     /// checks and for comparing against polychromatic beams.
-    Mono { energy_mev: f64 },
+    Mono {
+        /// The photon energy, MeV.
+        energy_mev: f64,
+    },
     /// X-ray tube with a tungsten anode, peak voltage in kV.
     Tube {
+        /// Peak tube voltage, kV (the spectrum's endpoint in keV).
         kvp: f64,
         /// Effective anode self-filtration (heel), cm of tungsten.
         anode_cm: f64,
+        /// Layers between the anode and the object (window, added filters, air).
         filtration: Vec<Filter>,
     },
 }
@@ -154,12 +164,16 @@ impl Source {
 /// A photon spectrum: fraction of photons at each fine-grid energy (sums to one).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spectrum {
+    /// The fine energy grid, MeV, increasing.
     pub energies_mev: Vec<f64>,
+    /// Fraction of the photons at each energy.
     pub photons: Vec<f64>,
+    /// Highest photon energy, MeV.
     pub endpoint_mev: f64,
 }
 
 impl Spectrum {
+    /// Mean photon energy, MeV.
     pub fn mean_energy_mev(&self) -> f64 {
         self.energies_mev.iter().zip(&self.photons).map(|(e, n)| e * n).sum()
     }

@@ -15,18 +15,26 @@ pub struct MaterialId(pub u16);
 /// Partial mass attenuation coefficients at one energy, cm^2/g.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CrossSections {
+    /// All interactions, coherent scattering included.
     pub total: f64,
+    /// Photoelectric absorption.
     pub photoelectric: f64,
+    /// Incoherent (Compton) scattering.
     pub incoherent: f64,
+    /// Pair production, nuclear and electron field.
     pub pair: f64,
 }
 
 /// Name, nominal density and composition of a table material.
 #[derive(Debug, Clone)]
 pub struct MaterialInfo {
+    /// Table name (e.g. `steel`, `cellulose`, `cdwo4`).
     pub name: String,
+    /// Nominal density, g/cm^3.
     pub density_g_cm3: f64,
+    /// Elemental composition by mass, as given in `materials.csv`.
     pub composition: String,
+    /// What the material stands for.
     pub description: String,
     energies_mev: Vec<f64>,
     sections: Vec<CrossSections>,
@@ -115,10 +123,12 @@ impl AttenuationTable {
         self.by_name.get(name).copied().ok_or_else(|| PhysicsError::UnknownMaterial(name.to_string()))
     }
 
+    /// Name, density and composition of material `id`.
     pub fn info(&self, id: MaterialId) -> &MaterialInfo {
         &self.materials[usize::from(id.0)]
     }
 
+    /// Every material of the table, in table order.
     pub fn materials(&self) -> impl Iterator<Item = (MaterialId, &MaterialInfo)> {
         self.materials.iter().enumerate().map(|(i, m)| (MaterialId(i as u16), m))
     }

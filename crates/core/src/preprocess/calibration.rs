@@ -1,12 +1,14 @@
 //! Calibration: raw counts to transmission `T = (I - dark) / (air - dark)` and attenuation
 //! `A = -ln T`, per detector row, with dead and saturated pixels flagged rather than NaN.
 
+use std::path::Path;
+
 #[cfg(test)]
 use ndarray::ArrayView1;
-use ndarray::{Array1, Array2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 use serde::{Deserialize, Serialize};
 
-use crate::scan::{Counts, PlaneCounts, Scan, ScanError, ScanKind};
+use crate::scan::{CalibrationSpec, Counts, PlaneCounts, Scan, ScanError, ScanKind};
 
 /// Pixel flags (bit set), one byte per pixel.
 pub mod flags {
@@ -61,13 +63,16 @@ pub struct AttenuationImage {
     pub max_attenuation: f32,
     /// Per-row open-beam counts used for the high plane (after estimation), for `info`.
     pub air_high: Array1<f32>,
+    /// Per-row dark counts used for the high plane, for `info`.
     pub dark_high: Array1<f32>,
 }
 
 impl AttenuationImage {
+    /// Detector rows (the image height), counts.
     pub fn rows(&self) -> usize {
         self.high.nrows()
     }
+    /// Scan lines (the image width), counts.
     pub fn columns(&self) -> usize {
         self.high.ncols()
     }
@@ -79,136 +84,27 @@ type PlaneCalibration = (Array2<f32>, Array2<u8>, Array1<f32>, Array1<f32>, Vec<
 /// Calibrates a scan. Rendered 8-bit scans take grey level as transmission (dark 0, air full scale).
 pub fn calibrate(scan: &Scan, opts: &CalibrationOptions) -> Result<AttenuationImage, ScanError> {
     let path = scan.display_name();
-    let bad = |reason: String| ScanError::Calibration { path: path.clone(), reason };
     if !(opts.transmission_floor > 0.0 && opts.transmission_floor < 1.0) {
-        return Err(bad(format!("transmission_floor {} must be in (0, 1)", opts.transmission_floor)));
+        return Err(ScanError::Calibration {
+            path,
+            reason: format!("transmission_floor {} must be in (0, 1)", opts.transmission_floor),
+        });
     }
     crate::scan::validate_calibration(&path, &scan.descriptor, scan.rows(), scan.columns(), scan.is_dual_energy())?;
     let cal = &scan.descriptor.calibration;
-    let saturation = cal.saturation_counts.unwrap_or(u16::MAX);
-    let rendered = scan.kind == ScanKind::Rendered;
-    let plane_counts = |pc: &Option<PlaneCounts>, low: bool| -> Option<Counts> {
-        pc.as_ref().and_then(|p| if low { p.low.clone() } else { Some(p.high.clone()) })
+    let planes = PlaneSettings {
+        path: &path,
+        cal,
+        saturation: cal.saturation_counts.unwrap_or(u16::MAX),
+        rendered: scan.kind == ScanKind::Rendered,
+        opts,
     };
-
-    let calibrate_plane =
-        |counts: &Array2<u16>, low: bool, mut fl: Array2<u8>| -> Result<PlaneCalibration, ScanError> {
-            // Scan's planes are public: one built from a transposed or sliced array is copied to
-            // row-major once here, so the row kernels can take rows as slices.
-            let counts = &counts.as_standard_layout();
-            let rows = counts.nrows();
-            let dark: Array1<f32> = match (rendered, plane_counts(&cal.dark, low)) {
-                (true, _) | (false, None) => Array1::zeros(rows),
-                (false, Some(c)) => Array1::from_shape_fn(rows, |r| c.at(r)),
-            };
-            let air: Array1<f32> = if rendered {
-                Array1::from_elem(rows, u16::MAX as f32)
-            } else if let Some(c) = plane_counts(&cal.air, low) {
-                Array1::from_shape_fn(rows, |r| c.at(r))
-            } else if let Some([c0, c1]) = cal.air_region.as_ref().and_then(|a| a.columns) {
-                // Scan lines before the vehicle: mean open beam of each detector row.
-                let n = (c1 - c0) as f32;
-                Array1::from_shape_fn(rows, |r| {
-                    counts.row(r).slice(ndarray::s![c0..c1]).iter().map(|&v| v as f32).sum::<f32>() / n
-                })
-            } else if let Some([r0, r1]) = cal.air_region.as_ref().and_then(|a| a.rows) {
-                let region = counts.slice(ndarray::s![r0..r1, ..]);
-                let mean = region.iter().map(|&v| v as f64).sum::<f64>() / region.len() as f64;
-                Array1::from_elem(rows, mean as f32)
-            } else {
-                Array1::from_elem(rows, percentile_u16(&counts.view(), opts.air_percentile))
-            };
-            // Pulse-to-pulse source intensity along the scan, from detector rows that only see air.
-            let wobble: Option<Array1<f32>> =
-                cal.air_region.as_ref().and_then(|a| a.rows).filter(|_| !rendered).map(|[r0, r1]| {
-                    // Row by row over contiguous counts (each column still sums its rows in order).
-                    let mut sums = vec![0.0f32; counts.ncols()];
-                    let mut live = 0usize;
-                    for r in r0..r1 {
-                        let (d, range) = (dark[r], air[r] - dark[r]);
-                        // The same test as a dead row below: a dead row carries no intensity.
-                        if range >= 1.0 {
-                            live += 1;
-                            let row = counts.row(r);
-                            let row = row.as_slice().expect("standard layout");
-                            sums.iter_mut().zip(row).for_each(|(s, &v)| *s += (v as f32 - d) / range);
-                        }
-                    }
-                    let n = live.max(1) as f32;
-                    sums.iter()
-                        .map(|&s| {
-                            let f = s / n;
-                            // A wobble factor far from 1 means the "air" rows are not air here: ignore it.
-                            if (0.5..=2.0).contains(&f) { 1.0 / f } else { 1.0 }
-                        })
-                        .collect()
-                });
-            if air.iter().zip(dark.iter()).all(|(a, d)| a - d < 1.0) {
-                return Err(bad(format!(
-                    "{} plane: open-beam counts are not above dark counts in any detector row",
-                    if low { "low" } else { "high" }
-                )));
-            }
-            let mut att = Array2::<f32>::zeros(counts.dim());
-            let floor = opts.transmission_floor;
-            let max_att = -floor.ln();
-            // With one dark level for all rows (the usual case), -ln(I - dark) is a table over the
-            // 65,536 possible counts and each row adds its own -ln(1 / (air - dark)): one load and
-            // one add per pixel instead of a logarithm.
-            let uniform_dark = dark.iter().all(|&v| v == dark[0]);
-            let ln_table = uniform_dark.then(|| ln_table_for(dark[0]));
-            let column_offset: Option<Vec<f32>> = wobble.as_ref().map(|w| w.iter().map(|&f| -f.ln()).collect());
-            Zip::from(att.axis_iter_mut(Axis(0)))
-                .and(fl.axis_iter_mut(Axis(0)))
-                .and(counts.axis_iter(Axis(0)))
-                .and(&dark)
-                .and(&air)
-                .par_for_each(|mut a_row, mut f_row, c_row, &d, &ai| {
-                    let range = ai - d;
-                    if range < 1.0 {
-                        a_row.fill(max_att);
-                        f_row.iter_mut().for_each(|f| *f |= flags::DEAD);
-                        return;
-                    }
-                    let inv = 1.0 / range;
-                    let c_row = c_row.as_slice().expect("standard layout");
-                    let a_row = a_row.into_slice().expect("standard layout");
-                    let f_row = f_row.into_slice().expect("standard layout");
-                    let sat = saturation as f32;
-                    if let Some(table) = &ln_table {
-                        // -ln T = -ln(I - dark) - ln(inv) [- ln(wobble)]
-                        let row_offset = -inv.ln();
-                        match &column_offset {
-                            Some(co) => {
-                                calibrate_row_table(c_row, a_row, f_row, table, |i| row_offset + co[i], d, sat, max_att)
-                            }
-                            None => calibrate_row_table(c_row, a_row, f_row, table, |_| row_offset, d, sat, max_att),
-                        }
-                        return;
-                    }
-                    match &wobble {
-                        Some(w) => {
-                            let w = w.as_slice().expect("contiguous");
-                            calibrate_row(c_row, a_row, f_row, |i| inv * w[i], d, sat, floor, max_att)
-                        }
-                        None => calibrate_row(c_row, a_row, f_row, |_| inv, d, sat, floor, max_att),
-                    }
-                });
-            // A dead detector row: no open beam, or not one count above dark along the whole raw
-            // scan (it starts in air and dark noise alone lifts half of an opaque row's counts
-            // above dark). A rendered view may be a crop with a black row: never a dead one.
-            let dead_rows: Vec<bool> = (0..rows)
-                .map(|r| air[r] - dark[r] < 1.0 || (!rendered && counts.row(r).iter().all(|&c| c as f32 <= dark[r])))
-                .collect();
-            Ok((att, fl, air, dark, dead_rows))
-        };
-
     let (mut high, fl, air_high, dark_high, dead_high) =
-        calibrate_plane(&scan.high, false, Array2::zeros(scan.high.dim()))?;
+        planes.calibrate(&scan.high, false, Array2::zeros(scan.high.dim()))?;
     // The low plane ORs its flags into the high plane's.
     let (mut low, mut fl, dead_low) = match &scan.low {
         Some(l) => {
-            let (att, fl, _, _, dead) = calibrate_plane(l, true, fl)?;
+            let (att, fl, _, _, dead) = planes.calibrate(l, true, fl)?;
             (Some(att), fl, dead)
         }
         None => (None, fl, Vec::new()),
@@ -226,6 +122,166 @@ pub fn calibrate(scan: &Scan, opts: &CalibrationOptions) -> Result<AttenuationIm
         }
     }
     Ok(AttenuationImage { high, low, flags: fl, max_attenuation: -opts.transmission_floor.ln(), air_high, dark_high })
+}
+
+/// What every plane of one scan is calibrated with.
+struct PlaneSettings<'a> {
+    /// The scan's name, for errors.
+    path: &'a Path,
+    cal: &'a CalibrationSpec,
+    /// Counts at or above this are saturated.
+    saturation: u16,
+    /// An 8-bit rendered picture: grey level is transmission.
+    rendered: bool,
+    opts: &'a CalibrationOptions,
+}
+
+impl PlaneSettings<'_> {
+    /// Calibrates one plane (`low`: the low-energy one), ORing its flags into `fl`.
+    fn calibrate(&self, counts: &Array2<u16>, low: bool, mut fl: Array2<u8>) -> Result<PlaneCalibration, ScanError> {
+        // Scan's planes are public: one built from a transposed or sliced array is copied to
+        // row-major once here, so the row kernels can take rows as slices.
+        let counts = counts.as_standard_layout();
+        let counts = &counts.view();
+        let (dark, air) = self.dark_and_air(counts, low);
+        let wobble = self.source_wobble(counts, &dark, &air);
+        if air.iter().zip(dark.iter()).all(|(a, d)| a - d < 1.0) {
+            return Err(ScanError::Calibration {
+                path: self.path.to_path_buf(),
+                reason: format!(
+                    "{} plane: open-beam counts are not above dark counts in any detector row",
+                    if low { "low" } else { "high" }
+                ),
+            });
+        }
+        let att = self.attenuation(counts, &dark, &air, wobble.as_ref(), &mut fl);
+        // A dead detector row: no open beam, or not one count above dark along the whole raw
+        // scan (it starts in air and dark noise alone lifts half of an opaque row's counts
+        // above dark). A rendered view may be a crop with a black row: never a dead one.
+        let dead_rows: Vec<bool> = (0..counts.nrows())
+            .map(|r| air[r] - dark[r] < 1.0 || (!self.rendered && counts.row(r).iter().all(|&c| c as f32 <= dark[r])))
+            .collect();
+        Ok((att, fl, air, dark, dead_rows))
+    }
+
+    /// Dark and open-beam counts per detector row: from the descriptor, else air from the air
+    /// region's columns or rows, else a high percentile of the plane.
+    fn dark_and_air(&self, counts: &ArrayView2<u16>, low: bool) -> (Array1<f32>, Array1<f32>) {
+        let (cal, rows) = (self.cal, counts.nrows());
+        let dark: Array1<f32> = match (self.rendered, plane_counts(&cal.dark, low)) {
+            (true, _) | (false, None) => Array1::zeros(rows),
+            (false, Some(c)) => Array1::from_shape_fn(rows, |r| c.at(r)),
+        };
+        let air: Array1<f32> = if self.rendered {
+            Array1::from_elem(rows, u16::MAX as f32)
+        } else if let Some(c) = plane_counts(&cal.air, low) {
+            Array1::from_shape_fn(rows, |r| c.at(r))
+        } else if let Some([c0, c1]) = cal.air_region.as_ref().and_then(|a| a.columns) {
+            // Scan lines before the vehicle: mean open beam of each detector row.
+            let n = (c1 - c0) as f32;
+            Array1::from_shape_fn(rows, |r| {
+                counts.row(r).slice(ndarray::s![c0..c1]).iter().map(|&v| v as f32).sum::<f32>() / n
+            })
+        } else if let Some([r0, r1]) = cal.air_region.as_ref().and_then(|a| a.rows) {
+            let region = counts.slice(ndarray::s![r0..r1, ..]);
+            let mean = region.iter().map(|&v| v as f64).sum::<f64>() / region.len() as f64;
+            Array1::from_elem(rows, mean as f32)
+        } else {
+            Array1::from_elem(rows, percentile_u16(counts, self.opts.air_percentile))
+        };
+        (dark, air)
+    }
+
+    /// Pulse-to-pulse source intensity along the scan, from detector rows that only see air: a
+    /// correction factor per column, `None` without air rows.
+    fn source_wobble(&self, counts: &ArrayView2<u16>, dark: &Array1<f32>, air: &Array1<f32>) -> Option<Array1<f32>> {
+        let [r0, r1] = self.cal.air_region.as_ref().and_then(|a| a.rows).filter(|_| !self.rendered)?;
+        // Row by row over contiguous counts (each column still sums its rows in order).
+        let mut sums = vec![0.0f32; counts.ncols()];
+        let mut live = 0usize;
+        for r in r0..r1 {
+            let (d, range) = (dark[r], air[r] - dark[r]);
+            // The same test as a dead row: a dead row carries no intensity.
+            if range >= 1.0 {
+                live += 1;
+                let row = counts.row(r);
+                let row = row.as_slice().expect("standard layout");
+                sums.iter_mut().zip(row).for_each(|(s, &v)| *s += (v as f32 - d) / range);
+            }
+        }
+        let n = live.max(1) as f32;
+        Some(
+            sums.iter()
+                .map(|&s| {
+                    let f = s / n;
+                    // A wobble factor far from 1 means the "air" rows are not air here: ignore it.
+                    if (0.5..=2.0).contains(&f) { 1.0 / f } else { 1.0 }
+                })
+                .collect(),
+        )
+    }
+
+    /// `-ln T` of every pixel, rows in parallel, flags ORed into `fl`.
+    fn attenuation(
+        &self,
+        counts: &ArrayView2<u16>,
+        dark: &Array1<f32>,
+        air: &Array1<f32>,
+        wobble: Option<&Array1<f32>>,
+        fl: &mut Array2<u8>,
+    ) -> Array2<f32> {
+        let mut att = Array2::<f32>::zeros(counts.dim());
+        let floor = self.opts.transmission_floor;
+        let max_att = -floor.ln();
+        let sat = self.saturation as f32;
+        // With one dark level for all rows (the usual case), -ln(I - dark) is a table over the
+        // 65,536 possible counts and each row adds its own -ln(1 / (air - dark)): one load and
+        // one add per pixel instead of a logarithm.
+        let uniform_dark = dark.iter().all(|&v| v == dark[0]);
+        let ln_table = uniform_dark.then(|| ln_table_for(dark[0]));
+        let column_offset: Option<Vec<f32>> = wobble.map(|w| w.iter().map(|&f| -f.ln()).collect());
+        Zip::from(att.axis_iter_mut(Axis(0)))
+            .and(fl.axis_iter_mut(Axis(0)))
+            .and(counts.axis_iter(Axis(0)))
+            .and(dark)
+            .and(air)
+            .par_for_each(|mut a_row, mut f_row, c_row, &d, &ai| {
+                let range = ai - d;
+                if range < 1.0 {
+                    a_row.fill(max_att);
+                    f_row.iter_mut().for_each(|f| *f |= flags::DEAD);
+                    return;
+                }
+                let inv = 1.0 / range;
+                let c_row = c_row.as_slice().expect("standard layout");
+                let a_row = a_row.into_slice().expect("standard layout");
+                let f_row = f_row.into_slice().expect("standard layout");
+                if let Some(table) = &ln_table {
+                    // -ln T = -ln(I - dark) - ln(inv) [- ln(wobble)]
+                    let row_offset = -inv.ln();
+                    match &column_offset {
+                        Some(co) => {
+                            calibrate_row_table(c_row, a_row, f_row, table, |i| row_offset + co[i], d, sat, max_att)
+                        }
+                        None => calibrate_row_table(c_row, a_row, f_row, table, |_| row_offset, d, sat, max_att),
+                    }
+                    return;
+                }
+                match wobble {
+                    Some(w) => {
+                        let w = w.as_slice().expect("contiguous");
+                        calibrate_row(c_row, a_row, f_row, |i| inv * w[i], d, sat, floor, max_att)
+                    }
+                    None => calibrate_row(c_row, a_row, f_row, |_| inv, d, sat, floor, max_att),
+                }
+            });
+        att
+    }
+}
+
+/// The dark or air counts of the high (or `low`) plane, when the descriptor gives them.
+fn plane_counts(pc: &Option<PlaneCounts>, low: bool) -> Option<&Counts> {
+    pc.as_ref().and_then(|p| if low { p.low.as_ref() } else { Some(&p.high) })
 }
 
 /// Replaces each run of at most `max_run` dead rows by linear interpolation, column by column,
@@ -308,18 +364,9 @@ fn calibrate_row(
         let c = counts[i] as f32;
         let t = (c - dark) * scale(i);
         let a = -fast_ln(t.max(floor));
-        let is_sat = c >= saturation;
-        let is_dead = !is_sat & (c <= dark);
-        let is_floor = !is_sat & !is_dead & (t < floor);
-        att[i] = if is_sat {
-            0.0
-        } else if is_dead | is_floor {
-            max_att
-        } else {
-            a
-        };
-        fl[i] |=
-            ((is_sat as u8) * flags::SATURATED) | ((is_dead as u8) * flags::DEAD) | ((is_floor as u8) * flags::FLOOR);
+        let (v, f) = settle_pixel(c, a, t < floor, dark, saturation, max_att);
+        att[i] = v;
+        fl[i] |= f;
     }
 }
 
@@ -343,20 +390,30 @@ fn calibrate_row_table(
         let raw = counts[i];
         let c = raw as f32;
         let a = table[raw as usize] + offset(i);
-        let is_sat = c >= saturation;
-        let is_dead = !is_sat & (c <= dark);
         // A above -ln(floor) is T below the floor.
-        let is_floor = !is_sat & !is_dead & (a > max_att);
-        att[i] = if is_sat {
-            0.0
-        } else if is_dead | is_floor {
-            max_att
-        } else {
-            a
-        };
-        fl[i] |=
-            ((is_sat as u8) * flags::SATURATED) | ((is_dead as u8) * flags::DEAD) | ((is_floor as u8) * flags::FLOOR);
+        let (v, f) = settle_pixel(c, a, a > max_att, dark, saturation, max_att);
+        att[i] = v;
+        fl[i] |= f;
     }
+}
+
+/// The attenuation and flags of one pixel of count `c` whose attenuation came out as `a`:
+/// saturated reads 0 (the true transmission is at least this high), dead (at or below dark)
+/// and below-floor read `max_att`. Branch-free selects, so the row loops vectorise.
+#[inline(always)]
+fn settle_pixel(c: f32, a: f32, below_floor: bool, dark: f32, saturation: f32, max_att: f32) -> (f32, u8) {
+    let is_sat = c >= saturation;
+    let is_dead = !is_sat & (c <= dark);
+    let is_floor = !is_sat & !is_dead & below_floor;
+    let att = if is_sat {
+        0.0
+    } else if is_dead | is_floor {
+        max_att
+    } else {
+        a
+    };
+    let fl = ((is_sat as u8) * flags::SATURATED) | ((is_dead as u8) * flags::DEAD) | ((is_floor as u8) * flags::FLOOR);
+    (att, fl)
 }
 
 /// The `p`-th percentile of 16-bit counts, by histogram (one pass, no sort).

@@ -41,13 +41,16 @@ pub enum MaterialClass {
 }
 
 impl MaterialClass {
+    /// Every class, in discriminant order.
     pub const ALL: [MaterialClass; 7] =
         [Self::Air, Self::Organic, Self::Mixed, Self::Inorganic, Self::Metal, Self::Impenetrable, Self::Unclassified];
 
+    /// The class stored as `v` in a [`MaterialMap`]; `None` for an unknown value.
     pub fn from_u8(v: u8) -> Option<Self> {
         Self::ALL.get(v as usize).copied()
     }
 
+    /// The snake_case name used in files and reports (`organic`, `metal`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Self::Air => "air",
@@ -71,6 +74,7 @@ pub struct RCurve {
 }
 
 impl RCurve {
+    /// The R-value at high-energy attenuation `a`.
     pub fn eval(&self, a: f32) -> f32 {
         let (xs, ys) = (&self.a_high, &self.r_value);
         if a <= xs[0] {
@@ -102,10 +106,13 @@ impl RCurve {
 /// Boundary between two adjacent classes: pixels on the low-Z side of the curve are `below`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassBoundary {
+    /// The class on the low-Z side.
     pub below: MaterialClass,
+    /// The class on the high-Z side.
     pub above: MaterialClass,
     /// Effective Z the boundary stands for.
     pub z_eff: f32,
+    /// The boundary's R-value against high-energy attenuation.
     #[serde(flatten)]
     pub curve: RCurve,
 }
@@ -113,17 +120,23 @@ pub struct ClassBoundary {
 /// Response of a reference material of known effective Z.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceCurve {
+    /// The reference material's name.
     pub material: String,
+    /// Its effective atomic number.
     pub z_eff: f32,
+    /// Its R-value against high-energy attenuation.
     #[serde(flatten)]
     pub curve: RCurve,
 }
 
-/// A scanner profile for material discrimination (documented in the README).
+/// A scanner profile for material discrimination (format in `docs/preprocessing.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaterialProfile {
+    /// Profile format version; this build reads [`PROFILE_SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// The name a scan descriptor's `scanner` refers to it by.
     pub name: String,
+    /// Where the profile comes from (scanner, measurements).
     #[serde(default)]
     pub description: String,
     /// Below this high-energy attenuation a pixel is air.
@@ -138,21 +151,36 @@ pub struct MaterialProfile {
     pub references: Vec<ReferenceCurve>,
 }
 
+/// Why a material profile could not be loaded, found or built.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
+    /// The profile breaks a rule of the format, or the one a scan names is not found.
     #[error("invalid material profile: {reason}")]
-    Invalid { reason: String },
+    Invalid {
+        /// Which rule, or where it was looked for.
+        reason: String,
+    },
+    /// The reference measurements cannot make a profile.
     #[error("cannot build a material profile: {reason}")]
-    Build { reason: String },
+    Build {
+        /// What the measurements lack.
+        reason: String,
+    },
+    /// The profile file cannot be read.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The profile file.
         path: std::path::PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
+    /// The profile is not valid JSON or does not fit the schema.
     #[error("{}: invalid material profile JSON: {source}", .path.display())]
     Json {
+        /// The profile file, or the scan holding it inline.
         path: std::path::PathBuf,
+        /// Where and why parsing failed.
         #[source]
         source: serde_json::Error,
     },
@@ -161,10 +189,15 @@ pub enum ProfileError {
 /// One measurement of a reference block: a known material at a known thickness.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceMeasurement {
+    /// The block's material.
     pub material: String,
+    /// Its effective atomic number.
     pub z_eff: f32,
+    /// Its thickness along the beam, mm.
     pub thickness_mm: f32,
+    /// Its high-energy attenuation, `-ln T_high`.
     pub a_high: f32,
+    /// Its low-energy attenuation, `-ln T_low`.
     pub a_low: f32,
 }
 
@@ -174,7 +207,11 @@ pub struct ReferenceMeasurement {
 pub struct ProfileBuildOptions {
     /// Effective Z of the boundaries organic|mixed, mixed|inorganic, inorganic|metal.
     pub class_z_bounds: [f32; 3],
+    /// The profile's air threshold (see [`MaterialProfile::air_max_attenuation`]);
+    /// measurements below it are left out.
     pub air_max_attenuation: f32,
+    /// The profile's impenetrable threshold (see
+    /// [`MaterialProfile::impenetrable_min_attenuation`]); measurements above it are left out.
     pub impenetrable_min_attenuation: f32,
 }
 
@@ -194,82 +231,12 @@ impl MaterialProfile {
         measurements: &[ReferenceMeasurement],
         opts: &ProfileBuildOptions,
     ) -> Result<Self, ProfileError> {
-        let build = |reason: String| ProfileError::Build { reason };
-        // (material, Z, [(A_high, R)])
-        type Points = Vec<(f32, f32)>;
-        let mut by_material: Vec<(String, f32, Points)> = Vec::new();
-        for m in measurements {
-            if !(m.a_high.is_finite() && m.a_low.is_finite() && m.z_eff.is_finite())
-                || m.a_high <= 0.0
-                || m.a_low <= 0.0
-            {
-                return Err(build(format!(
-                    "measurement of {} at {} mm is not positive and finite",
-                    m.material, m.thickness_mm
-                )));
-            }
-            if m.a_high < opts.air_max_attenuation || m.a_high > opts.impenetrable_min_attenuation {
-                continue; // outside the range where classes are decided
-            }
-            match by_material.iter_mut().find(|(n, _, _)| *n == m.material) {
-                Some((_, z, pts)) => {
-                    if (*z - m.z_eff).abs() > 1e-6 {
-                        return Err(build(format!("{} is given with two Z values", m.material)));
-                    }
-                    pts.push((m.a_high, m.a_low / m.a_high));
-                }
-                None => by_material.push((m.material.clone(), m.z_eff, vec![(m.a_high, m.a_low / m.a_high)])),
-            }
-        }
-        by_material.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let mut references = Vec::new();
-        for (material, z_eff, mut pts) in by_material {
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            pts.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-6);
-            if pts.len() < 2 {
-                return Err(build(format!(
-                    "{material}: needs at least two thicknesses inside the classification range"
-                )));
-            }
-            let curve =
-                RCurve { a_high: pts.iter().map(|p| p.0).collect(), r_value: pts.iter().map(|p| p.1).collect() };
-            references.push(ReferenceCurve { material, z_eff, curve });
-        }
-        if references.len() < 2 {
-            return Err(build("needs at least two reference materials".into()));
-        }
+        let references = reference_curves(measurements, opts)?;
         // Orientation from the extreme materials, at a common attenuation.
         let (lo, hi) = (&references[0], &references[references.len() - 1]);
         let a_mid = 0.5 * (lo.curve.a_high[0] + lo.curve.a_high[lo.curve.a_high.len() - 1]);
         let r_increases_with_z = hi.curve.eval(a_mid) > lo.curve.eval(a_mid);
-
-        // Boundary curves on a common grid, interpolating linearly in Z between the two
-        // references that bracket each boundary.
-        let a_min = references.iter().map(|r| r.curve.a_high[0]).fold(f32::INFINITY, f32::min);
-        let a_max = references.iter().map(|r| *r.curve.a_high.last().unwrap()).fold(0.0, f32::max);
-        let grid: Vec<f32> = (0..64).map(|i| a_min + (a_max - a_min) * i as f32 / 63.0).collect();
-        let classes = [MaterialClass::Organic, MaterialClass::Mixed, MaterialClass::Inorganic, MaterialClass::Metal];
-        let mut boundaries = Vec::new();
-        for (k, &zb) in opts.class_z_bounds.iter().enumerate() {
-            let upper = references.iter().position(|r| r.z_eff >= zb).ok_or_else(|| {
-                build(format!("no reference material at or above Z = {zb} (the {} boundary)", classes[k + 1].name()))
-            })?;
-            if upper == 0 {
-                return Err(build(format!(
-                    "no reference material below Z = {zb} (the {} boundary)",
-                    classes[k].name()
-                )));
-            }
-            let (r0, r1) = (&references[upper - 1], &references[upper]);
-            let w = (zb - r0.z_eff) / (r1.z_eff - r0.z_eff);
-            let r_value = grid.iter().map(|&a| r0.curve.eval(a) * (1.0 - w) + r1.curve.eval(a) * w).collect();
-            boundaries.push(ClassBoundary {
-                below: classes[k],
-                above: classes[k + 1],
-                z_eff: zb,
-                curve: RCurve { a_high: grid.clone(), r_value },
-            });
-        }
+        let boundaries = class_boundaries(&references, &opts.class_z_bounds)?;
         let profile = Self {
             schema_version: PROFILE_SCHEMA_VERSION,
             name: name.to_string(),
@@ -288,6 +255,7 @@ impl MaterialProfile {
         Ok(profile)
     }
 
+    /// Checks the schema version, thresholds, curves and the order of the references.
     pub fn validate(&self) -> Result<(), ProfileError> {
         let bad = |reason: String| ProfileError::Invalid { reason };
         if self.schema_version != PROFILE_SCHEMA_VERSION {
@@ -323,6 +291,7 @@ impl MaterialProfile {
         Ok(())
     }
 
+    /// Parses and validates a profile; `path` names it in errors.
     pub fn from_json(text: &str, path: &std::path::Path) -> Result<Self, ProfileError> {
         let p: Self =
             serde_json::from_str(text).map_err(|e| ProfileError::Json { path: path.to_path_buf(), source: e })?;
@@ -330,6 +299,7 @@ impl MaterialProfile {
         Ok(p)
     }
 
+    /// Reads, parses and validates a profile file.
     pub fn load(path: &std::path::Path) -> Result<Self, ProfileError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| ProfileError::Io { path: path.to_path_buf(), source: e })?;
@@ -380,6 +350,82 @@ impl MaterialProfile {
         }
         prev.1
     }
+}
+
+/// One reference curve per material from the measurements inside the classification range,
+/// ordered by Z, each curve's points by attenuation; at least two materials.
+fn reference_curves(
+    measurements: &[ReferenceMeasurement],
+    opts: &ProfileBuildOptions,
+) -> Result<Vec<ReferenceCurve>, ProfileError> {
+    let build = |reason: String| ProfileError::Build { reason };
+    // (material, Z, [(A_high, R)])
+    type Points = Vec<(f32, f32)>;
+    let mut by_material: Vec<(String, f32, Points)> = Vec::new();
+    for m in measurements {
+        if !(m.a_high.is_finite() && m.a_low.is_finite() && m.z_eff.is_finite()) || m.a_high <= 0.0 || m.a_low <= 0.0 {
+            return Err(build(format!(
+                "measurement of {} at {} mm is not positive and finite",
+                m.material, m.thickness_mm
+            )));
+        }
+        if m.a_high < opts.air_max_attenuation || m.a_high > opts.impenetrable_min_attenuation {
+            continue; // outside the range where classes are decided
+        }
+        match by_material.iter_mut().find(|(n, _, _)| *n == m.material) {
+            Some((_, z, pts)) => {
+                if (*z - m.z_eff).abs() > 1e-6 {
+                    return Err(build(format!("{} is given with two Z values", m.material)));
+                }
+                pts.push((m.a_high, m.a_low / m.a_high));
+            }
+            None => by_material.push((m.material.clone(), m.z_eff, vec![(m.a_high, m.a_low / m.a_high)])),
+        }
+    }
+    by_material.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut references = Vec::new();
+    for (material, z_eff, mut pts) in by_material {
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        pts.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-6);
+        if pts.len() < 2 {
+            return Err(build(format!("{material}: needs at least two thicknesses inside the classification range")));
+        }
+        let curve = RCurve { a_high: pts.iter().map(|p| p.0).collect(), r_value: pts.iter().map(|p| p.1).collect() };
+        references.push(ReferenceCurve { material, z_eff, curve });
+    }
+    if references.len() < 2 {
+        return Err(build("needs at least two reference materials".into()));
+    }
+    Ok(references)
+}
+
+/// The class boundaries at effective Z `z_bounds`, on a common attenuation grid, each
+/// interpolated linearly in Z between the two references that bracket it.
+fn class_boundaries(references: &[ReferenceCurve], z_bounds: &[f32; 3]) -> Result<Vec<ClassBoundary>, ProfileError> {
+    let build = |reason: String| ProfileError::Build { reason };
+    let a_min = references.iter().map(|r| r.curve.a_high[0]).fold(f32::INFINITY, f32::min);
+    let a_max = references.iter().map(|r| *r.curve.a_high.last().unwrap()).fold(0.0, f32::max);
+    let grid: Vec<f32> = (0..64).map(|i| a_min + (a_max - a_min) * i as f32 / 63.0).collect();
+    let classes = [MaterialClass::Organic, MaterialClass::Mixed, MaterialClass::Inorganic, MaterialClass::Metal];
+    let mut boundaries = Vec::new();
+    for (k, &zb) in z_bounds.iter().enumerate() {
+        let upper = references.iter().position(|r| r.z_eff >= zb).ok_or_else(|| {
+            build(format!("no reference material at or above Z = {zb} (the {} boundary)", classes[k + 1].name()))
+        })?;
+        if upper == 0 {
+            return Err(build(format!("no reference material below Z = {zb} (the {} boundary)", classes[k].name())));
+        }
+        let (r0, r1) = (&references[upper - 1], &references[upper]);
+        let w = (zb - r0.z_eff) / (r1.z_eff - r0.z_eff);
+        let r_value = grid.iter().map(|&a| r0.curve.eval(a) * (1.0 - w) + r1.curve.eval(a) * w).collect();
+        boundaries.push(ClassBoundary {
+            below: classes[k],
+            above: classes[k + 1],
+            z_eff: zb,
+            curve: RCurve { a_high: grid.clone(), r_value },
+        });
+    }
+    Ok(boundaries)
 }
 
 /// Reference blocks by Beer-Lambert at one effective energy per beam, with NIST XCOM mass
@@ -442,7 +488,9 @@ pub fn fallback_profile(kind: SourceKind) -> MaterialProfile {
 /// Per-pixel material classes (`MaterialClass as u8`) and effective Z (0 where undecided).
 #[derive(Debug, Clone)]
 pub struct MaterialMap {
+    /// [`MaterialClass`] of each pixel, as `u8`.
     pub class: Array2<u8>,
+    /// Effective atomic number of each pixel; 0 where undecided.
     pub z_eff: Array2<f32>,
 }
 
@@ -726,11 +774,13 @@ pub struct MaterialClassifier {
 }
 
 impl MaterialClassifier {
+    /// Prepares `profile`'s decision table (a few milliseconds).
     pub fn new(profile: MaterialProfile) -> Self {
         let table = DecisionTable::new(&profile);
         Self { profile, table }
     }
 
+    /// The profile it classifies with.
     pub fn profile(&self) -> &MaterialProfile {
         &self.profile
     }

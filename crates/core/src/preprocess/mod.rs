@@ -20,10 +20,13 @@ use materials::{MaterialMap, MaterialProfile, ProfileError};
 /// Why a scan could not be preprocessed: its planes, its material profile, or its tiles.
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
+    /// The scan's planes or calibration.
     #[error(transparent)]
     Scan(#[from] crate::scan::ScanError),
+    /// The material profile the scan names or the options give.
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    /// The tiling or channel recipe.
     #[error(transparent)]
     Tile(#[from] tiles::TileError),
 }
@@ -32,6 +35,7 @@ pub enum PreprocessError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PreprocessOptions {
+    /// Counts to attenuation: transmission floor, air estimate, dead-row repair.
     pub calibration: CalibrationOptions,
     /// A profile file that overrides the one the scan names.
     pub profile: Option<PathBuf>,
@@ -56,8 +60,11 @@ impl Default for PreprocessOptions {
 /// A calibrated scan with its material map.
 #[derive(Debug, Clone)]
 pub struct Preprocessed {
+    /// The calibrated attenuation planes and pixel flags.
     pub attenuation: AttenuationImage,
+    /// Material class and effective Z per pixel.
     pub materials: MaterialMap,
+    /// The profile the materials were classified with.
     pub profile: MaterialProfile,
     /// The low plane's measured lag and whether it was corrected; `None` for single-energy
     /// scans, scans without edges to measure on, and registration turned off.

@@ -36,7 +36,7 @@ pub struct RegistrationOptions {
 impl Default for RegistrationOptions {
     fn default() -> Self {
         // Off by default: the shipped models were trained on unregistered scans, and a model
-        // meets a registered plane's smoother noise as something new (see the README).
+        // meets a registered plane's smoother noise as something new (see docs/preprocessing.md).
         Self { enabled: false, min_offset_columns: 0.25, max_offset_columns: 1.0, min_correlation: 0.2 }
     }
 }

@@ -16,16 +16,23 @@ use super::materials::{MaterialClass, MaterialMap};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Palette {
+    /// Organic (orange by convention).
     pub organic: [u8; 3],
+    /// Mixed (green).
     pub mixed: [u8; 3],
+    /// Inorganic (green, bluer than mixed).
     pub inorganic: [u8; 3],
+    /// Metal (blue).
     pub metal: [u8; 3],
+    /// Impenetrable (dark).
     pub impenetrable: [u8; 3],
+    /// Attenuating without dual-energy information (grey).
     pub unclassified: [u8; 3],
     /// Attenuation at which colours reach full saturation.
     pub saturation_attenuation: f32,
     /// Attenuation drawn darkest (brightness floor); beyond it pixels stay at `min_brightness`.
     pub dark_attenuation: f32,
+    /// Brightness (0..1) of pixels at `dark_attenuation` and beyond.
     pub min_brightness: f32,
 }
 
@@ -150,7 +157,9 @@ impl ColourTable {
 /// Window and level on attenuation: `level - window/2` is drawn white, `level + window/2` black.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WindowLevel {
+    /// Width of the attenuation range drawn from white to black.
     pub window: f32,
+    /// Attenuation at the middle of that range (mid grey).
     pub level: f32,
 }
 

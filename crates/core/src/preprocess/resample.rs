@@ -97,9 +97,9 @@ fn resample_plane(src: &Array2<f32>, rw: &[(usize, Vec<f32>)], cw: &[(usize, Vec
     })
 }
 
-/// The views at `rows` x `columns`: attenuation and Z_eff resampled (see [`axis_weights`]),
-/// material classes taken from the nearest source pixel, the pseudo-colour view resized with
-/// a triangle filter. Per-pixel flags are not carried (no model input reads them).
+/// The views at `rows` x `columns`: attenuation and Z_eff resampled (averaged by covered length
+/// when shrinking, linear when enlarging), material classes taken from the nearest source
+/// pixel, the pseudo-colour view resized with a triangle filter. Per-pixel flags are not carried (no model input reads them).
 pub fn resample(v: &ScanViews, rows: usize, columns: usize) -> ScanViews {
     let (rows_in, cols_in) = (v.attenuation.rows(), v.attenuation.columns());
     let (rw, cw) = (axis_weights(rows_in, rows), axis_weights(cols_in, columns));

@@ -22,6 +22,7 @@ pub struct TileGrid {
     pub tile_height: usize,
     /// Overlap between neighbouring tiles as a fraction of the tile width, in [0, 1).
     pub overlap_width_ratio: f32,
+    /// Overlap between neighbouring tiles as a fraction of the tile height, in [0, 1).
     pub overlap_height_ratio: f32,
 }
 
@@ -35,23 +36,51 @@ impl Default for TileGrid {
 /// size only when the scan itself is smaller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TileRect {
+    /// First column.
     pub x: usize,
+    /// First row.
     pub y: usize,
+    /// Columns.
     pub width: usize,
+    /// Rows.
     pub height: usize,
 }
 
+/// Why tiles could not be planned or cut.
 #[derive(Debug, thiserror::Error)]
 pub enum TileError {
+    /// The tiling parameters or the image size make no grid.
     #[error("invalid tiling: {reason}")]
-    Grid { reason: String },
+    Grid {
+        /// Which parameter is wrong.
+        reason: String,
+    },
+    /// A channel of the recipe needs data the scan lacks (a low plane, a material map).
     #[error("channel recipe asks for {channel:?}, which this scan does not have: {reason}")]
-    MissingChannel { channel: Channel, reason: String },
+    MissingChannel {
+        /// The channel asked for.
+        channel: Channel,
+        /// What it needs.
+        reason: String,
+    },
+    /// The output tensor's shape does not match the tiles and recipe.
     #[error("tensor shape {got:?} does not fit {tiles} tiles of {channels} x {height} x {width}")]
-    Shape { got: Vec<usize>, tiles: usize, channels: usize, height: usize, width: usize },
+    Shape {
+        /// The tensor's shape.
+        got: Vec<usize>,
+        /// Tiles to cut.
+        tiles: usize,
+        /// Channels per tile.
+        channels: usize,
+        /// Tile height, pixels.
+        height: usize,
+        /// Tile width, pixels.
+        width: usize,
+    },
 }
 
 impl TileGrid {
+    /// Checks that tiles have a size and the overlaps are in [0, 1).
     pub fn validate(&self) -> Result<(), TileError> {
         let bad = |reason: String| TileError::Grid { reason };
         if self.tile_width == 0 || self.tile_height == 0 {
@@ -113,9 +142,11 @@ pub enum Channel {
     Grey,
     /// Effective Z from the material map (0 where undecided).
     ZEff,
-    /// Red, green, blue of the material pseudo-colour view, in [0, 1].
+    /// Red of the material pseudo-colour view, in [0, 1].
     PseudoRed,
+    /// Green of the pseudo-colour view, in [0, 1].
     PseudoGreen,
+    /// Blue of the pseudo-colour view, in [0, 1].
     PseudoBlue,
 }
 
@@ -132,9 +163,12 @@ impl Channel {
 /// A channel with its normalisation `(x - mean) / std`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ChannelSpec {
+    /// What the channel holds.
     pub channel: Channel,
+    /// Subtracted from the raw value (default 0).
     #[serde(default)]
     pub mean: f32,
+    /// The difference is divided by this (default 1).
     #[serde(default = "one")]
     pub std: f32,
 }
@@ -146,6 +180,7 @@ fn one() -> f32 {
 /// The channels a model takes, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChannelRecipe {
+    /// The channels, in the order of the model's input.
     pub channels: Vec<ChannelSpec>,
 }
 
@@ -183,10 +218,12 @@ impl ChannelRecipe {
         }
     }
 
+    /// Number of channels.
     pub fn len(&self) -> usize {
         self.channels.len()
     }
 
+    /// Whether the recipe has no channel.
     pub fn is_empty(&self) -> bool {
         self.channels.is_empty()
     }
@@ -195,7 +232,9 @@ impl ChannelRecipe {
 /// What tiles are cut from.
 #[derive(Clone, Copy)]
 pub struct TileSource<'a> {
+    /// The calibrated planes.
     pub attenuation: &'a AttenuationImage,
+    /// The material map, for the `ZEff` channel.
     pub materials: Option<&'a MaterialMap>,
     /// The pseudo-colour view, for the `Pseudo*` channels.
     pub pseudo_colour: Option<&'a image::RgbImage>,
@@ -204,6 +243,7 @@ pub struct TileSource<'a> {
 }
 
 impl<'a> TileSource<'a> {
+    /// Tiles of attenuation alone: no material map or pseudo-colour view, R cut below 0.05.
     pub fn new(attenuation: &'a AttenuationImage) -> Self {
         Self { attenuation, materials: None, pseudo_colour: None, r_min_attenuation: 0.05 }
     }

@@ -11,8 +11,11 @@ use super::render::{Palette, render_material};
 
 /// The calibrated planes and views of a scan, kept for the outputs (overlay, evidence).
 pub struct ScanViews {
+    /// The calibrated planes and pixel flags.
     pub attenuation: AttenuationImage,
+    /// Material class and effective Z per pixel.
     pub materials: MaterialMap,
+    /// The material pseudo-colour view, one pixel per scan pixel.
     pub pseudo_colour: RgbImage,
 }
 

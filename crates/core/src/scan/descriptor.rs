@@ -14,21 +14,33 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Everything about a scan except the pixels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanDescriptor {
+    /// Descriptor format version; this build reads [`SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// The scan's name, used in reports and in errors when no file is known.
     pub scan_id: String,
-    /// Scanner profile for material discrimination: a name (`datasets/profiles/<name>.json` or a
-    /// built-in) or the profile inline. Absent: the source's default profile.
+    /// Scanner profile for material discrimination: a built-in profile's name; else a file
+    /// `<name>.json` (or `name` itself when it ends in `.json`) beside the descriptor, in its
+    /// parent folder, or in a `profiles/` folder of either, first found wins (see
+    /// [`crate::preprocess::resolve_profile`]); or the profile inline. Absent: the fallback
+    /// profile of the source's kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scanner: Option<ScannerRef>,
+    /// The X-ray source and its energies.
     pub source: SourceSpec,
+    /// Pixel size at the container, mm.
     pub pixel_pitch_mm: PixelPitch,
+    /// Dark and air counts, or where to estimate air from.
     #[serde(default)]
     pub calibration: CalibrationSpec,
+    /// The plane image files.
     pub planes: PlaneFiles,
+    /// The container scanned, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerInfo>,
+    /// The declared cargo, for declared-cargo verification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Manifest>,
+    /// Fields this build does not know, kept for writing back.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -37,23 +49,28 @@ pub struct ScanDescriptor {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ScannerRef {
+    /// A profile name: a built-in one or a `<name>.json` file looked up near the descriptor.
     Named(String),
+    /// The profile itself, as JSON.
     Inline(Value),
 }
 
 /// The X-ray source. Energies are in `unit`: MV for linacs (nominal endpoint), kVp for tubes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceSpec {
+    /// Linac, tube or unknown: sets the unit of the energies.
     pub kind: SourceKind,
     /// Endpoint energy of the high (or only) energy beam.
     pub high_energy: f32,
     /// Endpoint energy of the low-energy beam; absent for single-energy scans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub low_energy: Option<f32>,
+    /// Fields this build does not know, kept for writing back.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+/// The kind of X-ray source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
@@ -66,6 +83,7 @@ pub enum SourceKind {
 }
 
 impl SourceSpec {
+    /// The unit of the energies: `MV`, `kVp`, or `?` for an unknown source.
     pub fn unit(&self) -> &'static str {
         match self.kind {
             SourceKind::Linac => "MV",
@@ -87,8 +105,11 @@ pub struct PixelPitch {
 /// Dark (offset) and air (open-beam) counts, or where to estimate air from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationSpec {
+    /// Dark (offset) counts, measured with the beam off. Absent: 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dark: Option<PlaneCounts>,
+    /// Air (open-beam) counts. Absent: estimated from `air_region`, else from a high
+    /// percentile of the plane.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub air: Option<PlaneCounts>,
     /// Parts of the image where the beam passes through air only.
@@ -97,6 +118,7 @@ pub struct CalibrationSpec {
     /// Counts at or above this are saturated (masked). Default 65535.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saturation_counts: Option<u16>,
+    /// Fields this build does not know, kept for writing back.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -104,7 +126,9 @@ pub struct CalibrationSpec {
 /// Counts for the high plane and, for dual-energy scans, the low plane.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlaneCounts {
+    /// Counts of the high-energy (or only) plane.
     pub high: Counts,
+    /// Counts of the low-energy plane.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub low: Option<Counts>,
 }
@@ -113,7 +137,9 @@ pub struct PlaneCounts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Counts {
+    /// The same counts in every detector row.
     Scalar(f32),
+    /// Counts per detector row, top to bottom; as many as the plane has rows.
     PerRow(Vec<f32>),
 }
 
@@ -132,18 +158,23 @@ pub struct AirRegion {
 /// Plane image files, relative to the descriptor's folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlaneFiles {
+    /// The high-energy (or only) plane.
     pub high: PathBuf,
+    /// The low-energy plane of a dual-energy scan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub low: Option<PathBuf>,
 }
 
+/// The container scanned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerInfo {
     /// ISO 6346 size-type code, e.g. `22G1` (20 ft) or `45G1` (40 ft high cube).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iso_type: Option<String>,
+    /// ISO 6346 container number, e.g. `MSCU1234565`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Fields this build does not know, kept for writing back.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -151,24 +182,32 @@ pub struct ContainerInfo {
 /// What the shipper declared.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The container is declared empty.
     #[serde(default)]
     pub declared_empty: bool,
+    /// The declared goods, one line per commodity.
     #[serde(default)]
     pub goods: Vec<ManifestLine>,
+    /// Fields this build does not know, kept for writing back.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+/// One declared commodity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManifestLine {
     /// Harmonized System code (chapter, heading or subheading), e.g. `6109` or `610910`.
     pub hs_code: String,
+    /// The goods in the shipper's words.
     #[serde(default)]
     pub description: String,
+    /// Number of packages (cartons, pallets, coils).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packages: Option<u32>,
+    /// Declared gross mass, kg.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gross_mass_kg: Option<f64>,
+    /// Fields this build does not know, kept for writing back.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -75,7 +75,9 @@ pub enum ScanKind {
 /// A scan in memory.
 #[derive(Debug, Clone)]
 pub struct Scan {
+    /// What the scan is: source, pitch, calibration, container, manifest.
     pub descriptor: ScanDescriptor,
+    /// Raw detector counts or a rendered picture.
     pub kind: ScanKind,
     /// High-energy (or only) plane, shape `(rows, columns)`.
     pub high: Array2<u16>,
@@ -105,14 +107,17 @@ impl Scan {
         Ok(Self { descriptor, kind: ScanKind::Raw, high, low, origin: None })
     }
 
+    /// Detector rows (the image height), counts.
     pub fn rows(&self) -> usize {
         self.high.nrows()
     }
 
+    /// Scan lines (the image width), counts.
     pub fn columns(&self) -> usize {
         self.high.ncols()
     }
 
+    /// Whether the scan has a low-energy plane.
     pub fn is_dual_energy(&self) -> bool {
         self.low.is_some()
     }
@@ -126,32 +131,88 @@ impl Scan {
 /// Why a scan could not be read, written or used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
+    /// A file could not be read or written.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
+    /// The descriptor is not valid JSON or does not fit the schema.
     #[error("{}: invalid scan descriptor: {source}", .path.display())]
     Descriptor {
+        /// The descriptor file.
         path: PathBuf,
+        /// Where and why parsing failed.
         #[source]
         source: serde_json::Error,
     },
+    /// The descriptor parses but says something this build cannot use (schema version, pitch,
+    /// a missing plane).
     #[error("{}: unsupported scan descriptor: {reason}", .path.display())]
-    DescriptorContent { path: PathBuf, reason: String },
+    DescriptorContent {
+        /// The descriptor file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An image file is corrupt or truncated.
     #[error("{}: cannot decode image: {reason}", .path.display())]
-    Decode { path: PathBuf, reason: String },
+    Decode {
+        /// The image file.
+        path: PathBuf,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// An image is empty or larger than the [`Limits`] allow.
     #[error("{}: image of {width} x {height} refused: {reason}", .path.display())]
-    Limits { path: PathBuf, width: u64, height: u64, reason: String },
+    Limits {
+        /// The image file.
+        path: PathBuf,
+        /// Columns, counts.
+        width: u64,
+        /// Rows, counts.
+        height: u64,
+        /// Which limit it breaks.
+        reason: String,
+    },
+    /// A file type, image format, bit depth or layout the readers do not take.
     #[error("{}: unsupported image: {reason}", .path.display())]
-    Unsupported { path: PathBuf, reason: String },
+    Unsupported {
+        /// The image file.
+        path: PathBuf,
+        /// What is not supported.
+        reason: String,
+    },
+    /// The two planes of a dual-energy scan differ in size.
     #[error("{}: high and low planes differ in size: high {high:?}, low {low:?} (rows, columns)", .path.display())]
-    PlaneMismatch { path: PathBuf, high: (usize, usize), low: (usize, usize) },
+    PlaneMismatch {
+        /// The scan.
+        path: PathBuf,
+        /// Shape of the high plane, (rows, columns).
+        high: (usize, usize),
+        /// Shape of the low plane, (rows, columns).
+        low: (usize, usize),
+    },
+    /// Dark or air counts unusable: not finite, negative, the wrong number of rows, air not
+    /// above dark, an air region outside the image.
     #[error("{}: bad calibration: {reason}", .path.display())]
-    Calibration { path: PathBuf, reason: String },
+    Calibration {
+        /// The scan.
+        path: PathBuf,
+        /// What is wrong with the counts.
+        reason: String,
+    },
+    /// A plane could not be written in the asked-for format.
     #[error("{}: cannot encode image: {reason}", .path.display())]
-    Encode { path: PathBuf, reason: String },
+    Encode {
+        /// The image file.
+        path: PathBuf,
+        /// The encoder's complaint.
+        reason: String,
+    },
 }
 
 impl ScanError {

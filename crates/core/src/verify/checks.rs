@@ -13,19 +13,26 @@ use crate::scan::Manifest;
 /// maximum gross plus margin for heavier special containers.
 pub const MAX_DECLARED_KG: f64 = 40_000.0;
 
+/// The four manifest checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
+    /// The estimated load mass against the declared gross mass.
     WeightMismatch,
+    /// The measured material mix and density against the declared goods' reference.
     CommodityMismatch,
+    /// A part of the load unlike the rest, that the declaration does not cover.
     UndeclaredGoods,
+    /// A container declared empty that holds load.
     NotEmpty,
 }
 
 impl CheckKind {
+    /// Every check, in report order.
     pub const ALL: [CheckKind; 4] =
         [CheckKind::WeightMismatch, CheckKind::CommodityMismatch, CheckKind::UndeclaredGoods, CheckKind::NotEmpty];
 
+    /// The snake_case name used in reports and findings.
     pub fn name(self) -> &'static str {
         match self {
             CheckKind::WeightMismatch => "weight_mismatch",
@@ -36,11 +43,15 @@ impl CheckKind {
     }
 }
 
+/// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// The load agrees with the declaration.
     Passed,
+    /// The load contradicts the declaration.
     Flagged,
+    /// The check could not be made (no manifest, no mass, unknown HS code, ...).
     Skipped,
 }
 
@@ -49,32 +60,44 @@ pub enum Outcome {
 pub struct RegionEvidence {
     /// Pixel ranges, half-open.
     pub columns: [usize; 2],
+    /// Rows of the cargo region.
     pub rows: [usize; 2],
-    /// Position along the cargo region from its front, m.
+    /// Start along the cargo region from its front, m.
     pub from_m: f64,
+    /// End along the cargo region from its front, m.
     pub to_m: f64,
+    /// Estimated mass of the part, kg.
     pub mass_kg: f64,
+    /// Apparent density of the part, g/cm^3.
     pub density_g_cm3: f64,
+    /// The material class with the most mass in the part.
     pub dominant_class: &'static str,
 }
 
+/// One check's outcome, reason and evidence.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckResult {
+    /// Which check.
     pub check: CheckKind,
+    /// Passed, flagged or skipped.
     pub outcome: Outcome,
     /// What was compared and why it passed, was flagged or skipped, with the numbers.
     pub reason: String,
     /// Index of the manifest line the finding contradicts, when it is one line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared_line: Option<usize>,
+    /// HS code of that line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared_hs_code: Option<String>,
+    /// Declared gross mass the check compared against, kg.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared_kg: Option<f64>,
+    /// Estimated load mass, kg.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated_kg: Option<f64>,
     /// How far past its threshold the measure is (1 = at the threshold); 0 when skipped.
     pub strength: f64,
+    /// The parts of the load the check points at.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<RegionEvidence>,
 }
@@ -94,6 +117,7 @@ impl CheckResult {
         }
     }
 
+    /// Check `check` skipped for `reason`, with no numbers or evidence.
     pub fn skipped(check: CheckKind, reason: impl Into<String>) -> Self {
         Self::new(check, Outcome::Skipped, reason.into())
     }
@@ -102,14 +126,8 @@ impl CheckResult {
 fn region_of(m: &CargoMeasures, slices: &[&Slice]) -> Option<RegionEvidence> {
     let (first, last) = (slices.first()?, slices.last()?);
     let mass: f64 = slices.iter().map(|s| s.mass_kg).sum();
-    let occ: f64 = slices.iter().map(|s| s.occupied).sum();
-    let density = if occ > 0.0 { slices.iter().map(|s| s.density_g_cm3 * s.occupied).sum::<f64>() / occ } else { 0.0 };
-    let mut mix = [0.0; 4];
-    for s in slices {
-        for (acc, v) in mix.iter_mut().zip(&s.mix) {
-            *acc += v * s.mass_kg.max(0.0);
-        }
-    }
+    let density = occupied_density(slices);
+    let (mix, _) = mass_weighted_mix(slices);
     let dom = (0..4).max_by(|&a, &b| mix[a].total_cmp(&mix[b])).unwrap_or(0);
     let end_m = last.start_m + (last.columns[1] - last.columns[0]) as f64 * slice_step_m(m);
     Some(RegionEvidence {
@@ -403,6 +421,16 @@ fn commodity(
 
 /// Mass-weighted mix and occupancy-weighted density of a run of slices.
 fn features(slices: &[&Slice]) -> ([f64; 4], f64) {
+    let (mut mix, total) = mass_weighted_mix(slices);
+    if total > 0.0 {
+        mix.iter_mut().for_each(|v| *v /= total);
+    }
+    (mix, occupied_density(slices))
+}
+
+/// The slices' class mixes summed with their masses as weights (negative masses count 0), and
+/// the sum of those weights, kg.
+fn mass_weighted_mix(slices: &[&Slice]) -> ([f64; 4], f64) {
     let mut mix = [0.0; 4];
     let mut total = 0.0;
     for s in slices {
@@ -412,12 +440,14 @@ fn features(slices: &[&Slice]) -> ([f64; 4], f64) {
             *acc += v * w;
         }
     }
-    if total > 0.0 {
-        mix.iter_mut().for_each(|v| *v /= total);
-    }
+    (mix, total)
+}
+
+/// Apparent density of a run of slices, each weighted by its occupied share, g/cm^3; 0 when
+/// none holds load.
+fn occupied_density(slices: &[&Slice]) -> f64 {
     let occ: f64 = slices.iter().map(|s| s.occupied).sum();
-    let density = if occ > 0.0 { slices.iter().map(|s| s.density_g_cm3 * s.occupied).sum::<f64>() / occ } else { 0.0 };
-    (mix, density)
+    if occ > 0.0 { slices.iter().map(|s| s.density_g_cm3 * s.occupied).sum::<f64>() / occ } else { 0.0 }
 }
 
 fn undeclared(
@@ -440,19 +470,7 @@ fn undeclared(
             ),
         );
     }
-    // The split of the loaded slices (front part | back part) where the two parts differ most.
-    let mut best: Option<(f64, usize, f64, f64)> = None;
-    for s in min_slices..=loaded.len() - min_slices {
-        let (ma, da) = features(&loaded[..s]);
-        let (mb, db) = features(&loaded[s..]);
-        let ratio = if da.min(db) > 0.0 { da.max(db) / da.min(db) } else { f64::INFINITY };
-        let dist = 0.5 * (0..4).map(|k| (ma[k] - mb[k]).abs()).sum::<f64>();
-        let score = ((ratio - 1.0) / (cfg.undeclared_density_ratio - 1.0)).max(dist / cfg.undeclared_mix_distance);
-        if best.is_none_or(|b| score > b.0) {
-            best = Some((score, s, ratio, dist));
-        }
-    }
-    let Some((score, split, ratio, dist)) = best else {
+    let Some((score, split, ratio, dist)) = most_different_split(&loaded, min_slices, cfg) else {
         return CheckResult::new(kind, Outcome::Passed, "no split of the load to compare".into());
     };
     let (front, back) = (&loaded[..split], &loaded[split..]);
@@ -468,36 +486,14 @@ fn undeclared(
         r.strength = score;
         return r;
     }
-    // Two kinds of goods. With one declared line, the part unlike that line's reference (or, when
-    // both or neither match, the lighter part) is the undeclared one. With several declared
-    // lines, the parts are fine when each matches one of them.
-    let matches = |part: &[&Slice], hs: &str| -> Option<bool> {
-        let line = reference.lookup(hs)?;
-        let (mix, density) = features(part);
-        let share: f64 = (0..4).filter(|&k| line.classes.contains(&MIX_CLASSES[k])).map(|k| mix[k]).sum();
-        let [d0, d1] = line.density_g_cm3;
-        Some(share >= line.min_class_share && (d0 / cfg.density_margin..=d1 * cfg.density_margin).contains(&density))
-    };
-    if manifest.goods.len() >= 2 {
-        let part_ok = |part: &[&Slice]| manifest.goods.iter().any(|g| matches(part, &g.hs_code) == Some(true));
-        if part_ok(front) && part_ok(back) {
-            let mut r = CheckResult::new(
-                kind,
-                Outcome::Passed,
-                format!("{parts_txt}; each part matches one of the {} declared lines", manifest.goods.len()),
-            );
-            r.strength = score;
-            return r;
-        }
-    }
-    let hs = &manifest.goods[0].hs_code;
-    let odd = match (matches(front, hs), matches(back, hs)) {
-        (Some(true), Some(false)) => back,
-        (Some(false), Some(true)) => front,
-        _ => {
-            let mass = |p: &[&Slice]| p.iter().map(|s| s.mass_kg).sum::<f64>();
-            if mass(front) < mass(back) { front } else { back }
-        }
+    let Some(odd) = undeclared_part(manifest, front, back, reference, cfg) else {
+        let mut r = CheckResult::new(
+            kind,
+            Outcome::Passed,
+            format!("{parts_txt}; each part matches one of the {} declared lines", manifest.goods.len()),
+        );
+        r.strength = score;
+        return r;
     };
     let region = region_of(m, odd);
     let mut r = CheckResult::new(
@@ -513,11 +509,67 @@ fn undeclared(
     );
     if manifest.goods.len() == 1 {
         r.declared_line = Some(0);
-        r.declared_hs_code = Some(hs.clone());
+        r.declared_hs_code = Some(manifest.goods[0].hs_code.clone());
     }
     r.regions.extend(region);
     r.strength = score;
     r
+}
+
+/// The split of the loaded slices (front part | back part, each at least `min_slices` long)
+/// where the two parts differ most: its score (1 = at a threshold), index, density ratio and
+/// mix distance.
+fn most_different_split(loaded: &[&Slice], min_slices: usize, cfg: &VerifyConfig) -> Option<(f64, usize, f64, f64)> {
+    let mut best: Option<(f64, usize, f64, f64)> = None;
+    for s in min_slices..=loaded.len() - min_slices {
+        let (ma, da) = features(&loaded[..s]);
+        let (mb, db) = features(&loaded[s..]);
+        let ratio = if da.min(db) > 0.0 { da.max(db) / da.min(db) } else { f64::INFINITY };
+        let dist = 0.5 * (0..4).map(|k| (ma[k] - mb[k]).abs()).sum::<f64>();
+        let score = ((ratio - 1.0) / (cfg.undeclared_density_ratio - 1.0)).max(dist / cfg.undeclared_mix_distance);
+        if best.is_none_or(|b| score > b.0) {
+            best = Some((score, s, ratio, dist));
+        }
+    }
+    best
+}
+
+/// Of a load in two kinds of goods, the part the declaration does not cover. With several
+/// declared lines, `None` when each part matches one of them. Otherwise the part unlike the
+/// first line's reference, or, when both or neither match, the lighter part.
+fn undeclared_part<'p, 's>(
+    manifest: &Manifest,
+    front: &'p [&'s Slice],
+    back: &'p [&'s Slice],
+    reference: &CommodityReference,
+    cfg: &VerifyConfig,
+) -> Option<&'p [&'s Slice]> {
+    let matches = |part: &[&Slice], hs: &str| part_matches(part, hs, reference, cfg);
+    if manifest.goods.len() >= 2 {
+        let part_ok = |part: &[&Slice]| manifest.goods.iter().any(|g| matches(part, &g.hs_code) == Some(true));
+        if part_ok(front) && part_ok(back) {
+            return None;
+        }
+    }
+    let hs = &manifest.goods[0].hs_code;
+    Some(match (matches(front, hs), matches(back, hs)) {
+        (Some(true), Some(false)) => back,
+        (Some(false), Some(true)) => front,
+        _ => {
+            let mass = |p: &[&Slice]| p.iter().map(|s| s.mass_kg).sum::<f64>();
+            if mass(front) < mass(back) { front } else { back }
+        }
+    })
+}
+
+/// Whether a part of the load matches the reference line of HS code `hs` (class share and
+/// density, with the density margin); `None` when the code is not in the reference.
+fn part_matches(part: &[&Slice], hs: &str, reference: &CommodityReference, cfg: &VerifyConfig) -> Option<bool> {
+    let line = reference.lookup(hs)?;
+    let (mix, density) = features(part);
+    let share: f64 = (0..4).filter(|&k| line.classes.contains(&MIX_CLASSES[k])).map(|k| mix[k]).sum();
+    let [d0, d1] = line.density_g_cm3;
+    Some(share >= line.min_class_share && (d0 / cfg.density_margin..=d1 * cfg.density_margin).contains(&density))
 }
 
 #[cfg(test)]

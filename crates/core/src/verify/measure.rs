@@ -11,6 +11,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use ndarray::ArrayView1;
 use serde::Serialize;
 
 use super::VerifyConfig;
@@ -31,6 +32,7 @@ pub struct CargoRegion {
     pub container_columns: [usize; 2],
     /// Columns inside the corner fittings and end walls.
     pub columns: [usize; 2],
+    /// Rows from the container's top to its floor (the chassis band), `[top, bottom)`.
     pub rows: [usize; 2],
     /// Whether the lower edge was found at the chassis band (else: the last row with material).
     pub floor_found: bool,
@@ -155,7 +157,9 @@ fn high_beam(source: &SourceSpec) -> Result<Source, String> {
 pub struct Slice {
     /// Distance of the slice's start from the front of the cargo region, m.
     pub start_m: f64,
+    /// Image columns of the slice, `[start, end)`.
     pub columns: [usize; 2],
+    /// Estimated load mass in the slice, kg.
     pub mass_kg: f64,
     /// Share of the slice's projected area covered by load.
     pub occupied: f64,
@@ -167,6 +171,7 @@ pub struct Slice {
 }
 
 impl Slice {
+    /// The class with the largest mass share.
     pub fn dominant(&self) -> MaterialClass {
         let i = (0..4).max_by(|&a, &b| self.mix[a].total_cmp(&self.mix[b])).unwrap_or(0);
         MIX_CLASSES[i]
@@ -176,6 +181,7 @@ impl Slice {
 /// Everything measured about the load.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CargoMeasures {
+    /// Where the load was measured.
     pub region: CargoRegion,
     /// Estimated load mass, kg (after the container-structure correction).
     pub mass_kg: f64,
@@ -201,6 +207,7 @@ pub struct CargoMeasures {
     /// Strongest repeat of the along-length mass profile (autocorrelation peak, 0..1) and its
     /// period, m: high for repeated packing (cartons, pallets, coils), low for clutter.
     pub repetition: f64,
+    /// The period of that repeat, m; `None` when nothing repeats.
     pub repetition_period_m: Option<f64>,
     /// `repeated_packing` or `clutter` from `repetition`.
     pub pattern: &'static str,
@@ -314,118 +321,229 @@ pub fn measure(
     model: &ArealDensityModel,
     cfg: &VerifyConfig,
 ) -> CargoMeasures {
-    let a = &att.high;
     let [c0, c1] = region.columns;
     let [r0, r1] = region.rows;
     let ncols = c1 - c0;
     let (along_cm, vertical_cm) = (f64::from(pitch.along) / 10.0, f64::from(pitch.vertical) / 10.0);
     let pixel_cm2 = along_cm * vertical_cm;
     let width_cm = cfg.internal_width_m * 100.0;
+    let along_m = along_cm / 100.0;
 
-    // Per-column sums: mass (g) per class, occupied pixels and their areal density. Bands of
-    // rows are summed in parallel and the bands added in order, so the result does not depend
-    // on the thread count.
-    #[derive(Default)]
-    struct Band {
-        col_mass: Vec<[f64; 5]>,
-        col_occupied: Vec<usize>,
-        col_occ_areal: Vec<f64>,
-        impenetrable: usize,
-        occupied_total: usize,
-        rows_without_free: usize,
-        row_masses: Vec<Option<f64>>,
+    let sums = sum_region(att, materials, &region, pixel_cm2, model, cfg);
+    let dead_fill = dead_row_fill(&sums.row_masses);
+    let hidden = hidden_end_mass(&sums.col_mass, along_m, cfg);
+
+    let mut class_mass = [0.0f64; 5];
+    for m in &sums.col_mass {
+        add_into(&mut class_mass, m);
     }
-    const BAND_ROWS: usize = 16;
-    let band_of = |rows: std::ops::Range<usize>| -> Band {
-        let mut b = Band {
+    let raw_g: f64 = class_mass.iter().sum::<f64>() + dead_fill + hidden;
+    let class_mass = [class_mass[0], class_mass[1], class_mass[2], class_mass[3]];
+    let raw_mass_kg = raw_g / 1000.0;
+    let interior_m = ncols as f64 * along_m;
+    let structure_correction_kg = cfg.structure_kg_per_m * interior_m;
+    let mass_kg = raw_mass_kg - structure_correction_kg;
+
+    let region_px = ((r1 - r0) * ncols).max(1);
+    let occupied_total = sums.occupied_total;
+    let occ_areal_total: f64 = sums.col_occ_areal.iter().sum();
+    let density_g_cm3 = if occupied_total > 0 { occ_areal_total / occupied_total as f64 / width_cm } else { 0.0 };
+    let height_px = (r1 - r0).max(1) as f64;
+    let col_has_load: Vec<bool> =
+        sums.col_occupied.iter().map(|&n| n as f64 / height_px >= cfg.occupied_column_share).collect();
+    let length_fill = col_has_load.iter().filter(|&&b| b).count() as f64 / ncols.max(1) as f64;
+
+    let slices = slices_along(&sums, c0, along_m, height_px, width_cm, cfg);
+    let homogeneity = homogeneity(&slices, cfg);
+    let profile: Vec<f64> = sums.col_mass.iter().map(|m| m.iter().sum::<f64>()).collect();
+    let (repetition, period) = repetition(&profile, &col_has_load, along_m);
+    CargoMeasures {
+        region,
+        mass_kg,
+        raw_mass_kg,
+        structure_correction_kg,
+        impenetrable_fraction: if occupied_total > 0 { sums.impenetrable as f64 / occupied_total as f64 } else { 0.0 },
+        mix_by_mass: positive_shares(class_mass),
+        fill_ratio: occupied_total as f64 / region_px as f64,
+        length_fill,
+        density_g_cm3,
+        slices,
+        homogeneity,
+        repetition,
+        repetition_period_m: period,
+        pattern: if repetition >= cfg.repetition_threshold { "repeated_packing" } else { "clutter" },
+        rows_without_free_columns: sums.rows_without_free,
+    }
+}
+
+/// Adds `v` into `acc` element by element.
+fn add_into(acc: &mut [f64], v: &[f64]) {
+    for (a, v) in acc.iter_mut().zip(v) {
+        *a += v;
+    }
+}
+
+/// Each class's share of the positive masses (negative masses, noise below the container, count
+/// as 0); all 0 when nothing is positive.
+fn positive_shares(mass: [f64; 4]) -> [f64; 4] {
+    let positive: f64 = mass.iter().map(|m| m.max(0.0)).sum();
+    mass.map(|m| if positive > 0.0 { m.max(0.0) / positive } else { 0.0 })
+}
+
+/// Per-column sums over rows of the cargo region (columns counted from its first).
+#[derive(Default)]
+struct ColumnSums {
+    /// Mass per column, g, in slots organic, mixed, inorganic, metal and impenetrable (the last
+    /// counts in the total but not in the mix).
+    col_mass: Vec<[f64; 5]>,
+    /// Pixels per column that hold load (areal density above `occupied_areal_g_cm2`).
+    col_occupied: Vec<usize>,
+    /// Sum of the areal density of those pixels per column, g/cm^2.
+    col_occ_areal: Vec<f64>,
+    /// Occupied pixels that are impenetrable or floor-clamped.
+    impenetrable: usize,
+    /// Occupied pixels in all.
+    occupied_total: usize,
+    /// Rows whose baseline had fewer than 3 load-free columns to go by.
+    rows_without_free: usize,
+    /// Mass of each row, g, in row order; `None` for a dead detector row.
+    row_masses: Vec<Option<f64>>,
+}
+
+impl ColumnSums {
+    /// Empty sums for `ncols` columns.
+    fn zeros(ncols: usize) -> Self {
+        Self {
             col_mass: vec![[0.0f64; 5]; ncols],
             col_occupied: vec![0usize; ncols],
             col_occ_areal: vec![0.0f64; ncols],
-            ..Band::default()
-        };
-        let mut buf = Vec::with_capacity(ncols);
-        for r in rows {
-            let row = a.row(r);
-            let frow = att.flags.row(r);
-            let dead = (c0..c1).filter(|&c| frow[c] & flags::DEAD != 0).count();
-            if dead * 2 > ncols {
-                b.row_masses.push(None);
+            ..Self::default()
+        }
+    }
+
+    /// Adds the sums of the rows that follow these.
+    fn add(&mut self, b: ColumnSums) {
+        for (acc, m) in self.col_mass.iter_mut().zip(&b.col_mass) {
+            add_into(acc, m);
+        }
+        self.col_occupied.iter_mut().zip(&b.col_occupied).for_each(|(a, v)| *a += v);
+        self.col_occ_areal.iter_mut().zip(&b.col_occ_areal).for_each(|(a, v)| *a += v);
+        self.impenetrable += b.impenetrable;
+        self.occupied_total += b.occupied_total;
+        self.rows_without_free += b.rows_without_free;
+        self.row_masses.extend(b.row_masses);
+    }
+}
+
+/// Sums the whole region. Bands of rows are summed in parallel and the bands added in order,
+/// so the result does not depend on the thread count.
+fn sum_region(
+    att: &AttenuationImage,
+    materials: &MaterialMap,
+    region: &CargoRegion,
+    pixel_cm2: f64,
+    model: &ArealDensityModel,
+    cfg: &VerifyConfig,
+) -> ColumnSums {
+    use rayon::prelude::*;
+    const BAND_ROWS: usize = 16;
+    let [r0, r1] = region.rows;
+    let starts: Vec<usize> = (r0..r1).step_by(BAND_ROWS).collect();
+    let bands: Vec<ColumnSums> = starts
+        .into_par_iter()
+        .map(|s| sum_band(att, materials, region, s..(s + BAND_ROWS).min(r1), pixel_cm2, model, cfg))
+        .collect();
+    let mut sums = ColumnSums::zeros(region.columns[1] - region.columns[0]);
+    sums.row_masses.reserve(r1 - r0);
+    for b in bands {
+        sums.add(b);
+    }
+    sums
+}
+
+/// Sums one band of rows: per pixel, the attenuation above the row's container baseline as
+/// areal density of the pixel's class, times the pixel's area.
+fn sum_band(
+    att: &AttenuationImage,
+    materials: &MaterialMap,
+    region: &CargoRegion,
+    rows: std::ops::Range<usize>,
+    pixel_cm2: f64,
+    model: &ArealDensityModel,
+    cfg: &VerifyConfig,
+) -> ColumnSums {
+    let [c0, c1] = region.columns;
+    let ncols = c1 - c0;
+    let mut b = ColumnSums::zeros(ncols);
+    let mut buf = Vec::with_capacity(ncols);
+    for r in rows {
+        let row = att.high.row(r);
+        let frow = att.flags.row(r);
+        let dead = (c0..c1).filter(|&c| frow[c] & flags::DEAD != 0).count();
+        if dead * 2 > ncols {
+            b.row_masses.push(None);
+            continue;
+        }
+        let (baseline, free) = row_baseline(row, c0, ncols, &mut buf, cfg);
+        if free < 3 {
+            b.rows_without_free += 1;
+        }
+        let mut row_mass = 0.0f64;
+        for c in c0..c1 {
+            let v = row[c];
+            let class = MaterialClass::from_u8(materials.class[[r, c]]).unwrap_or(MaterialClass::Unclassified);
+            if frow[c] & flags::DEAD != 0 {
                 continue;
             }
-            // The container alone in this row: mean of the columns within `baseline_margin` of
-            // the row's low quantile (corrugated walls vary by a few hundredths along the length).
-            buf.clear();
-            buf.extend(row.iter().skip(c0).take(ncols));
-            let low = quantile(&mut buf, cfg.baseline_quantile);
-            let (mut s, mut n) = (0.0f64, 0usize);
-            for &v in row.iter().skip(c0).take(ncols) {
-                if v < low + cfg.baseline_margin {
-                    s += f64::from(v);
-                    n += 1;
+            let x = f64::from(model.areal_density(class, v - baseline));
+            let opaque = frow[c] & flags::FLOOR != 0 || class == MaterialClass::Impenetrable;
+            // Impenetrable pixels have no material class: their mass goes to a fifth slot
+            // that counts in the total but not in the mix.
+            let slot = match class {
+                _ if opaque => 4,
+                MaterialClass::Mixed => 1,
+                MaterialClass::Inorganic => 2,
+                MaterialClass::Metal => 3,
+                _ => 0,
+            };
+            let m = x * pixel_cm2;
+            b.col_mass[c - c0][slot] += m;
+            row_mass += m;
+            if x > cfg.occupied_areal_g_cm2 {
+                b.col_occupied[c - c0] += 1;
+                b.col_occ_areal[c - c0] += x;
+                b.occupied_total += 1;
+                if opaque {
+                    b.impenetrable += 1;
                 }
-            }
-            if n < 3 {
-                b.rows_without_free += 1;
-            }
-            let baseline = if n > 0 { (s / n as f64) as f32 } else { low };
-            let mut row_mass = 0.0f64;
-            for c in c0..c1 {
-                let v = row[c];
-                let class = MaterialClass::from_u8(materials.class[[r, c]]).unwrap_or(MaterialClass::Unclassified);
-                if frow[c] & flags::DEAD != 0 {
-                    continue;
-                }
-                let x = f64::from(model.areal_density(class, v - baseline));
-                let opaque = frow[c] & flags::FLOOR != 0 || class == MaterialClass::Impenetrable;
-                // Impenetrable pixels have no material class: their mass goes to a fifth slot
-                // that counts in the total but not in the mix.
-                let slot = match class {
-                    _ if opaque => 4,
-                    MaterialClass::Mixed => 1,
-                    MaterialClass::Inorganic => 2,
-                    MaterialClass::Metal => 3,
-                    _ => 0,
-                };
-                let m = x * pixel_cm2;
-                b.col_mass[c - c0][slot] += m;
-                row_mass += m;
-                if x > cfg.occupied_areal_g_cm2 {
-                    b.col_occupied[c - c0] += 1;
-                    b.col_occ_areal[c - c0] += x;
-                    b.occupied_total += 1;
-                    if opaque {
-                        b.impenetrable += 1;
-                    }
-                }
-            }
-            b.row_masses.push(Some(row_mass));
-        }
-        b
-    };
-    let bands: Vec<Band> = {
-        use rayon::prelude::*;
-        let starts: Vec<usize> = (r0..r1).step_by(BAND_ROWS).collect();
-        starts.into_par_iter().map(|s| band_of(s..(s + BAND_ROWS).min(r1))).collect()
-    };
-    let mut col_mass = vec![[0.0f64; 5]; ncols];
-    let mut col_occupied = vec![0usize; ncols];
-    let mut col_occ_areal = vec![0.0f64; ncols];
-    let (mut impenetrable, mut occupied_total, mut rows_without_free) = (0usize, 0usize, 0usize);
-    let mut row_masses: Vec<Option<f64>> = Vec::with_capacity(r1 - r0);
-    for b in bands {
-        for (acc, m) in col_mass.iter_mut().zip(&b.col_mass) {
-            for (a, v) in acc.iter_mut().zip(m) {
-                *a += v;
             }
         }
-        col_occupied.iter_mut().zip(&b.col_occupied).for_each(|(a, v)| *a += v);
-        col_occ_areal.iter_mut().zip(&b.col_occ_areal).for_each(|(a, v)| *a += v);
-        impenetrable += b.impenetrable;
-        occupied_total += b.occupied_total;
-        rows_without_free += b.rows_without_free;
-        row_masses.extend(b.row_masses);
+        b.row_masses.push(Some(row_mass));
     }
-    // Dead detector rows: the load there is taken as the mean of the rows next to them.
+    b
+}
+
+/// The container alone in one row: the mean of the columns within `baseline_margin` of the
+/// row's low quantile (corrugated walls vary by a few hundredths along the length), and how
+/// many columns that mean is over.
+fn row_baseline(row: ArrayView1<f32>, c0: usize, ncols: usize, buf: &mut Vec<f32>, cfg: &VerifyConfig) -> (f32, usize) {
+    buf.clear();
+    buf.extend(row.iter().skip(c0).take(ncols));
+    let low = quantile(buf, cfg.baseline_quantile);
+    let (mut s, mut n) = (0.0f64, 0usize);
+    for &v in row.iter().skip(c0).take(ncols) {
+        if v < low + cfg.baseline_margin {
+            s += f64::from(v);
+            n += 1;
+        }
+    }
+    let baseline = if n > 0 { (s / n as f64) as f32 } else { low };
+    (baseline, n)
+}
+
+/// Load of the dead detector rows, g: each takes the mean of the nearest live rows on either
+/// side (the one live neighbour at an edge).
+fn dead_row_fill(row_masses: &[Option<f64>]) -> f64 {
     let mut dead_fill = 0.0f64;
     for (i, row) in row_masses.iter().enumerate() {
         if row.is_none() {
@@ -438,39 +556,29 @@ pub fn measure(
             };
         }
     }
+    dead_fill
+}
 
-    // Load behind the corner fittings (between the inner face of the end wall and the
-    // interior's first column) is taken as the mean of the first and last few columns.
-    let along_m = along_cm / 100.0;
+/// Load behind the corner fittings (between the inner face of the end wall and the interior's
+/// first column), g: taken as the mean of the first and last few columns.
+fn hidden_end_mass(col_mass: &[[f64; 5]], along_m: f64, cfg: &VerifyConfig) -> f64 {
+    let ncols = col_mass.len();
     let hidden_cols = ((cfg.end_inset_m - cfg.end_wall_m).max(0.0) / along_m).round();
     let edge = 4.min(ncols);
     let edge_mass = |cols: &[[f64; 5]]| cols.iter().map(|m| m.iter().sum::<f64>()).sum::<f64>() / edge.max(1) as f64;
-    let hidden = hidden_cols * (edge_mass(&col_mass[..edge]).max(0.0) + edge_mass(&col_mass[ncols - edge..]).max(0.0));
+    hidden_cols * (edge_mass(&col_mass[..edge]).max(0.0) + edge_mass(&col_mass[ncols - edge..]).max(0.0))
+}
 
-    let mut class_mass = [0.0f64; 5];
-    for m in &col_mass {
-        for (acc, v) in class_mass.iter_mut().zip(m) {
-            *acc += v;
-        }
-    }
-    let raw_g: f64 = class_mass.iter().sum::<f64>() + dead_fill + hidden;
-    let class_mass = [class_mass[0], class_mass[1], class_mass[2], class_mass[3]];
-    let raw_mass_kg = raw_g / 1000.0;
-    let interior_m = ncols as f64 * along_m;
-    let structure_correction_kg = cfg.structure_kg_per_m * interior_m;
-    let mass_kg = raw_mass_kg - structure_correction_kg;
-    let positive: f64 = class_mass.iter().map(|m| m.max(0.0)).sum();
-    let mix_by_mass = class_mass.map(|m| if positive > 0.0 { m.max(0.0) / positive } else { 0.0 });
-
-    let region_px = ((r1 - r0) * ncols).max(1);
-    let occ_areal_total: f64 = col_occ_areal.iter().sum();
-    let density_g_cm3 = if occupied_total > 0 { occ_areal_total / occupied_total as f64 / width_cm } else { 0.0 };
-    let height_px = (r1 - r0).max(1) as f64;
-    let col_has_load: Vec<bool> =
-        col_occupied.iter().map(|&n| n as f64 / height_px >= cfg.occupied_column_share).collect();
-    let length_fill = col_has_load.iter().filter(|&&b| b).count() as f64 / ncols.max(1) as f64;
-
-    // Slices along the container.
+/// The density profile: slices of `slice_m` along the region, front to back.
+fn slices_along(
+    sums: &ColumnSums,
+    c0: usize,
+    along_m: f64,
+    height_px: f64,
+    width_cm: f64,
+    cfg: &VerifyConfig,
+) -> Vec<Slice> {
+    let ncols = sums.col_mass.len();
     let per_slice = ((cfg.slice_m / along_m).round() as usize).max(1);
     let mut slices = Vec::new();
     let mut s0 = 0;
@@ -478,53 +586,36 @@ pub fn measure(
         let s1 = (s0 + per_slice).min(ncols);
         let mut mix = [0.0f64; 4];
         let mut mass_g = 0.0;
-        for m in &col_mass[s0..s1] {
-            for (acc, v) in mix.iter_mut().zip(m) {
-                *acc += v;
-            }
+        for m in &sums.col_mass[s0..s1] {
+            add_into(&mut mix, m);
             mass_g += m.iter().sum::<f64>();
         }
-        let pos: f64 = mix.iter().map(|m| m.max(0.0)).sum();
-        let occ: usize = col_occupied[s0..s1].iter().sum();
-        let occ_areal: f64 = col_occ_areal[s0..s1].iter().sum();
+        let occ: usize = sums.col_occupied[s0..s1].iter().sum();
+        let occ_areal: f64 = sums.col_occ_areal[s0..s1].iter().sum();
         slices.push(Slice {
             start_m: s0 as f64 * along_m,
             columns: [c0 + s0, c0 + s1],
             mass_kg: mass_g / 1000.0,
             occupied: occ as f64 / ((s1 - s0) as f64 * height_px),
             density_g_cm3: if occ > 0 { occ_areal / occ as f64 / width_cm } else { 0.0 },
-            mix: mix.map(|m| if pos > 0.0 { m.max(0.0) / pos } else { 0.0 }),
+            mix: positive_shares(mix),
         });
         s0 = s1;
     }
+    slices
+}
+
+/// 1 - coefficient of variation of the loaded slices' apparent density (0..1); 0 with fewer
+/// than two loaded slices.
+fn homogeneity(slices: &[Slice], cfg: &VerifyConfig) -> f64 {
     let loaded: Vec<&Slice> = slices.iter().filter(|s| s.occupied >= cfg.loaded_slice_occupancy).collect();
-    let homogeneity = if loaded.len() >= 2 {
-        let d: Vec<f64> = loaded.iter().map(|s| s.density_g_cm3).collect();
-        let mean = d.iter().sum::<f64>() / d.len() as f64;
-        let sd = (d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d.len() as f64).sqrt();
-        if mean > 0.0 { (1.0 - sd / mean).clamp(0.0, 1.0) } else { 0.0 }
-    } else {
-        0.0
-    };
-    let profile: Vec<f64> = col_mass.iter().map(|m| m.iter().sum::<f64>()).collect();
-    let (repetition, period) = repetition(&profile, &col_has_load, along_m);
-    CargoMeasures {
-        region,
-        mass_kg,
-        raw_mass_kg,
-        structure_correction_kg,
-        impenetrable_fraction: if occupied_total > 0 { impenetrable as f64 / occupied_total as f64 } else { 0.0 },
-        mix_by_mass,
-        fill_ratio: occupied_total as f64 / region_px as f64,
-        length_fill,
-        density_g_cm3,
-        slices,
-        homogeneity,
-        repetition,
-        repetition_period_m: period,
-        pattern: if repetition >= cfg.repetition_threshold { "repeated_packing" } else { "clutter" },
-        rows_without_free_columns: rows_without_free,
+    if loaded.len() < 2 {
+        return 0.0;
     }
+    let d: Vec<f64> = loaded.iter().map(|s| s.density_g_cm3).collect();
+    let mean = d.iter().sum::<f64>() / d.len() as f64;
+    let sd = (d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d.len() as f64).sqrt();
+    if mean > 0.0 { (1.0 - sd / mean).clamp(0.0, 1.0) } else { 0.0 }
 }
 
 /// Normalised autocorrelation peak of the loaded part of the along-length mass profile, over

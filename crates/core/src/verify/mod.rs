@@ -24,12 +24,13 @@ pub use reference::{CommodityReference, ReferenceError, ReferenceLine};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VerifyConfig {
+    /// Run verification in the inspection pipeline.
     pub enabled: bool,
     /// Extra commodity reference lines (TOML, same format as `datasets/hs_reference.toml`),
     /// relative to the config file; they add to and override the built-in lines.
     pub reference: Option<PathBuf>,
     /// Relative tolerance of the weight check: the estimate may differ from the declared gross
-    /// mass by this share (set from the method's measured error, README).
+    /// mass by this share (set from the method's measured error, docs/verification.md).
     pub weight_tolerance: f64,
     /// Absolute slack of the weight check, kg (light loads: the estimate's absolute noise).
     pub weight_slack_kg: f64,
@@ -49,7 +50,7 @@ pub struct VerifyConfig {
     /// pixels for the attenuation-to-mass curves.
     pub class_materials: [String; 4],
     /// Container structure left after the row baseline (cross members, floor details), per
-    /// metre of interior length, kg; measured on empty containers (README).
+    /// metre of interior length, kg; measured on empty containers (docs/verification.md).
     pub structure_kg_per_m: f64,
     /// Internal width of the container, m (ISO 668 dry vans: 2.35 m).
     pub internal_width_m: f64,
@@ -57,7 +58,9 @@ pub struct VerifyConfig {
     pub end_inset_m: f64,
     /// Thickness of the end wall structure from the outer end, m (load can start here).
     pub end_wall_m: f64,
+    /// A vehicle shorter than this, m, holds no container to measure.
     pub min_container_length_m: f64,
+    /// The cargo region's floor is looked for at least this far below its top, m.
     pub min_interior_height_m: f64,
     /// High-energy attenuation below which a pixel is air.
     pub air_attenuation: f32,
@@ -66,6 +69,8 @@ pub struct VerifyConfig {
     /// Per row, the container-only baseline is the mean of columns within `baseline_margin` of
     /// this quantile of the row.
     pub baseline_quantile: f64,
+    /// How far above that quantile (attenuation) a column may read and still count as the
+    /// container alone, free of load.
     pub baseline_margin: f32,
     /// Areal density above which a pixel holds load, g/cm^2.
     pub occupied_areal_g_cm2: f64,
@@ -112,10 +117,43 @@ impl Default for VerifyConfig {
     }
 }
 
+/// Why a `[verify]` section is refused: the key and the rule it breaks.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VerifyConfigError {
+    /// A key that must be a finite number above 0 is not.
+    #[error("verify.{0} must be finite and > 0")]
+    NotPositive(&'static str),
+    /// A key that must be a finite number of at least 0 is not.
+    #[error("verify.{0} must be finite and >= 0")]
+    Negative(&'static str),
+    /// A key that is a share or a score (0..1) is outside [0, 1].
+    #[error("verify.{0} must be in [0, 1]")]
+    NotAShare(&'static str),
+    /// `air_attenuation`, `chassis_band_attenuation` or `baseline_margin` is not finite (or the
+    /// margin is negative).
+    #[error("verify: attenuation thresholds must be finite")]
+    AttenuationThresholds,
+    /// The embedded attenuation table the class materials are looked up in does not load.
+    #[error(transparent)]
+    Table(crate::physics::PhysicsError),
+    /// A `class_materials` entry is not in the attenuation table. The message already carries
+    /// the physics error, so it is not a `source` (a chained report would say it twice).
+    #[error("verify.class_materials: {0}")]
+    ClassMaterial(crate::physics::PhysicsError),
+}
+
+/// `PipelineConfig::check` (inspect) still gathers its reasons as strings.
+impl From<VerifyConfigError> for String {
+    fn from(e: VerifyConfigError) -> Self {
+        e.to_string()
+    }
+}
+
 impl VerifyConfig {
-    pub fn check(&self) -> Result<(), String> {
-        let pos = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("verify.{name} must be finite and > 0")) }
+    /// Checks every key's range and that the class materials are in the attenuation table.
+    pub fn check(&self) -> Result<(), VerifyConfigError> {
+        let pos = |name: &'static str, v: f64| {
+            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(VerifyConfigError::NotPositive(name)) }
         };
         pos("weight_tolerance", self.weight_tolerance)?;
         pos("undeclared_min_length_m", self.undeclared_min_length_m)?;
@@ -134,7 +172,7 @@ impl VerifyConfig {
             ("occupied_areal_g_cm2", self.occupied_areal_g_cm2),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("verify.{name} must be finite and >= 0"));
+                return Err(VerifyConfigError::Negative(name));
             }
         }
         for (name, v) in [
@@ -146,16 +184,16 @@ impl VerifyConfig {
             ("finding_score", f64::from(self.finding_score)),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("verify.{name} must be in [0, 1]"));
+                return Err(VerifyConfigError::NotAShare(name));
             }
         }
         let finite = self.air_attenuation.is_finite() && self.chassis_band_attenuation.is_finite();
         if !(finite && self.baseline_margin.is_finite() && self.baseline_margin >= 0.0) {
-            return Err("verify: attenuation thresholds must be finite".into());
+            return Err(VerifyConfigError::AttenuationThresholds);
         }
-        let table = crate::physics::AttenuationTable::embedded().map_err(|e| e.to_string())?;
+        let table = crate::physics::AttenuationTable::embedded().map_err(VerifyConfigError::Table)?;
         for m in &self.class_materials {
-            table.id(m).map_err(|e| format!("verify.class_materials: {e}"))?;
+            table.id(m).map_err(VerifyConfigError::ClassMaterial)?;
         }
         Ok(())
     }
@@ -167,6 +205,7 @@ pub struct VerificationResult {
     /// The load as measured; `None` when it could not be measured (see `measure_error`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measures: Option<CargoMeasures>,
+    /// Why the load could not be measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measure_error: Option<String>,
     /// Every check, with its outcome.
@@ -174,10 +213,12 @@ pub struct VerificationResult {
 }
 
 impl VerificationResult {
+    /// The result of check `kind`.
     pub fn check(&self, kind: CheckKind) -> Option<&CheckResult> {
         self.checks.iter().find(|c| c.check == kind)
     }
 
+    /// The checks that flagged the scan.
     pub fn flagged(&self) -> impl Iterator<Item = &CheckResult> {
         self.checks.iter().filter(|c| c.outcome == Outcome::Flagged)
     }

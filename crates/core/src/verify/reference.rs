@@ -21,6 +21,7 @@ pub const REFERENCE_SCHEMA_VERSION: u32 = 1;
 pub struct ReferenceLine {
     /// HS chapter (2 digits), heading (4) or subheading (6).
     pub hs: String,
+    /// What goods the code covers.
     pub description: String,
     /// Classes a load of these goods is made of (organic, mixed, inorganic, metal).
     pub classes: Vec<MaterialClass>,
@@ -30,20 +31,36 @@ pub struct ReferenceLine {
     pub density_g_cm3: [f64; 2],
 }
 
+/// The commodity reference: one line per HS code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommodityReference {
+    /// Reference format version; this build reads [`REFERENCE_SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// The lines (`[[line]]` tables in TOML).
     #[serde(rename = "line", default)]
     pub lines: Vec<ReferenceLine>,
 }
 
+/// Why a commodity reference could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReferenceError {
+    /// The file cannot be read.
     #[error("{}: cannot read the commodity reference: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The reference file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or breaks a rule of the format.
     #[error("{}: invalid commodity reference: {reason}", .path.display())]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The reference file.
+        path: PathBuf,
+        /// Which rule.
+        reason: String,
+    },
 }
 
 impl CommodityReference {
@@ -68,6 +85,7 @@ impl CommodityReference {
         Ok(r)
     }
 
+    /// Parses and checks a reference in TOML; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ReferenceError> {
         let bad = |reason: String| ReferenceError::Invalid { path: path.into(), reason };
         let r: Self = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
