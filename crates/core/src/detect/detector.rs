@@ -3,11 +3,11 @@
 use super::DetectError;
 use super::decode::anomaly::{self, AnomalyOutputs, AnomalyTile};
 use super::decode::classify::{self, ClassScores};
-use super::decode::{BoxParams, DecodeStats, ModelOutputs, OutputTensor, end_to_end, yolo_v5, yolo_v8};
+use super::decode::{BoxParams, DecodeError, DecodeStats, ModelOutputs, OutputTensor, end_to_end, yolo_v5, yolo_v8};
 use super::geometry::Detection;
 use super::session::{SessionConfig, SessionPool};
 use super::spec::{self, BatchDim, DecoderSpec, Layout, ModelSpec};
-use ndarray::{ArrayView4, Axis};
+use ndarray::{ArrayView4, ArrayViewD, Axis};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -228,61 +228,45 @@ impl Detector {
         batch: usize,
         stats: &mut DecodeStats,
     ) -> Result<Decoded, DetectError> {
-        let decode_err = |source| DetectError::Decode { model: self.path.clone(), source };
-        let box_params = |iou_threshold: f32, max_detections: usize| BoxParams {
-            class_thresholds: self.spec.class_thresholds(),
-            iou_threshold,
-            max_detections,
+        self.decode_outputs(outputs, batch, stats)
+            .map_err(|source| DetectError::Decode { model: self.path.clone(), source })
+    }
+
+    fn decode_outputs(
+        &self,
+        outputs: &ModelOutputs,
+        batch: usize,
+        stats: &mut DecodeStats,
+    ) -> Result<Decoded, DecodeError> {
+        type BoxDecoder = fn(
+            ArrayViewD<'_, f32>,
+            &str,
+            usize,
+            &BoxParams,
+            &mut DecodeStats,
+        ) -> Result<Vec<Vec<Detection>>, DecodeError>;
+        let mut boxes = |decode: BoxDecoder, output: &str| {
+            let params = self.spec.decoder.box_params(self.spec.class_thresholds()).expect("a box decoder");
+            Ok(Decoded::Boxes(decode(outputs.f32(output)?, output, batch, &params, stats)?))
         };
-        let out = match &self.spec.decoder {
-            DecoderSpec::Yolov8 { output, iou_threshold, max_detections } => Decoded::Boxes(
-                yolo_v8::decode(
-                    outputs.f32(output).map_err(decode_err)?,
-                    output,
-                    batch,
-                    &box_params(*iou_threshold, *max_detections),
-                    stats,
-                )
-                .map_err(decode_err)?,
-            ),
-            DecoderSpec::Yolov5 { output, iou_threshold, max_detections } => Decoded::Boxes(
-                yolo_v5::decode(
-                    outputs.f32(output).map_err(decode_err)?,
-                    output,
-                    batch,
-                    &box_params(*iou_threshold, *max_detections),
-                    stats,
-                )
-                .map_err(decode_err)?,
-            ),
-            DecoderSpec::EndToEnd { output, max_detections } => Decoded::Boxes(
-                end_to_end::decode(
-                    outputs.f32(output).map_err(decode_err)?,
-                    output,
-                    batch,
-                    &box_params(0.0, *max_detections),
-                    stats,
-                )
-                .map_err(decode_err)?,
-            ),
+        match &self.spec.decoder {
+            DecoderSpec::Yolov8(head) => boxes(yolo_v8::decode, &head.output),
+            DecoderSpec::Yolov5(head) => boxes(yolo_v5::decode, &head.output),
+            DecoderSpec::EndToEnd { output, .. } => boxes(end_to_end::decode, output),
             DecoderSpec::Anomalib { map_output, score_output, mask_output, .. } => {
                 let names =
                     AnomalyOutputs { map: map_output.clone(), score: score_output.clone(), mask: mask_output.clone() };
-                Decoded::Anomaly(anomaly::decode(outputs, &names, batch, stats).map_err(decode_err)?)
+                Ok(Decoded::Anomaly(anomaly::decode(outputs, &names, batch, stats)?))
             }
-            DecoderSpec::Classification { output, activation } => Decoded::Classes(
-                classify::decode(
-                    outputs.f32(output).map_err(decode_err)?,
-                    output,
-                    batch,
-                    *activation,
-                    &self.spec.class_thresholds(),
-                    stats,
-                )
-                .map_err(decode_err)?,
-            ),
-        };
-        Ok(out)
+            DecoderSpec::Classification { output, activation } => Ok(Decoded::Classes(classify::decode(
+                outputs.f32(output)?,
+                output,
+                batch,
+                *activation,
+                &self.spec.class_thresholds(),
+                stats,
+            )?)),
+        }
     }
 
     /// Runs any number of tiles, `batch` at a time (the model's own batch when static),
