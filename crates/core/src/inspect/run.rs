@@ -13,7 +13,7 @@ use super::findings::{
 };
 use crate::detect::decode::DecodeStats;
 use crate::detect::merge::{join_side_by_side, merge_tiles};
-use crate::detect::spec::{BatchDim, DecoderSpec, Layout, Task, ThreatCategory};
+use crate::detect::spec::{Task, ThreatCategory};
 use crate::detect::{BoxXyxy, CutEdges, Decoded, Detection, Detector, RunTimes};
 use crate::preprocess::render::{Palette, render_material};
 use crate::preprocess::resample::{resample, target_size};
@@ -42,21 +42,6 @@ pub struct Pipeline {
     models: Vec<LoadedModel>,
     /// Commodity reference of the manifest checks (built-in lines plus `[verify] reference`).
     reference: crate::verify::CommodityReference,
-}
-
-/// Tile ranges per model run. With a dynamic batch dimension the first run takes one tile:
-/// the model starts after one tile is filled instead of a whole batch, and the rest is filled
-/// while it runs.
-fn batch_plan(n_tiles: usize, batch: usize, dynamic: bool) -> Vec<std::ops::Range<usize>> {
-    let batch = batch.max(1);
-    let first = if dynamic && batch > 1 { n_tiles.min(1) } else { 0 };
-    let mut plan: Vec<_> = (first > 0).then_some(0..first).into_iter().collect();
-    let mut start = first;
-    while start < n_tiles {
-        plan.push(start..(start + batch).min(n_tiles));
-        start += batch;
-    }
-    plan
 }
 
 /// The spec's ids of `names`; a name it lacks is an error listing the names it has.
@@ -279,19 +264,18 @@ impl Pipeline {
         } else {
             all_tiles.clone()
         };
-        let batch = det.run_batch(model.batch_size);
 
         let mut stats = DecodeStats::default();
         let mut times = RunTimes::default();
         let mut boxes: Vec<Detection> = Vec::new();
         let mut cuts: Vec<CutEdges> = Vec::new();
         let mut tile_classes: Vec<(TileRect, u32, f32)> = Vec::new();
-        let mut canvas = matches!(spec.decoder, DecoderSpec::Anomalib { .. }).then(|| AnomalyCanvas::new(rows, cols));
+        let mut canvas = spec.decoder.anomaly_threshold().map(|_| AnomalyCanvas::new(rows, cols));
         let mut waited = Duration::ZERO;
 
         // Producer: fills the next batch while the model runs the current one. Two tensors
         // circulate (filled, running) instead of a fresh zeroed allocation per batch.
-        let plan = batch_plan(tiles.len(), batch, det.batch_dim() == BatchDim::Dynamic);
+        let plan = det.batch_plan(tiles.len(), model.batch_size);
         std::thread::scope(|s| -> Result<(), InspectError> {
             type Filled = Result<(std::ops::Range<usize>, Array4<f32>), InspectError>;
             let (tx, rx) = mpsc::sync_channel::<Filled>(1);
@@ -303,16 +287,14 @@ impl Pipeline {
                 let mut spare: Vec<Array4<f32>> = Vec::with_capacity(2);
                 for range in plan_ref {
                     let chunk = &tiles_ref[range.clone()];
-                    // Static-batch models get a full batch; the padding tiles are ignored.
-                    let n = if det.batch_dim() == BatchDim::Dynamic { chunk.len() } else { batch };
-                    let shape = (n, recipe_ref.len(), th, tw);
+                    let shape = det.tiles_shape(chunk.len());
                     spare.extend(back_rx.try_iter());
-                    let mut tensor = match spare.iter().position(|t| t.dim() == shape) {
+                    let mut tensor = match spare.iter().position(|t| t.shape() == shape) {
                         Some(i) => spare.swap_remove(i),
                         None => Array4::<f32>::zeros(shape),
                     };
                     let filled = source
-                        .fill_batch(chunk, recipe_ref, tensor.slice_mut(ndarray::s![..chunk.len(), .., .., ..]))
+                        .fill_batch(chunk, recipe_ref, tensor.view_mut())
                         .map(|_| (range.clone(), tensor))
                         .map_err(|e| InspectError::Tiles {
                             scan: scan.display_name(),
@@ -330,11 +312,7 @@ impl Pipeline {
                 waited += t.elapsed();
                 let (range, tensor) = msg?;
                 let chunk = &tiles[range];
-                let input = match spec.input.layout {
-                    Layout::Nchw => tensor.view(),
-                    Layout::Nhwc => tensor.view().permuted_axes([0, 2, 3, 1]),
-                };
-                let decoded = det.run_decode(input, &mut stats, &mut times)?;
+                let decoded = det.run_decode(tensor.view(), &mut stats, &mut times)?;
                 // The producer may be gone (last batch): then the tensor is simply dropped.
                 let _ = back_tx.send(tensor);
                 match decoded {
@@ -392,20 +370,10 @@ impl Pipeline {
                 pseudo_colour: small_colour.as_ref(),
                 r_min_attenuation: 0.05,
             };
-            let n = match det.batch_dim() {
-                BatchDim::Static(n) => n,
-                BatchDim::Dynamic => 1,
-            };
-            let mut tensor = Array4::<f32>::zeros((n, recipe.len(), th, tw));
-            small_source
-                .fill_batch(&[rect], &recipe, tensor.slice_mut(ndarray::s![..1, .., .., ..]))
-                .map_err(tile_err)?;
+            let mut tensor = Array4::<f32>::zeros(det.tiles_shape(1));
+            small_source.fill_batch(&[rect], &recipe, tensor.view_mut()).map_err(tile_err)?;
             timings.preprocess_ms += ms(t.elapsed());
-            let input = match spec.input.layout {
-                Layout::Nchw => tensor.view(),
-                Layout::Nhwc => tensor.view().permuted_axes([0, 2, 3, 1]),
-            };
-            if let Decoded::Boxes(per_tile) = det.run_decode(input, &mut stats, &mut times)? {
+            if let Decoded::Boxes(per_tile) = det.run_decode(tensor.view(), &mut stats, &mut times)? {
                 let (sx, sy) = (cols as f32 / rect.width as f32, rows as f32 / rect.height as f32);
                 for d in per_tile.into_iter().next().unwrap_or_default() {
                     let local = d.bbox.clip(rect.width as f32, rect.height as f32);
@@ -468,10 +436,10 @@ impl Pipeline {
                 BoxXyxy::new(rect.x as f32, rect.y as f32, (rect.x + rect.width) as f32, (rect.y + rect.height) as f32);
             findings.push(make(FindingKind::TileClass, class_id, score, b, None));
         }
-        if let (Some(c), DecoderSpec::Anomalib { threshold, .. }) = (&canvas, &spec.decoder) {
+        if let (Some(c), Some(threshold)) = (&canvas, spec.decoder.anomaly_threshold()) {
             let map = c.average();
             let a = &self.cfg.anomaly;
-            for (b, stats) in regions(&map, *threshold, a.min_region_px, a.eight_connected) {
+            for (b, stats) in regions(&map, threshold, a.min_region_px, a.eight_connected) {
                 let score = stats.peak.clamp(0.0, 1.0);
                 if shown(score) {
                     findings.push(make(FindingKind::AnomalyRegion, 0, score, b, Some(stats)));
@@ -493,19 +461,5 @@ impl Pipeline {
             findings: findings.len(),
         };
         Ok((findings, run))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::batch_plan;
-
-    #[test]
-    fn batch_plan_covers_every_tile_once_and_starts_small_when_it_can() {
-        assert_eq!(batch_plan(10, 4, true), vec![0..1, 1..5, 5..9, 9..10]);
-        assert_eq!(batch_plan(10, 4, false), vec![0..4, 4..8, 8..10]);
-        assert_eq!(batch_plan(1, 8, true), vec![0..1]);
-        assert_eq!(batch_plan(0, 8, true), Vec::<std::ops::Range<usize>>::new());
-        assert_eq!(batch_plan(3, 1, true), vec![0..1, 1..2, 2..3]);
     }
 }
