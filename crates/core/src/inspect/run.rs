@@ -6,14 +6,14 @@
 
 use super::InspectError;
 use super::anomaly::{AnomalyCanvas, regions};
-use super::config::{ConfigError, PipelineConfig};
+use super::config::{ConfigError, PipelineConfig, UnknownClass};
 use super::findings::{
     BoxMm, Finding, FindingKind, Inspection, MaterialEvidence, ModelRun, REPORT_SCHEMA_VERSION, RegionStats,
     StageTimings, decide,
 };
 use crate::detect::decode::DecodeStats;
 use crate::detect::merge::{join_side_by_side, merge_tiles};
-use crate::detect::spec::{Task, ThreatCategory};
+use crate::detect::spec::{ModelSpec, Task, ThreatCategory};
 use crate::detect::{BoxXyxy, CutEdges, Decoded, Detection, Detector, RunTimes};
 use crate::preprocess::render::{Palette, render_material};
 use crate::preprocess::resample::{resample, target_size};
@@ -25,9 +25,10 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Memory the two in-flight input batches of one model may take.
+/// Memory (bytes) the two in-flight input batches of one model may take.
 pub const MAX_BATCH_BYTES: u128 = 4 << 30;
 
+/// A detector with its config entry's settings.
 struct LoadedModel {
     detector: Detector,
     batch_size: usize,
@@ -45,13 +46,13 @@ pub struct Pipeline {
 }
 
 /// The spec's ids of `names`; a name it lacks is an error listing the names it has.
-fn class_ids(spec: &crate::detect::spec::ModelSpec, names: &[String]) -> Result<Vec<u32>, String> {
+fn class_ids(spec: &ModelSpec, names: &[String]) -> Result<Vec<u32>, UnknownClass> {
     names
         .iter()
         .map(|name| {
-            spec.classes.iter().position(|c| &c.name == name).map(|i| i as u32).ok_or_else(|| {
-                let have: Vec<&str> = spec.classes.iter().map(|c| c.name.as_str()).collect();
-                format!("classes names `{name}`, which its spec lacks (it has: {})", have.join(", "))
+            spec.classes.iter().position(|c| &c.name == name).map(|i| i as u32).ok_or_else(|| UnknownClass {
+                name: name.clone(),
+                have: spec.classes.iter().map(|c| c.name.clone()).collect(),
             })
         })
         .collect()
@@ -65,7 +66,7 @@ impl Pipeline {
     /// Loads every enabled model; any bad model or spec fails here, before a scan is read.
     pub fn load(cfg: PipelineConfig) -> Result<Self, InspectError> {
         // A config built in code gets the same checks as one read from a file.
-        cfg.check().map_err(|reason| ConfigError::Invalid { path: cfg.base_dir.join("<pipeline config>"), reason })?;
+        cfg.check().map_err(|source| ConfigError::Invalid { path: cfg.base_dir.join("<pipeline config>"), source })?;
         if crate::runtime::loaded().is_none()
             && let Some(lib) = &cfg.ort_library
         {
@@ -78,25 +79,23 @@ impl Pipeline {
             let detector = Detector::load(&path, spec.as_deref(), &cfg.session)?;
             // Two input batches live at once (one filling, one running): bound them before
             // any allocation, whatever the spec's tile size or the model's static batch say.
-            let [n, c, h, w] = detector.input_shape(detector.run_batch(entry.batch_size));
-            let bytes = 2 * n as u128 * c as u128 * h as u128 * w as u128 * 4;
+            let shape = detector.input_shape(detector.run_batch(entry.batch_size));
+            let bytes = 2 * shape.iter().map(|&d| d as u128).product::<u128>() * 4;
             if bytes > MAX_BATCH_BYTES {
-                return Err(InspectError::Config(ConfigError::Invalid {
-                    path: path.clone(),
-                    reason: format!(
-                        "batches of {n} x {c} x {h} x {w} f32 need {} MiB, over the {} MiB limit; lower batch_size",
-                        bytes >> 20,
-                        MAX_BATCH_BYTES >> 20
-                    ),
+                return Err(InspectError::Config(ConfigError::BatchMemory {
+                    model: path.clone(),
+                    shape,
+                    // u64 MiB, not u128: a 16-byte-aligned field would grow every InspectError.
+                    need_mib: u64::try_from(bytes >> 20).unwrap_or(u64::MAX),
+                    limit_mib: (MAX_BATCH_BYTES >> 20) as u64,
                 }));
             }
             let keep = match &entry.classes {
                 None => None,
-                Some(names) => Some(class_ids(detector.spec(), names).map_err(|reason| {
-                    InspectError::Config(ConfigError::Invalid {
-                        path: cfg.base_dir.join("<pipeline config>"),
-                        reason: format!("model {}: {reason}", path.display()),
-                    })
+                Some(names) => Some(class_ids(detector.spec(), names).map_err(|source| ConfigError::UnknownClass {
+                    path: cfg.base_dir.join("<pipeline config>"),
+                    model: path.clone(),
+                    source,
                 })?),
             };
             models.push(LoadedModel { detector, batch_size: entry.batch_size, min_score: entry.min_score, keep });
@@ -109,20 +108,22 @@ impl Pipeline {
             }
         }
         let extra = cfg.verify.reference.as_ref().map(|p| cfg.resolve(p));
-        let reference = crate::verify::CommodityReference::with_extra(extra.as_deref()).map_err(|e| {
-            InspectError::Config(ConfigError::Invalid { path: cfg.base_dir.clone(), reason: e.to_string() })
-        })?;
+        let reference = crate::verify::CommodityReference::with_extra(extra.as_deref())
+            .map_err(|source| ConfigError::Reference { path: cfg.base_dir.clone(), source })?;
         Ok(Self { cfg, models, reference })
     }
 
+    /// Reads the config file at `config` and loads its models.
     pub fn from_path(config: &Path) -> Result<Self, InspectError> {
         Self::load(PipelineConfig::load(config)?)
     }
 
+    /// The config the pipeline was loaded with.
     pub fn config(&self) -> &PipelineConfig {
         &self.cfg
     }
 
+    /// The loaded detectors, in config order (enabled models only).
     pub fn detectors(&self) -> impl Iterator<Item = &Detector> {
         self.models.iter().map(|m| &m.detector)
     }
