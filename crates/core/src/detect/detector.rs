@@ -1,14 +1,19 @@
 //! A loaded model: spec + sessions, with `pre → run → decode` timed separately.
+//!
+//! Callers hand tiles over channels first (`[n, channels, height, width]`); the detector
+//! permutes them to the model's layout and pads a static batch, so no caller needs to know
+//! either.
 
 use super::DetectError;
 use super::decode::anomaly::{self, AnomalyOutputs, AnomalyTile};
 use super::decode::classify::{self, ClassScores};
-use super::decode::{BoxParams, DecodeStats, ModelOutputs, OutputTensor, end_to_end, yolo_v5, yolo_v8};
+use super::decode::{BoxParams, DecodeError, DecodeStats, ModelOutputs, OutputTensor, end_to_end, yolo_v5, yolo_v8};
 use super::geometry::Detection;
 use super::session::{SessionConfig, SessionPool};
 use super::spec::{self, BatchDim, DecoderSpec, Layout, ModelSpec};
-use ndarray::{ArrayView4, Axis};
+use ndarray::{Array4, ArrayView4, ArrayViewD, Axis, CowArray, Ix4};
 use serde::Serialize;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,12 +30,16 @@ pub enum SpecSource {
 /// Decoded results of a batch, one entry per tile.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded {
+    /// Detections per tile, boxes in the tile's pixels.
     Boxes(Vec<Vec<Detection>>),
+    /// Anomaly map (and score, mask) per tile.
     Anomaly(Vec<AnomalyTile>),
+    /// Top class per tile; `None` where no class cleared its threshold.
     Classes(Vec<Option<ClassScores>>),
 }
 
 impl Decoded {
+    /// Number of tiles.
     pub fn len(&self) -> usize {
         match self {
             Self::Boxes(v) => v.len(),
@@ -39,8 +48,18 @@ impl Decoded {
         }
     }
 
+    /// Whether no tile is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Keeps the first `n` tiles' results (drops those of a static batch's padding).
+    fn truncate(&mut self, n: usize) {
+        match self {
+            Self::Boxes(v) => v.truncate(n),
+            Self::Anomaly(v) => v.truncate(n),
+            Self::Classes(v) => v.truncate(n),
+        }
     }
 
     fn extend(&mut self, other: Self) {
@@ -56,13 +75,18 @@ impl Decoded {
 /// Time spent in ONNX Runtime's `run` versus copying outputs and decoding them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct RunTimes {
+    /// Inside ONNX Runtime's `run`.
     pub ort_run: Duration,
+    /// Reading the outputs out of ONNX Runtime (and converting non-f32 ones).
     pub extract: Duration,
+    /// Decoding the outputs into per-tile results.
     pub decode: Duration,
+    /// Model runs counted.
     pub runs: usize,
 }
 
 impl RunTimes {
+    /// Adds another tally to this one.
     pub fn add(&mut self, o: &Self) {
         self.ort_run += o.ort_run;
         self.extract += o.extract;
@@ -96,22 +120,27 @@ impl Detector {
         Ok(Self { spec, spec_source, pool, batch_dim, path: model.to_path_buf() })
     }
 
+    /// The validated spec.
     pub fn spec(&self) -> &ModelSpec {
         &self.spec
     }
 
+    /// Where the spec came from.
     pub fn spec_source(&self) -> &SpecSource {
         &self.spec_source
     }
 
+    /// The model file.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The model's batch dimension: fixed, or any size.
     pub fn batch_dim(&self) -> BatchDim {
         self.batch_dim
     }
 
+    /// Name of the execution provider the sessions run on (`cpu`, `cuda`, `tensorrt`).
     pub fn provider(&self) -> &'static str {
         self.pool.provider()
     }
@@ -124,7 +153,13 @@ impl Detector {
         }
     }
 
-    /// Input tensor shape for `n` tiles, in the model's layout.
+    /// Tile ranges, one per run, covering `n_tiles` tiles at the configured batch size
+    /// (see [`batch_plan`]).
+    pub fn batch_plan(&self, n_tiles: usize, configured: usize) -> Vec<Range<usize>> {
+        batch_plan(n_tiles, self.run_batch(configured), self.batch_dim == BatchDim::Dynamic)
+    }
+
+    /// Shape of the model's own input tensor for `n` tiles, in its layout.
     pub fn input_shape(&self, n: usize) -> [usize; 4] {
         let i = &self.spec.input;
         match i.layout {
@@ -133,56 +168,75 @@ impl Detector {
         }
     }
 
-    /// One ONNX Runtime run on exactly one model batch; returns the decoder's outputs,
-    /// copied out of ONNX Runtime.
-    pub fn run(&self, input: ArrayView4<'_, f32>, times: &mut RunTimes) -> Result<ModelOutputs<'static>, DetectError> {
-        self.run_with(input, times, |outputs| Ok(outputs.clone().into_owned()))
+    /// Shape `[n, channels, height, width]` of the tile tensor that [`Detector::run`] and
+    /// [`Detector::run_decode`] take for `n` tiles: channels first, whatever the model's layout.
+    pub fn tiles_shape(&self, n: usize) -> [usize; 4] {
+        let i = &self.spec.input;
+        [n, i.channels.len(), i.height, i.width]
     }
 
-    /// One run of `batch` tiles, decoded while the outputs still sit in ONNX Runtime's
-    /// buffers: a detection head of a few MB per batch is read in place, not copied.
+    /// One ONNX Runtime run of `tiles` (channels first, at most one model batch); returns
+    /// the decoder's outputs for the whole run (a static batch's padding included), copied
+    /// out of ONNX Runtime.
+    pub fn run(&self, tiles: ArrayView4<'_, f32>, times: &mut RunTimes) -> Result<ModelOutputs<'static>, DetectError> {
+        let input = self.model_input(tiles)?;
+        self.run_with(&input, times, |outputs| Ok(outputs.clone().into_owned()))
+    }
+
+    /// One run of `tiles` (channels first, at most one model batch), decoded while the
+    /// outputs still sit in ONNX Runtime's buffers: a detection head of a few MB per batch
+    /// is read in place, not copied. One result per tile handed in.
     pub fn run_decode(
         &self,
-        input: ArrayView4<'_, f32>,
+        tiles: ArrayView4<'_, f32>,
         stats: &mut DecodeStats,
         times: &mut RunTimes,
     ) -> Result<Decoded, DetectError> {
+        let n = tiles.shape()[0];
+        let input = self.model_input(tiles)?;
         let batch = input.shape()[0];
         let mut decode_time = std::time::Duration::ZERO;
-        let decoded = self.run_with(input, times, |outputs| {
+        let mut decoded = self.run_with(&input, times, |outputs| {
             let t = Instant::now();
             let d = self.decode(outputs, batch, stats);
             decode_time = t.elapsed();
             d
         })?;
         times.decode += decode_time;
+        decoded.truncate(n);
         Ok(decoded)
     }
 
-    /// Runs one batch and hands the outputs (f32 ones borrowed from ONNX Runtime) to `f`.
+    /// The model's input for `tiles` (channels first): permuted to the model's layout and,
+    /// under a static batch larger than the tile count, padded with zero tiles.
+    fn model_input<'a>(&self, tiles: ArrayView4<'a, f32>) -> Result<CowArray<'a, f32, Ix4>, DetectError> {
+        let n = tiles.shape()[0];
+        let run_n = match self.batch_dim {
+            BatchDim::Static(b) => b,
+            BatchDim::Dynamic => n,
+        };
+        if tiles.shape() != self.tiles_shape(n) || n == 0 || n > run_n {
+            return Err(DetectError::Input {
+                model: self.path.clone(),
+                expected: self.tiles_shape(run_n).to_vec(),
+                found: tiles.shape().to_vec(),
+            });
+        }
+        Ok(to_model_input(tiles, self.spec.input.layout, run_n))
+    }
+
+    /// Runs one model batch (already in the model's layout) and hands the outputs (f32
+    /// ones borrowed from ONNX Runtime) to `f`.
     fn run_with<R>(
         &self,
-        input: ArrayView4<'_, f32>,
+        input: &CowArray<'_, f32, Ix4>,
         times: &mut RunTimes,
         f: impl FnOnce(&ModelOutputs<'_>) -> Result<R, DetectError>,
     ) -> Result<R, DetectError> {
-        let n = input.shape()[0];
-        let expected = self.input_shape(n);
-        if input.shape() != expected || n == 0 || matches!(self.batch_dim, BatchDim::Static(b) if b != n) {
-            return Err(DetectError::Input {
-                model: self.path.clone(),
-                expected: match self.batch_dim {
-                    BatchDim::Static(b) => self.input_shape(b).to_vec(),
-                    BatchDim::Dynamic => expected.to_vec(),
-                },
-                found: input.shape().to_vec(),
-            });
-        }
-        let input = input.as_standard_layout();
         let run_err = |source: ort::Error| DetectError::Run { model: self.path.clone(), source };
         let wanted: Vec<String> = self.spec.decoder.outputs().into_iter().map(str::to_string).collect();
         self.pool.with_session(|session| {
-            let tensor = ort::value::TensorRef::from_array_view(&input).map_err(run_err)?;
+            let tensor = ort::value::TensorRef::from_array_view(input).map_err(run_err)?;
             let t0 = Instant::now();
             let outputs = session.run(ort::inputs![self.spec.input.name.as_str() => tensor]).map_err(run_err)?;
             let t1 = Instant::now();
@@ -228,65 +282,49 @@ impl Detector {
         batch: usize,
         stats: &mut DecodeStats,
     ) -> Result<Decoded, DetectError> {
-        let decode_err = |source| DetectError::Decode { model: self.path.clone(), source };
-        let box_params = |iou_threshold: f32, max_detections: usize| BoxParams {
-            class_thresholds: self.spec.class_thresholds(),
-            iou_threshold,
-            max_detections,
+        self.decode_outputs(outputs, batch, stats)
+            .map_err(|source| DetectError::Decode { model: self.path.clone(), source })
+    }
+
+    fn decode_outputs(
+        &self,
+        outputs: &ModelOutputs,
+        batch: usize,
+        stats: &mut DecodeStats,
+    ) -> Result<Decoded, DecodeError> {
+        type BoxDecoder = fn(
+            ArrayViewD<'_, f32>,
+            &str,
+            usize,
+            &BoxParams,
+            &mut DecodeStats,
+        ) -> Result<Vec<Vec<Detection>>, DecodeError>;
+        let mut boxes = |decode: BoxDecoder, output: &str| {
+            let params = self.spec.decoder.box_params(self.spec.class_thresholds()).expect("a box decoder");
+            Ok(Decoded::Boxes(decode(outputs.f32(output)?, output, batch, &params, stats)?))
         };
-        let out = match &self.spec.decoder {
-            DecoderSpec::Yolov8 { output, iou_threshold, max_detections } => Decoded::Boxes(
-                yolo_v8::decode(
-                    outputs.f32(output).map_err(decode_err)?,
-                    output,
-                    batch,
-                    &box_params(*iou_threshold, *max_detections),
-                    stats,
-                )
-                .map_err(decode_err)?,
-            ),
-            DecoderSpec::Yolov5 { output, iou_threshold, max_detections } => Decoded::Boxes(
-                yolo_v5::decode(
-                    outputs.f32(output).map_err(decode_err)?,
-                    output,
-                    batch,
-                    &box_params(*iou_threshold, *max_detections),
-                    stats,
-                )
-                .map_err(decode_err)?,
-            ),
-            DecoderSpec::EndToEnd { output, max_detections } => Decoded::Boxes(
-                end_to_end::decode(
-                    outputs.f32(output).map_err(decode_err)?,
-                    output,
-                    batch,
-                    &box_params(0.0, *max_detections),
-                    stats,
-                )
-                .map_err(decode_err)?,
-            ),
+        match &self.spec.decoder {
+            DecoderSpec::Yolov8(head) => boxes(yolo_v8::decode, &head.output),
+            DecoderSpec::Yolov5(head) => boxes(yolo_v5::decode, &head.output),
+            DecoderSpec::EndToEnd { output, .. } => boxes(end_to_end::decode, output),
             DecoderSpec::Anomalib { map_output, score_output, mask_output, .. } => {
                 let names =
                     AnomalyOutputs { map: map_output.clone(), score: score_output.clone(), mask: mask_output.clone() };
-                Decoded::Anomaly(anomaly::decode(outputs, &names, batch, stats).map_err(decode_err)?)
+                Ok(Decoded::Anomaly(anomaly::decode(outputs, &names, batch, stats)?))
             }
-            DecoderSpec::Classification { output, activation } => Decoded::Classes(
-                classify::decode(
-                    outputs.f32(output).map_err(decode_err)?,
-                    output,
-                    batch,
-                    *activation,
-                    &self.spec.class_thresholds(),
-                    stats,
-                )
-                .map_err(decode_err)?,
-            ),
-        };
-        Ok(out)
+            DecoderSpec::Classification { output, activation } => Ok(Decoded::Classes(classify::decode(
+                outputs.f32(output)?,
+                output,
+                batch,
+                *activation,
+                &self.spec.class_thresholds(),
+                stats,
+            )?)),
+        }
     }
 
-    /// Runs any number of tiles, `batch` at a time (the model's own batch when static),
-    /// and decodes them: results come back one per tile, in order.
+    /// Runs any number of tiles (channels first), `batch` at a time (the model's own batch
+    /// when static), and decodes them: results come back one per tile, in order.
     pub fn infer(
         &self,
         input: ArrayView4<'_, f32>,
@@ -308,5 +346,73 @@ impl Detector {
             spec::Task::AnomalyMap => Decoded::Anomaly(Vec::new()),
             spec::Task::Classify => Decoded::Classes(Vec::new()),
         }))
+    }
+}
+
+/// `tiles` (channels first) as one run's input: in `layout`, in standard memory order, and
+/// padded with zero tiles up to `run_n`. Borrowed when nothing needs to change.
+fn to_model_input(tiles: ArrayView4<'_, f32>, layout: Layout, run_n: usize) -> CowArray<'_, f32, Ix4> {
+    let n = tiles.shape()[0];
+    let tiles = match layout {
+        Layout::Nchw => tiles,
+        Layout::Nhwc => tiles.permuted_axes([0, 2, 3, 1]),
+    };
+    if n >= run_n {
+        return if tiles.is_standard_layout() { tiles.into() } else { tiles.as_standard_layout().into_owned().into() };
+    }
+    let mut shape = tiles.raw_dim();
+    shape[0] = run_n;
+    let mut padded = Array4::<f32>::zeros(shape);
+    padded.slice_mut(ndarray::s![..n, .., .., ..]).assign(&tiles);
+    padded.into()
+}
+
+/// Tile ranges per model run. With a dynamic batch dimension the first run takes one tile:
+/// the model starts after one tile is filled instead of a whole batch, and the rest is filled
+/// while it runs.
+pub fn batch_plan(n_tiles: usize, batch: usize, dynamic: bool) -> Vec<Range<usize>> {
+    let batch = batch.max(1);
+    let first = if dynamic && batch > 1 { n_tiles.min(1) } else { 0 };
+    let mut plan: Vec<_> = (first > 0).then_some(0..first).into_iter().collect();
+    let mut start = first;
+    while start < n_tiles {
+        plan.push(start..(start + batch).min(n_tiles));
+        start += batch;
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_input_permutes_and_pads() {
+        // Two tiles of 2 channels x 1 row x 3 columns; value = 100 tile + 10 channel + column.
+        let tiles = Array4::from_shape_fn((2, 2, 1, 3), |(n, c, _, x)| (100 * n + 10 * c + x) as f32);
+        let same = to_model_input(tiles.view(), Layout::Nchw, 2);
+        assert!(same.is_view(), "no copy when nothing changes");
+        assert_eq!(same, tiles);
+        let nhwc = to_model_input(tiles.view(), Layout::Nhwc, 2);
+        assert_eq!(nhwc.shape(), [2, 1, 3, 2]);
+        assert!(nhwc.is_standard_layout());
+        assert_eq!((nhwc[[1, 0, 2, 0]], nhwc[[1, 0, 2, 1]]), (102.0, 112.0));
+        // A static batch of 4: the two tiles, then zero tiles the decoder's results drop.
+        let padded = to_model_input(tiles.view(), Layout::Nhwc, 4);
+        assert_eq!(padded.shape(), [4, 1, 3, 2]);
+        assert_eq!(padded.slice(ndarray::s![..2, .., .., ..]), nhwc);
+        assert!(padded.slice(ndarray::s![2.., .., .., ..]).iter().all(|&v| v == 0.0));
+        let padded = to_model_input(tiles.view(), Layout::Nchw, 3);
+        assert_eq!(padded.slice(ndarray::s![..2, .., .., ..]), tiles);
+        assert_eq!(padded.shape(), [3, 2, 1, 3]);
+    }
+
+    #[test]
+    fn batch_plan_covers_every_tile_once_and_starts_small_when_it_can() {
+        assert_eq!(batch_plan(10, 4, true), vec![0..1, 1..5, 5..9, 9..10]);
+        assert_eq!(batch_plan(10, 4, false), vec![0..4, 4..8, 8..10]);
+        assert_eq!(batch_plan(1, 8, true), vec![0..1]);
+        assert_eq!(batch_plan(0, 8, true), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(batch_plan(3, 1, true), vec![0..1, 1..2, 2..3]);
     }
 }

@@ -6,13 +6,18 @@ use serde::{Deserialize, Serialize};
 /// the detector (rows). A box with `x2 < x1` or `y2 < y1` has zero area.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BoxXyxy {
+    /// Left edge, pixels.
     pub x1: f32,
+    /// Top edge, pixels.
     pub y1: f32,
+    /// Right edge, pixels.
     pub x2: f32,
+    /// Bottom edge, pixels.
     pub y2: f32,
 }
 
 impl BoxXyxy {
+    /// From its corners, in pixels.
     pub const fn new(x1: f32, y1: f32, x2: f32, y2: f32) -> Self {
         Self { x1, y1, x2, y2 }
     }
@@ -22,18 +27,22 @@ impl BoxXyxy {
         Self::new(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0)
     }
 
+    /// Width in pixels; 0 when inverted.
     pub fn width(&self) -> f32 {
         (self.x2 - self.x1).max(0.0)
     }
 
+    /// Height in pixels; 0 when inverted.
     pub fn height(&self) -> f32 {
         (self.y2 - self.y1).max(0.0)
     }
 
+    /// Area in square pixels; 0 when inverted.
     pub fn area(&self) -> f32 {
         self.width() * self.height()
     }
 
+    /// Whether every corner is finite.
     pub fn is_finite(&self) -> bool {
         self.x1.is_finite() && self.y1.is_finite() && self.x2.is_finite() && self.y2.is_finite()
     }
@@ -69,10 +78,12 @@ impl BoxXyxy {
         Self::new(self.x1.min(other.x1), self.y1.min(other.y1), self.x2.max(other.x2), self.y2.max(other.y2))
     }
 
+    /// Moved by `dx` along and `dy` down, in pixels.
     pub fn translate(&self, dx: f32, dy: f32) -> Self {
         Self::new(self.x1 + dx, self.y1 + dy, self.x2 + dx, self.y2 + dy)
     }
 
+    /// Every coordinate multiplied: `x` by `sx`, `y` by `sy` (from one pixel grid to another).
     pub fn scale(&self, sx: f32, sy: f32) -> Self {
         Self::new(self.x1 * sx, self.y1 * sy, self.x2 * sx, self.y2 * sy)
     }
@@ -100,6 +111,7 @@ pub enum MatchMetric {
 }
 
 impl MatchMetric {
+    /// The overlap of `a` and `b` under this metric, 0..=1.
     pub fn overlap(self, a: &BoxXyxy, b: &BoxXyxy) -> f32 {
         match self {
             Self::Iou => a.iou(b),
@@ -111,8 +123,11 @@ impl MatchMetric {
 /// One detection: a box, its confidence and class index into the model's class list.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
+    /// The box, in the pixels of the image it was found in (tile or scan).
     pub bbox: BoxXyxy,
+    /// Confidence, 0..=1.
     pub score: f32,
+    /// Index into the model's class list.
     pub class_id: u32,
 }
 

@@ -39,12 +39,15 @@ pub enum MergedBox {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MergeConfig {
+    /// What to do with a group of matching boxes.
     pub method: MergeMethod,
+    /// How overlap is measured.
     pub metric: MatchMetric,
     /// Overlap above which two boxes are the same object.
     pub threshold: f32,
     /// Merge boxes of different classes too (the merged class is the best member's).
     pub class_agnostic: bool,
+    /// Which box a merged group reports.
     pub merged_box: MergedBox,
     /// Join boxes cut by an interior tile edge with their continuation in the neighbour tile.
     pub stitch_cut_boxes: bool,
@@ -338,9 +341,13 @@ pub fn merge(dets: &[Detection], cfg: &MergeConfig) -> Vec<Detection> {
 /// into the neighbouring tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CutEdges {
+    /// The box's left side lies on the tile's interior left edge.
     pub left: bool,
+    /// The box's top side lies on the tile's interior top edge.
     pub top: bool,
+    /// The box's right side lies on the tile's interior right edge.
     pub right: bool,
+    /// The box's bottom side lies on the tile's interior bottom edge.
     pub bottom: bool,
 }
 
@@ -356,6 +363,7 @@ impl CutEdges {
         }
     }
 
+    /// Whether any side is cut.
     pub fn any(&self) -> bool {
         self.left || self.top || self.right || self.bottom
     }
@@ -368,6 +376,49 @@ fn span_overlap(a0: f32, a1: f32, b0: f32, b1: f32) -> f32 {
     if shorter > 0.0 { inter / shorter } else { 0.0 }
 }
 
+/// Disjoint sets of detection indices, for pieces that join transitively. A union keeps
+/// the lower index as the root, so a set's root is its first member in input order.
+struct UnionFind {
+    parent: Vec<usize>,
+}
+
+impl UnionFind {
+    fn new(n: usize) -> Self {
+        Self { parent: (0..n).collect() }
+    }
+
+    /// The set's root, halving the path on the way.
+    fn root(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+
+    fn union(&mut self, i: usize, j: usize) {
+        let (ri, rj) = (self.root(i), self.root(j));
+        self.parent[ri.max(rj)] = ri.min(rj);
+    }
+
+    /// One detection per set, in the order of each set's first member: the union of its
+    /// boxes, with the best member's score and class (the earlier one on a tie).
+    fn join(mut self, dets: &[Detection]) -> Vec<Detection> {
+        let mut out: Vec<Option<Detection>> = vec![None; dets.len()];
+        for (i, &d) in dets.iter().enumerate() {
+            let r = self.root(i);
+            out[r] = Some(match out[r] {
+                None => d,
+                Some(acc) => {
+                    let best = if d.score > acc.score { d } else { acc };
+                    Detection { bbox: acc.bbox.union_box(&d.bbox), score: best.score, class_id: best.class_id }
+                }
+            });
+        }
+        out.into_iter().flatten().collect()
+    }
+}
+
 /// Joins pieces of one object that tile edges cut apart: a box cut on its right side and
 /// one cut on its left side that meet (their x ranges touch or overlap) and share most of
 /// their height (`threshold` of the shorter span) become one box; likewise top/bottom.
@@ -376,14 +427,7 @@ fn span_overlap(a0: f32, a1: f32, b0: f32, b1: f32) -> f32 {
 pub fn stitch_cut_boxes(dets: &[Detection], cuts: &[CutEdges], threshold: f32, class_agnostic: bool) -> Vec<Detection> {
     debug_assert_eq!(dets.len(), cuts.len());
     let n = dets.len();
-    let mut parent: Vec<usize> = (0..n).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
+    let mut sets = UnionFind::new(n);
     let cut_idx: Vec<usize> = (0..n).filter(|&i| cuts[i].any()).collect();
     for (p, &i) in cut_idx.iter().enumerate() {
         for &j in &cut_idx[p + 1..] {
@@ -403,23 +447,11 @@ pub fn stitch_cut_boxes(dets: &[Detection], cuts: &[CutEdges], threshold: f32, c
                 || vertical(&ba, &bb, &cuts[i], &cuts[j])
                 || vertical(&bb, &ba, &cuts[j], &cuts[i]);
             if joined {
-                let (ri, rj) = (root(&mut parent, i), root(&mut parent, j));
-                parent[ri.max(rj)] = ri.min(rj);
+                sets.union(i, j);
             }
         }
     }
-    let mut out: Vec<Option<Detection>> = vec![None; n];
-    for (i, &d) in dets.iter().enumerate() {
-        let r = root(&mut parent, i);
-        out[r] = Some(match out[r] {
-            None => d,
-            Some(acc) => {
-                let best = if d.score > acc.score { d } else { acc };
-                Detection { bbox: acc.bbox.union_box(&d.bbox), score: best.score, class_id: best.class_id }
-            }
-        });
-    }
-    out.into_iter().flatten().collect()
+    sets.join(dets)
 }
 
 /// Share of the shorter box's height two side-by-side boxes must share to be joined.
@@ -436,14 +468,7 @@ pub fn join_side_by_side(dets: &[Detection], classes: &[u32]) -> Vec<Detection> 
         return dets.to_vec();
     }
     let n = dets.len();
-    let mut parent: Vec<usize> = (0..n).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
+    let mut sets = UnionFind::new(n);
     for &class in classes {
         // Non-finite corners never join (the decoder drops them; this keeps the sweep sound).
         let mut idx: Vec<usize> = (0..n).filter(|&i| dets[i].class_id == class && dets[i].bbox.is_finite()).collect();
@@ -459,24 +484,12 @@ pub fn join_side_by_side(dets: &[Detection], classes: &[u32]) -> Vec<Detection> 
                 let gap = a.x1.max(b.x1) - a.x2.min(b.x2);
                 let shared = a.y2.min(b.y2) - a.y1.max(b.y1);
                 if gap <= 0.0 && shared >= JOIN_MIN_SHARED_HEIGHT * a.height().min(b.height()) {
-                    let (ri, rj) = (root(&mut parent, i), root(&mut parent, j));
-                    parent[ri.max(rj)] = ri.min(rj);
+                    sets.union(i, j);
                 }
             }
         }
     }
-    let mut out: Vec<Option<Detection>> = vec![None; n];
-    for (i, &d) in dets.iter().enumerate() {
-        let r = root(&mut parent, i);
-        out[r] = Some(match out[r] {
-            None => d,
-            Some(acc) => {
-                let best = if d.score > acc.score { d } else { acc };
-                Detection { bbox: acc.bbox.union_box(&d.bbox), score: best.score, class_id: best.class_id }
-            }
-        });
-    }
-    out.into_iter().flatten().collect()
+    sets.join(dets)
 }
 
 /// Stitching (when configured) then merging: the whole cross-tile step.
@@ -829,6 +842,23 @@ mod tests {
         assert_eq!(out.len(), 3, "{out:?}");
         assert!(out[0].bbox.x1.is_nan() && out[1] == dets[1]);
         assert_eq!(out[2], Detection { bbox: BoxXyxy::new(5.0, 0.0, 12.0, 10.0), score: 0.7, class_id: 0 });
+    }
+
+    #[test]
+    fn union_find_joins_transitively_in_first_member_order() {
+        let dets = [
+            det(20.0, 0.0, 30.0, 10.0, 0.2, 1),
+            det(0.0, 0.0, 5.0, 5.0, 0.5, 0),
+            det(0.0, 0.0, 10.0, 10.0, 0.9, 2),
+            det(10.0, 0.0, 20.0, 10.0, 0.9, 3),
+        ];
+        let mut sets = UnionFind::new(dets.len());
+        sets.union(3, 2);
+        sets.union(0, 3);
+        assert_eq!((sets.root(2), sets.root(3), sets.root(1)), (0, 0, 1));
+        // 0, 2 and 3 are one set led by 0; the tie at 0.9 keeps the earlier member's class.
+        let joined = sets.join(&dets);
+        assert_eq!(joined, vec![det(0.0, 0.0, 30.0, 10.0, 0.9, 2), dets[1]]);
     }
 
     #[test]

@@ -22,24 +22,69 @@ use std::path::PathBuf;
 /// Everything that can go wrong loading or running a detector.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
+    /// ONNX Runtime could not be loaded.
     #[error(transparent)]
     Runtime(#[from] crate::runtime::RuntimeError),
+    /// A model was loaded before ONNX Runtime.
     #[error("ONNX Runtime is not loaded: call nii_atr::runtime::init first")]
     RuntimeNotLoaded,
+    /// No file at the model path.
     #[error("{}: model file not found", .path.display())]
-    ModelMissing { path: PathBuf },
+    ModelMissing {
+        /// The model path.
+        path: PathBuf,
+    },
+    /// ONNX Runtime refused the model file.
     #[error("{}: cannot load model (corrupt, truncated or not ONNX?): {source}", .path.display())]
-    ModelLoad { path: PathBuf, source: ort::Error },
+    ModelLoad {
+        /// The model file.
+        path: PathBuf,
+        /// ONNX Runtime's error.
+        source: ort::Error,
+    },
+    /// The model has an input or output nii-atr cannot feed or read.
     #[error("{}: unsupported model: {reason}", .path.display())]
-    Unsupported { path: PathBuf, reason: String },
+    Unsupported {
+        /// The model file.
+        path: PathBuf,
+        /// What is unsupported.
+        reason: String,
+    },
+    /// The spec is unreadable, inconsistent or disagrees with the model.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// A GPU provider is unavailable and `require_gpu` is set.
     #[error("execution provider `{provider}` unavailable and require_gpu forbids falling back to CPU: {reason}")]
-    Provider { provider: String, reason: String },
+    Provider {
+        /// The provider asked for.
+        provider: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The tiles handed to a run have the wrong shape.
     #[error("{}: input tensor has shape {found:?}, the model takes {expected:?}", .model.display())]
-    Input { model: PathBuf, expected: Vec<usize>, found: Vec<usize> },
+    Input {
+        /// The model file.
+        model: PathBuf,
+        /// The shape a run takes, `[tiles, channels, height, width]`.
+        expected: Vec<usize>,
+        /// The shape handed over.
+        found: Vec<usize>,
+    },
+    /// ONNX Runtime failed during a run.
     #[error("{}: ONNX Runtime run failed: {source}", .model.display())]
-    Run { model: PathBuf, source: ort::Error },
+    Run {
+        /// The model file.
+        model: PathBuf,
+        /// ONNX Runtime's error.
+        source: ort::Error,
+    },
+    /// The model's outputs do not fit its decoder.
     #[error("{}: {source}", .model.display())]
-    Decode { model: PathBuf, source: decode::DecodeError },
+    Decode {
+        /// The model file.
+        model: PathBuf,
+        /// What does not fit.
+        source: decode::DecodeError,
+    },
 }

@@ -37,20 +37,29 @@
 //! carry `names`, `imgsz`, `task`) and the output shapes. [`validate`] then checks the
 //! spec against the model's real inputs and outputs before any scan runs.
 
+use super::decode::BoxParams;
 use super::decode::classify::Activation;
-use crate::preprocess::tiles::{ChannelRecipe, ChannelSpec};
+use crate::preprocess::tiles::{Channel, ChannelRecipe, ChannelSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The spec schema version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Largest input side (pixels) a spec may ask for: a tile bigger than this is no tile, and
+/// the bound guards every tensor allocation downstream.
+pub const MAX_INPUT_SIDE: usize = 8192;
 
 /// What the model does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Task {
+    /// Boxes with a class and a score per object.
     Detect,
+    /// A per-pixel anomaly score map per tile.
     AnomalyMap,
+    /// One class per tile.
     Classify,
 }
 
@@ -58,29 +67,37 @@ pub enum Task {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
+    /// Batch, channels, height, width (PyTorch's order).
     #[default]
     Nchw,
+    /// Batch, height, width, channels (channels last, TensorFlow's order).
     Nhwc,
 }
 
+/// The model's one input: its name, layout, tile size and channel recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
+    /// Name of the model's input tensor.
     pub name: String,
+    /// Memory order the model takes; tiles are filled channels first and permuted for it.
     #[serde(default)]
     pub layout: Layout,
+    /// Tile width in pixels (along the scan).
     pub width: usize,
+    /// Tile height in pixels (down the detector).
     pub height: usize,
     /// The scan core's channel recipe: channels in model order, each with its
     /// normalisation `(x - mean) / std`.
     pub channels: Vec<ChannelSpec>,
     /// Pixel pitch (mm, both axes) the model was trained at. A scan at another pitch is
-    /// resampled to it before tiling (`inspect::pitch`); absent: every scan runs at its own.
+    /// resampled to it before tiling (`preprocess::resample`); absent: every scan runs at its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pixel_pitch_mm: Option<f32>,
 }
 
 impl InputSpec {
+    /// The channels as the scan core's recipe, to fill tiles with.
     pub fn recipe(&self) -> ChannelRecipe {
         ChannelRecipe { channels: self.channels.clone() }
     }
@@ -102,41 +119,53 @@ fn default_anomaly_threshold() -> f32 {
     0.5
 }
 
+/// An anchor-based box head whose duplicates NMS removes (the YOLOv5 and YOLOv8 layouts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NmsHeadSpec {
+    /// Name of the output tensor.
+    #[serde(default = "default_output")]
+    pub output: String,
+    /// IoU (0..=1) above which NMS drops the weaker of two same-class boxes in a tile.
+    #[serde(default = "default_iou")]
+    pub iou_threshold: f32,
+    /// Detections kept per tile after NMS, best first.
+    #[serde(default = "default_max_det")]
+    pub max_detections: usize,
+}
+
+impl Default for NmsHeadSpec {
+    fn default() -> Self {
+        Self { output: default_output(), iou_threshold: default_iou(), max_detections: default_max_det() }
+    }
+}
+
 /// How to read the outputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DecoderSpec {
     /// `[N, 4 + nc, A]`.
-    Yolov8 {
-        #[serde(default = "default_output")]
-        output: String,
-        #[serde(default = "default_iou")]
-        iou_threshold: f32,
-        #[serde(default = "default_max_det")]
-        max_detections: usize,
-    },
+    Yolov8(NmsHeadSpec),
     /// `[N, A, 5 + nc]`.
-    Yolov5 {
-        #[serde(default = "default_output")]
-        output: String,
-        #[serde(default = "default_iou")]
-        iou_threshold: f32,
-        #[serde(default = "default_max_det")]
-        max_detections: usize,
-    },
+    Yolov5(NmsHeadSpec),
     /// `[N, K, 6]`, NMS-free.
     EndToEnd {
+        /// Name of the output tensor.
         #[serde(default = "default_output")]
         output: String,
+        /// Detections kept per tile, best first.
         #[serde(default = "default_max_det")]
         max_detections: usize,
     },
     /// anomalib 2.x: `anomaly_map`, `pred_score`, optional `pred_mask`.
     Anomalib {
+        /// Name of the per-pixel anomaly map output.
         #[serde(default = "default_map")]
         map_output: String,
+        /// Name of the per-tile score output, if the model has one.
         #[serde(default)]
         score_output: Option<String>,
+        /// Name of the boolean mask output, if the model has one.
         #[serde(default)]
         mask_output: Option<String>,
         /// Map value above which a pixel is anomalous (before region extraction).
@@ -145,18 +174,21 @@ pub enum DecoderSpec {
     },
     /// `[N, nc]`.
     Classification {
+        /// Name of the output tensor.
         #[serde(default = "default_output")]
         output: String,
+        /// How raw outputs become class probabilities.
         #[serde(default)]
         activation: Activation,
     },
 }
 
 impl DecoderSpec {
+    /// The decoder's name as specs spell it (`kind = "..."`).
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Yolov8 { .. } => "yolov8",
-            Self::Yolov5 { .. } => "yolov5",
+            Self::Yolov8(_) => "yolov8",
+            Self::Yolov5(_) => "yolov5",
             Self::EndToEnd { .. } => "end_to_end",
             Self::Anomalib { .. } => "anomalib",
             Self::Classification { .. } => "classification",
@@ -166,7 +198,7 @@ impl DecoderSpec {
     /// The task this decoder serves.
     pub fn task(&self) -> Task {
         match self {
-            Self::Yolov8 { .. } | Self::Yolov5 { .. } | Self::EndToEnd { .. } => Task::Detect,
+            Self::Yolov8(_) | Self::Yolov5(_) | Self::EndToEnd { .. } => Task::Detect,
             Self::Anomalib { .. } => Task::AnomalyMap,
             Self::Classification { .. } => Task::Classify,
         }
@@ -175,8 +207,8 @@ impl DecoderSpec {
     /// Output names the decoder reads.
     pub fn outputs(&self) -> Vec<&str> {
         match self {
-            Self::Yolov8 { output, .. }
-            | Self::Yolov5 { output, .. }
+            Self::Yolov8(NmsHeadSpec { output, .. })
+            | Self::Yolov5(NmsHeadSpec { output, .. })
             | Self::EndToEnd { output, .. }
             | Self::Classification { output, .. } => vec![output],
             Self::Anomalib { map_output, score_output, mask_output, .. } => std::iter::once(map_output.as_str())
@@ -185,17 +217,43 @@ impl DecoderSpec {
                 .collect(),
         }
     }
+
+    /// The map value above which a pixel is anomalous, for a decoder whose output is an
+    /// anomaly map; `None` for every other decoder.
+    pub fn anomaly_threshold(&self) -> Option<f32> {
+        match self {
+            Self::Anomalib { threshold, .. } => Some(*threshold),
+            _ => None,
+        }
+    }
+
+    /// Box-decoder thresholds for a model with these per-class score thresholds; `None` for
+    /// a decoder that gives no boxes. NMS-free heads get IoU 0 (no NMS runs).
+    pub fn box_params(&self, class_thresholds: Vec<f32>) -> Option<BoxParams> {
+        let (iou_threshold, max_detections) = match self {
+            Self::Yolov8(h) | Self::Yolov5(h) => (h.iou_threshold, h.max_detections),
+            Self::EndToEnd { max_detections, .. } => (0.0, *max_detections),
+            Self::Anomalib { .. } | Self::Classification { .. } => return None,
+        };
+        Some(BoxParams { class_thresholds, iou_threshold, max_detections })
+    }
 }
 
 /// What a class means for the officer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThreatCategory {
+    /// Firearms, knives and their parts.
     Weapon,
+    /// Explosives and their precursors.
     Explosive,
+    /// Drugs.
     Narcotics,
+    /// Banknotes in bulk.
     Currency,
+    /// Cigarettes and other tobacco.
     Tobacco,
+    /// Spirits and other drink.
     Alcohol,
     /// Dense material that could hide something (lead, thick steel).
     Shielding,
@@ -210,10 +268,13 @@ pub enum ThreatCategory {
     Unknown,
 }
 
+/// One class of the model, in output order (the class id is its index).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassSpec {
+    /// Class name, as findings report it.
     pub name: String,
+    /// What the class means for the officer.
     #[serde(default)]
     pub threat: ThreatCategory,
     /// Overrides the spec's `score_threshold` for this class.
@@ -225,18 +286,28 @@ fn default_score_threshold() -> f32 {
     0.25
 }
 
+/// What a detector is, how to feed it and how to read its outputs: the sidecar file's
+/// contents (module docs show one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
+    /// Must be [`SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// Model name, as findings and reports name it.
     pub name: String,
+    /// Model version, free text.
     #[serde(default)]
     pub version: String,
+    /// What the model does; must fit the decoder.
     pub task: Task,
+    /// Minimum score (0..=1) of a detection or class, unless its class sets its own.
     #[serde(default = "default_score_threshold")]
     pub score_threshold: f32,
+    /// The model's input.
     pub input: InputSpec,
+    /// How to read the outputs.
     pub decoder: DecoderSpec,
+    /// Classes in output order; empty for anomaly models.
     #[serde(default)]
     pub classes: Vec<ClassSpec>,
 }
@@ -247,10 +318,12 @@ impl ModelSpec {
         self.classes.iter().map(|c| c.score_threshold.unwrap_or(self.score_threshold)).collect()
     }
 
+    /// Name of class `id`; `?` when the spec has no such class.
     pub fn class_name(&self, id: u32) -> &str {
         self.classes.get(id as usize).map_or("?", |c| c.name.as_str())
     }
 
+    /// Threat category of class `id`; [`ThreatCategory::Unknown`] when the spec has no such class.
     pub fn threat_of(&self, id: u32) -> ThreatCategory {
         self.classes.get(id as usize).map_or(ThreatCategory::Unknown, |c| c.threat)
     }
@@ -264,54 +337,48 @@ impl ModelSpec {
             }
             _ => toml::from_str(&text).map_err(|source| SpecError::Toml { path: path.into(), source })?,
         };
-        spec.check().map_err(|reason| SpecError::Invalid { path: path.into(), reason })?;
+        spec.check().map_err(|source| SpecError::Invalid { path: path.into(), source })?;
         Ok(spec)
     }
 
     /// Internal consistency, independent of any model file.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SpecCheckError> {
+        use SpecCheckError as E;
         if self.schema_version != SCHEMA_VERSION {
-            return Err(format!(
-                "schema_version {} is not supported (this build reads {SCHEMA_VERSION})",
-                self.schema_version
-            ));
+            return Err(E::SchemaVersion { found: self.schema_version });
         }
         if self.decoder.task() != self.task {
-            return Err(format!("task {:?} does not fit decoder `{}`", self.task, self.decoder.kind()));
+            return Err(E::TaskDecoder { task: self.task, decoder: self.decoder.kind() });
         }
         let i = &self.input;
         if i.channels.is_empty() {
-            return Err("input.channels is empty".into());
+            return Err(E::NoChannels);
         }
-        // A tile bigger than this is no tile: it guards every tensor allocation downstream.
-        const MAX_SIDE: usize = 8192;
-        if i.width == 0 || i.height == 0 || i.width > MAX_SIDE || i.height > MAX_SIDE {
-            return Err(format!("input size {}x{} outside 1..={MAX_SIDE}", i.width, i.height));
+        if i.width == 0 || i.height == 0 || i.width > MAX_INPUT_SIDE || i.height > MAX_INPUT_SIDE {
+            return Err(E::InputSize { width: i.width, height: i.height });
         }
         if let Some(c) = i.channels.iter().find(|c| !(c.std.is_finite() && c.std != 0.0 && c.mean.is_finite())) {
-            return Err(format!("channel {:?} needs a finite mean and a finite non-zero std", c.channel));
+            return Err(E::Normalisation { channel: c.channel });
         }
         // 0.1-100 mm spans every cargo and vehicle scanner; outside it is a unit mistake.
         if let Some(p) = i.pixel_pitch_mm
             && !(0.1..=100.0).contains(&p)
         {
-            return Err(format!("input.pixel_pitch_mm {p} outside 0.1..=100 mm"));
+            return Err(E::PixelPitch { pitch_mm: p });
         }
         let thr_ok = |t: f32| (0.0..=1.0).contains(&t);
         if !thr_ok(self.score_threshold) || self.classes.iter().any(|c| c.score_threshold.is_some_and(|t| !thr_ok(t))) {
-            return Err("score thresholds must lie in [0, 1]".into());
+            return Err(E::ScoreThreshold);
         }
         if self.task != Task::AnomalyMap && self.classes.is_empty() {
-            return Err("a detect or classify model needs `classes`".into());
+            return Err(E::NoClasses);
         }
         match &self.decoder {
-            DecoderSpec::Yolov8 { iou_threshold, .. } | DecoderSpec::Yolov5 { iou_threshold, .. }
-                if !thr_ok(*iou_threshold) =>
-            {
-                return Err("decoder.iou_threshold must lie in [0, 1]".into());
+            DecoderSpec::Yolov8(h) | DecoderSpec::Yolov5(h) if !thr_ok(h.iou_threshold) => {
+                return Err(E::IouThreshold);
             }
             DecoderSpec::Anomalib { threshold, .. } if !threshold.is_finite() => {
-                return Err("decoder.threshold must be finite".into());
+                return Err(E::AnomalyThreshold);
             }
             _ => {}
         }
@@ -324,38 +391,134 @@ impl ModelSpec {
     }
 }
 
+/// Why a spec is not self-consistent ([`ModelSpec::check`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SpecCheckError {
+    /// A schema version this build does not read.
+    #[error("schema_version {found} is not supported (this build reads {SCHEMA_VERSION})")]
+    SchemaVersion {
+        /// The spec's `schema_version`.
+        found: u32,
+    },
+    /// `task` and the decoder's task differ.
+    #[error("task {task:?} does not fit decoder `{decoder}`")]
+    TaskDecoder {
+        /// The spec's `task`.
+        task: Task,
+        /// The decoder's kind.
+        decoder: &'static str,
+    },
+    /// `input.channels` lists nothing.
+    #[error("input.channels is empty")]
+    NoChannels,
+    /// A tile side (pixels) of 0 or over [`MAX_INPUT_SIDE`].
+    #[error("input size {width}x{height} outside 1..={MAX_INPUT_SIDE}")]
+    InputSize {
+        /// `input.width`, pixels.
+        width: usize,
+        /// `input.height`, pixels.
+        height: usize,
+    },
+    /// A channel's normalisation would divide by zero or yield non-finite values.
+    #[error("channel {channel:?} needs a finite mean and a finite non-zero std")]
+    Normalisation {
+        /// The channel at fault.
+        channel: Channel,
+    },
+    /// `input.pixel_pitch_mm` outside 0.1..=100 mm.
+    #[error("input.pixel_pitch_mm {pitch_mm} outside 0.1..=100 mm")]
+    PixelPitch {
+        /// The spec's pitch, mm.
+        pitch_mm: f32,
+    },
+    /// A score threshold outside 0..=1.
+    #[error("score thresholds must lie in [0, 1]")]
+    ScoreThreshold,
+    /// A detect or classify model without classes.
+    #[error("a detect or classify model needs `classes`")]
+    NoClasses,
+    /// `decoder.iou_threshold` outside 0..=1.
+    #[error("decoder.iou_threshold must lie in [0, 1]")]
+    IouThreshold,
+    /// `decoder.threshold` of an anomaly model is NaN or infinite.
+    #[error("decoder.threshold must be finite")]
+    AnomalyThreshold,
+}
+
+/// Everything that can go wrong reading a spec, inferring one or checking it against a model.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
+    /// The spec file cannot be read.
     #[error("{}: cannot read model spec: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The spec file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML spec does not parse or has unknown keys.
     #[error("{}: invalid TOML model spec: {source}", .path.display())]
-    Toml { path: PathBuf, source: toml::de::Error },
+    Toml {
+        /// The spec file.
+        path: PathBuf,
+        /// The parse error.
+        source: toml::de::Error,
+    },
+    /// The JSON spec does not parse or has unknown keys.
     #[error("{}: invalid JSON model spec: {source}", .path.display())]
-    Json { path: PathBuf, source: serde_json::Error },
-    #[error("{}: invalid model spec: {reason}", .path.display())]
-    Invalid { path: PathBuf, reason: String },
-    #[error("{}: cannot infer a spec without a sidecar: {reason}; write `{}` (see README, model specs)", .model.display(), .model.with_extension("toml").display())]
-    CannotInfer { model: PathBuf, reason: String },
+    Json {
+        /// The spec file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// The spec parses but is not self-consistent.
+    #[error("{}: invalid model spec: {source}", .path.display())]
+    Invalid {
+        /// The spec file.
+        path: PathBuf,
+        /// What is inconsistent.
+        source: SpecCheckError,
+    },
+    /// No sidecar, and the model says too little to build a spec from.
+    #[error("{}: cannot infer a spec without a sidecar: {reason}; write `{}` (see docs/inspection.md, model specs)", .model.display(), .model.with_extension("toml").display())]
+    CannotInfer {
+        /// The model file.
+        model: PathBuf,
+        /// What could not be inferred.
+        reason: String,
+    },
+    /// The spec and the model's declared inputs or outputs disagree.
     #[error("{}: model and spec disagree: {reason}", .model.display())]
-    Mismatch { model: PathBuf, reason: String },
+    Mismatch {
+        /// The model file.
+        model: PathBuf,
+        /// The disagreement.
+        reason: String,
+    },
 }
 
 /// Element type and shape of one model input or output; `None` dims are dynamic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorInfo {
+    /// Tensor name.
     pub name: String,
     /// ONNX element type name (`f32`, `bool`, `i64`, ...).
     pub element: String,
+    /// Dimensions; `None` where dynamic.
     pub dims: Vec<Option<usize>>,
 }
 
 /// What a loaded model declares about itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelInfo {
+    /// The model's inputs, in order.
     pub inputs: Vec<TensorInfo>,
+    /// The model's outputs, in order.
     pub outputs: Vec<TensorInfo>,
     /// ONNX `metadata_props`.
     pub metadata: BTreeMap<String, String>,
+    /// The ONNX graph's name, if set.
     pub graph_name: Option<String>,
 }
 
@@ -455,14 +618,12 @@ pub fn infer_spec(model: &Path, info: &ModelInfo) -> Result<ModelSpec, SpecError
             ),
             ([_, Some(rows), a], _) if known_nc.map_or(a.is_none_or(|a| *rows < a), |nc| *rows == nc + 4) => (
                 Task::Detect,
-                DecoderSpec::Yolov8 { output, iou_threshold: default_iou(), max_detections: default_max_det() },
+                DecoderSpec::Yolov8(NmsHeadSpec { output, ..NmsHeadSpec::default() }),
                 rows.saturating_sub(4),
             ),
-            ([_, _, Some(cols)], _) if known_nc.is_none_or(|nc| *cols == nc + 5) && *cols > 5 => (
-                Task::Detect,
-                DecoderSpec::Yolov5 { output, iou_threshold: default_iou(), max_detections: default_max_det() },
-                cols - 5,
-            ),
+            ([_, _, Some(cols)], _) if known_nc.is_none_or(|nc| *cols == nc + 5) && *cols > 5 => {
+                (Task::Detect, DecoderSpec::Yolov5(NmsHeadSpec { output, ..NmsHeadSpec::default() }), cols - 5)
+            }
             (dims, _) => {
                 return Err(fail(format!("output `{}` of shape {} fits no known decoder", out.name, fmt_dims(dims))));
             }
@@ -500,7 +661,7 @@ pub fn infer_spec(model: &Path, info: &ModelInfo) -> Result<ModelSpec, SpecError
                 .map(|name| ClassSpec { name, threat: ThreatCategory::Unknown, score_threshold: None })
                 .collect(),
         };
-    spec.check().map_err(fail)?;
+    spec.check().map_err(|e| fail(e.to_string()))?;
     Ok(spec)
 }
 
@@ -571,8 +732,8 @@ pub fn validate(model: &Path, spec: &ModelSpec, info: &ModelInfo) -> Result<Batc
         let d = &out.dims;
         let fixed = |i: usize, v: usize| d.get(i).copied().flatten().is_none_or(|x| x == v);
         let ok = match &spec.decoder {
-            DecoderSpec::Yolov8 { .. } => d.len() == 3 && fixed(1, 4 + nc),
-            DecoderSpec::Yolov5 { .. } => d.len() == 3 && fixed(2, 5 + nc),
+            DecoderSpec::Yolov8(_) => d.len() == 3 && fixed(1, 4 + nc),
+            DecoderSpec::Yolov5(_) => d.len() == 3 && fixed(2, 5 + nc),
             DecoderSpec::EndToEnd { .. } => d.len() == 3 && fixed(2, 6),
             DecoderSpec::Classification { .. } => d.len() == 2 && fixed(1, nc),
             DecoderSpec::Anomalib { score_output, .. } if score_output.as_deref() == Some(name) => {
@@ -704,7 +865,7 @@ mod tests {
         assert_eq!(spec.class_thresholds(), vec![0.5, 0.25]);
         assert_eq!(
             spec.decoder,
-            DecoderSpec::Yolov8 { output: "output0".into(), iou_threshold: 0.45, max_detections: 300 }
+            DecoderSpec::Yolov8(NmsHeadSpec { output: "output0".into(), iou_threshold: 0.45, max_detections: 300 })
         );
         assert_eq!(spec.threat_of(1), ThreatCategory::Weapon);
         assert_eq!(spec.threat_of(9), ThreatCategory::Unknown);
@@ -714,7 +875,7 @@ mod tests {
     fn inconsistent_specs_are_rejected() {
         let mut s = toy_spec();
         s.schema_version = 2;
-        assert!(s.check().unwrap_err().contains("schema_version"));
+        assert!(s.check().unwrap_err().to_string().contains("schema_version"));
         let mut s = toy_spec();
         s.task = Task::Classify;
         assert!(s.check().is_err());
@@ -728,6 +889,67 @@ mod tests {
         s.classes.clear();
         assert!(s.check().is_err());
         assert!(toml::from_str::<ModelSpec>("schema_version = 1\nname='x'\ntask='detect'\nbogus=1").is_err());
+    }
+
+    #[test]
+    fn check_messages_read_as_before() {
+        // Configs and tests match on these words: they stay as they were when they were strings.
+        type Edit = fn(&mut ModelSpec);
+        let cases: [(Edit, &str); 6] = [
+            (|s| s.schema_version = 2, "schema_version 2 is not supported (this build reads 1)"),
+            (|s| s.task = Task::Classify, "task Classify does not fit decoder `yolov8`"),
+            (|s| s.input.width = 1 << 20, "input size 1048576x64 outside 1..=8192"),
+            (|s| s.input.channels[1].std = 0.0, "channel AttenuationLow needs a finite mean and a finite non-zero std"),
+            (|s| s.input.pixel_pitch_mm = Some(500.0), "input.pixel_pitch_mm 500 outside 0.1..=100 mm"),
+            (|s| s.classes[0].score_threshold = Some(1.5), "score thresholds must lie in [0, 1]"),
+        ];
+        for (edit, want) in cases {
+            let mut s = toy_spec();
+            edit(&mut s);
+            assert_eq!(s.check().unwrap_err().to_string(), want);
+        }
+        let mut s = toy_spec();
+        s.decoder = DecoderSpec::Yolov5(NmsHeadSpec { iou_threshold: 1.5, ..NmsHeadSpec::default() });
+        assert_eq!(s.check().unwrap_err(), SpecCheckError::IouThreshold);
+        assert_eq!(SpecCheckError::IouThreshold.to_string(), "decoder.iou_threshold must lie in [0, 1]");
+        s.decoder = DecoderSpec::Anomalib {
+            map_output: "m".into(),
+            score_output: None,
+            mask_output: None,
+            threshold: f32::NAN,
+        };
+        s.task = Task::AnomalyMap;
+        assert_eq!(s.check().unwrap_err().to_string(), "decoder.threshold must be finite");
+        s.input.channels.clear();
+        assert_eq!(s.check().unwrap_err().to_string(), "input.channels is empty");
+        assert_eq!(SpecCheckError::NoClasses.to_string(), "a detect or classify model needs `classes`");
+    }
+
+    #[test]
+    fn nms_heads_read_and_write_as_flat_decoder_tables() {
+        let d: DecoderSpec = toml::from_str("kind = 'yolov5'\niou_threshold = 0.6").unwrap();
+        assert_eq!(d, DecoderSpec::Yolov5(NmsHeadSpec { iou_threshold: 0.6, ..NmsHeadSpec::default() }));
+        assert!(toml::from_str::<DecoderSpec>("kind = 'yolov8'\nthreshold = 0.6").is_err(), "unknown key");
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "yolov5", "output": "output0", "iou_threshold": 0.6f32, "max_detections": 300})
+        );
+        assert_eq!(serde_json::from_value::<DecoderSpec>(json).unwrap(), d);
+    }
+
+    #[test]
+    fn decoders_say_what_callers_need() {
+        let spec = toy_spec();
+        let p = spec.decoder.box_params(spec.class_thresholds()).unwrap();
+        assert_eq!((p.iou_threshold, p.max_detections, p.num_classes()), (0.45, 300, 2));
+        assert_eq!(spec.decoder.anomaly_threshold(), None);
+        let e2e = DecoderSpec::EndToEnd { output: "o".into(), max_detections: 7 };
+        assert_eq!(e2e.box_params(vec![0.5]).map(|p| (p.iou_threshold, p.max_detections)), Some((0.0, 7)));
+        let anomaly =
+            DecoderSpec::Anomalib { map_output: "m".into(), score_output: None, mask_output: None, threshold: 0.3 };
+        assert_eq!(anomaly.anomaly_threshold(), Some(0.3));
+        assert!(anomaly.box_params(Vec::new()).is_none());
     }
 
     #[test]
@@ -747,7 +969,8 @@ mod tests {
         s.classes.pop();
         assert!(validate(m, &s, &info).unwrap_err().to_string().contains("output `output0`"));
         let mut s = toy_spec();
-        s.decoder = DecoderSpec::Yolov5 { output: "output0".into(), iou_threshold: 0.5, max_detections: 10 };
+        s.decoder =
+            DecoderSpec::Yolov5(NmsHeadSpec { output: "output0".into(), iou_threshold: 0.5, max_detections: 10 });
         assert!(validate(m, &s, &info).is_err());
         let mut info1 = yolo_info(&[]);
         info1.inputs[0].dims[0] = Some(1);

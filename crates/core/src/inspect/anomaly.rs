@@ -14,6 +14,7 @@ pub struct AnomalyCanvas {
 }
 
 impl AnomalyCanvas {
+    /// An empty canvas over a scan of `rows` x `columns` pixels.
     pub fn new(rows: usize, columns: usize) -> Self {
         Self { sum: Array2::zeros((rows, columns)), count: Array2::zeros((rows, columns)) }
     }

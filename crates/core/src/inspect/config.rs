@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The pipeline config schema version this build reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One model to run over every scan.
@@ -22,6 +23,7 @@ pub struct ModelEntry {
     /// Tiles per run when the model's batch dimension is dynamic.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// Whether the model runs; a disabled entry is kept in the file but not loaded.
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Findings of this model scoring below this are left out of the inspection. Evaluation
@@ -48,7 +50,9 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TilingConfig {
+    /// Share of a tile's width (0..0.95) that neighbouring tiles overlap along the scan.
     pub overlap_width_ratio: f32,
+    /// Share of a tile's height (0..0.95) that neighbouring tiles overlap down the detector.
     pub overlap_height_ratio: f32,
     /// Skip tiles whose pixels are (nearly) all air: SAHI runs every slice, most of a
     /// container scan's margins are empty.
@@ -99,10 +103,13 @@ impl Default for AnomalyConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DecisionConfig {
+    /// Risk (0..=1) at or above which the scan goes to `review`.
     pub review_threshold: f32,
+    /// Risk (0..=1) at or above which the scan raises an `alarm`; at least `review_threshold`.
     pub alarm_threshold: f32,
     /// Weight per threat category; missing categories weigh `default_weight`.
     pub threat_weights: BTreeMap<ThreatCategory, f32>,
+    /// Weight of a threat category `threat_weights` does not list.
     pub default_weight: f32,
     /// A model that produced NaN or malformed outputs on this scan forces at least `review`:
     /// its silence cannot be trusted.
@@ -138,25 +145,35 @@ impl Default for DecisionConfig {
 }
 
 impl DecisionConfig {
+    /// The weight a finding's score is multiplied by for its threat category.
     pub fn weight(&self, threat: ThreatCategory) -> f32 {
         self.threat_weights.get(&threat).copied().unwrap_or(self.default_weight)
     }
 }
 
+/// The whole pipeline config: models, tiling, merging, anomaly regions, decision rule,
+/// sessions, preprocessing and declared-cargo verification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
+    /// Must be [`SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// The models to run, in order (`[[models]]`).
     #[serde(default)]
     pub models: Vec<ModelEntry>,
+    /// How tiles are cut.
     #[serde(default)]
     pub tiling: TilingConfig,
+    /// How boxes from overlapping tiles are merged.
     #[serde(default)]
     pub merge: MergeConfig,
+    /// How anomaly maps become regions.
     #[serde(default)]
     pub anomaly: AnomalyConfig,
+    /// The clear / review / alarm rule.
     #[serde(default)]
     pub decision: DecisionConfig,
+    /// ONNX Runtime sessions: provider, threads, sessions per model.
     #[serde(default)]
     pub session: SessionConfig,
     /// Calibration, scanner profile override and material smoothing (the scan core's options).
@@ -174,22 +191,145 @@ pub struct PipelineConfig {
     pub base_dir: PathBuf,
 }
 
+/// Why a pipeline config cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file cannot be read.
     #[error("{}: cannot read pipeline config: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown keys.
     #[error("{}: invalid pipeline config: {source}", .path.display())]
-    Toml { path: PathBuf, source: toml::de::Error },
-    #[error("{}: invalid pipeline config: {reason}", .path.display())]
-    Invalid { path: PathBuf, reason: String },
+    Toml {
+        /// The config file.
+        path: PathBuf,
+        /// The parse error.
+        source: toml::de::Error,
+    },
+    /// The config parses but a value is out of range ([`PipelineConfig::check`]).
+    #[error("{}: invalid pipeline config: {source}", .path.display())]
+    Invalid {
+        /// The config file (`<pipeline config>` in its folder for a config built in code).
+        path: PathBuf,
+        /// The value at fault.
+        source: ConfigCheckError,
+    },
+    /// A model's `classes` names a class its spec lacks.
+    #[error("{}: invalid pipeline config: model {}: {source}", .path.display(), .model.display())]
+    UnknownClass {
+        /// The config file (`<pipeline config>` in its folder).
+        path: PathBuf,
+        /// The model file.
+        model: PathBuf,
+        /// The class and the names the spec has.
+        source: UnknownClass,
+    },
+    /// Two input batches of a model would take more memory than allowed.
+    #[error(
+        "{}: invalid pipeline config: batches of {} x {} x {} x {} f32 need {} MiB, over the {} MiB limit; lower batch_size",
+        .model.display(), .shape[0], .shape[1], .shape[2], .shape[3], .need_mib, .limit_mib
+    )]
+    BatchMemory {
+        /// The model file.
+        model: PathBuf,
+        /// One batch's input shape, in the model's layout.
+        shape: [usize; 4],
+        /// Memory the two batches need, MiB.
+        need_mib: u64,
+        /// The limit, MiB.
+        limit_mib: u64,
+    },
+    /// The commodity reference of the manifest checks cannot be read.
+    #[error("{}: invalid pipeline config: {source}", .path.display())]
+    Reference {
+        /// The config's folder.
+        path: PathBuf,
+        /// Why the reference failed.
+        source: crate::verify::ReferenceError,
+    },
+}
+
+/// A value of the pipeline config out of its range: what [`PipelineConfig::check`] finds.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigCheckError {
+    /// A schema version this build does not read.
+    #[error("schema_version {found} (this build reads {SCHEMA_VERSION})")]
+    SchemaVersion {
+        /// The config's `schema_version`.
+        found: u32,
+    },
+    /// Every model is disabled, or none is listed.
+    #[error("no enabled [[models]]")]
+    NoEnabledModel,
+    /// A model's `min_score` outside 0..=1.
+    #[error("model {}: min_score {min_score:?} outside 0..=1", .model.display())]
+    MinScore {
+        /// The model entry's path.
+        model: PathBuf,
+        /// Its `min_score`.
+        min_score: Option<f32>,
+    },
+    /// A model's `classes` is empty.
+    #[error("model {}: classes = [] keeps nothing; leave it out or set enabled = false", .model.display())]
+    NoClasses {
+        /// The model entry's path.
+        model: PathBuf,
+    },
+    /// A model's `batch_size` outside 1..=1024 tiles.
+    #[error("model {}: batch_size {batch_size} outside 1..=1024", .model.display())]
+    BatchSize {
+        /// The model entry's path.
+        model: PathBuf,
+        /// Its `batch_size`, tiles.
+        batch_size: usize,
+    },
+    /// A tile overlap ratio outside [0, 0.95).
+    #[error("tiling overlap ratio {ratio} outside [0, 0.95)")]
+    Overlap {
+        /// The ratio at fault.
+        ratio: f32,
+    },
+    /// `min_content_fraction`, `air_attenuation` or `edge_margin_px` out of range.
+    #[error("tiling: min_content_fraction in [0, 1], finite air_attenuation, edge_margin_px >= 0")]
+    Tiling,
+    /// `merge.threshold` outside [0, 1].
+    #[error("merge.threshold {threshold} outside [0, 1]")]
+    MergeThreshold {
+        /// The configured threshold.
+        threshold: f32,
+    },
+    /// Decision thresholds out of order or not finite.
+    #[error("decision: need 0 <= review_threshold <= alarm_threshold")]
+    DecisionThresholds,
+    /// A threat weight negative or not finite.
+    #[error("decision: threat weights must be finite and >= 0")]
+    ThreatWeights,
+    /// The `[verify]` table is out of range (its check's words).
+    #[error("{0}")]
+    Verify(String),
+}
+
+/// A model entry's `classes` names a class the model's spec lacks.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("classes names `{name}`, which its spec lacks (it has: {})", .have.join(", "))]
+pub struct UnknownClass {
+    /// The name in `classes`.
+    pub name: String,
+    /// The spec's class names, in class order.
+    pub have: Vec<String>,
 }
 
 impl PipelineConfig {
+    /// Reads a TOML config and checks it; model paths resolve against its folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
         let mut cfg: Self = toml::from_str(&text).map_err(|source| ConfigError::Toml { path: path.into(), source })?;
         cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        cfg.check().map_err(|reason| ConfigError::Invalid { path: path.into(), reason })?;
+        cfg.check().map_err(|source| ConfigError::Invalid { path: path.into(), source })?;
         Ok(cfg)
     }
 
@@ -198,29 +338,28 @@ impl PipelineConfig {
         if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
     }
 
-    pub fn check(&self) -> Result<(), String> {
+    /// Every value in its range, independent of any model or scan file.
+    pub fn check(&self) -> Result<(), ConfigCheckError> {
+        use ConfigCheckError as E;
         if self.schema_version != SCHEMA_VERSION {
-            return Err(format!("schema_version {} (this build reads {SCHEMA_VERSION})", self.schema_version));
+            return Err(E::SchemaVersion { found: self.schema_version });
         }
         if !self.models.iter().any(|m| m.enabled) {
-            return Err("no enabled [[models]]".into());
+            return Err(E::NoEnabledModel);
         }
         if let Some(m) = self.models.iter().find(|m| m.min_score.is_some_and(|s| !(0.0..=1.0).contains(&s))) {
-            return Err(format!("model {}: min_score {:?} outside 0..=1", m.path.display(), m.min_score));
+            return Err(E::MinScore { model: m.path.clone(), min_score: m.min_score });
         }
         if let Some(m) = self.models.iter().find(|m| m.classes.as_ref().is_some_and(|c| c.is_empty())) {
-            return Err(format!(
-                "model {}: classes = [] keeps nothing; leave it out or set enabled = false",
-                m.path.display()
-            ));
+            return Err(E::NoClasses { model: m.path.clone() });
         }
         if let Some(m) = self.models.iter().find(|m| m.batch_size == 0 || m.batch_size > 1024) {
-            return Err(format!("model {}: batch_size {} outside 1..=1024", m.path.display(), m.batch_size));
+            return Err(E::BatchSize { model: m.path.clone(), batch_size: m.batch_size });
         }
         let t = &self.tiling;
         for r in [t.overlap_width_ratio, t.overlap_height_ratio] {
             if !(0.0..0.95).contains(&r) {
-                return Err(format!("tiling overlap ratio {r} outside [0, 0.95)"));
+                return Err(E::Overlap { ratio: r });
             }
         }
         if !(0.0..=1.0).contains(&t.min_content_fraction)
@@ -228,19 +367,19 @@ impl PipelineConfig {
             || t.edge_margin_px.is_nan()
             || t.edge_margin_px < 0.0
         {
-            return Err("tiling: min_content_fraction in [0, 1], finite air_attenuation, edge_margin_px >= 0".into());
+            return Err(E::Tiling);
         }
         if !(0.0..=1.0).contains(&self.merge.threshold) {
-            return Err(format!("merge.threshold {} outside [0, 1]", self.merge.threshold));
+            return Err(E::MergeThreshold { threshold: self.merge.threshold });
         }
         let d = &self.decision;
         if !(0.0 <= d.review_threshold && d.review_threshold <= d.alarm_threshold && d.alarm_threshold.is_finite()) {
-            return Err("decision: need 0 <= review_threshold <= alarm_threshold".into());
+            return Err(E::DecisionThresholds);
         }
         if d.threat_weights.values().chain([&d.default_weight]).any(|w| !w.is_finite() || *w < 0.0) {
-            return Err("decision: threat weights must be finite and >= 0".into());
+            return Err(E::ThreatWeights);
         }
-        self.verify.check()?;
+        self.verify.check().map_err(E::Verify)?;
         Ok(())
     }
 }
@@ -278,6 +417,43 @@ mod tests {
             assert!(cfg.check().is_err(), "{bad}");
         }
         assert!(toml::from_str::<PipelineConfig>(&format!("{base}[verify]\nweight_tolerence = 0.1\n")).is_err());
+    }
+
+    #[test]
+    fn check_messages_read_as_before() {
+        // Users and tests match on these words: they stay as they were when they were strings.
+        let base = "schema_version = 1\n[[models]]\npath = 'm.onnx'\n";
+        for (extra, want) in [
+            ("min_score = 1.5\n", "model m.onnx: min_score Some(1.5) outside 0..=1"),
+            ("classes = []\n", "model m.onnx: classes = [] keeps nothing; leave it out or set enabled = false"),
+            ("batch_size = 0\n", "model m.onnx: batch_size 0 outside 1..=1024"),
+            ("enabled = false\n", "no enabled [[models]]"),
+            ("[tiling]\noverlap_height_ratio = 0.95\n", "tiling overlap ratio 0.95 outside [0, 0.95)"),
+            (
+                "[tiling]\nedge_margin_px = -1.0\n",
+                "tiling: min_content_fraction in [0, 1], finite air_attenuation, edge_margin_px >= 0",
+            ),
+            ("[merge]\nthreshold = 2.0\n", "merge.threshold 2 outside [0, 1]"),
+            (
+                "[decision]\nreview_threshold = 0.9\nalarm_threshold = 0.5\n",
+                "decision: need 0 <= review_threshold <= alarm_threshold",
+            ),
+            ("[decision]\ndefault_weight = -1.0\n", "decision: threat weights must be finite and >= 0"),
+        ] {
+            let cfg: PipelineConfig = toml::from_str(&format!("{base}{extra}")).unwrap();
+            assert_eq!(cfg.check().unwrap_err().to_string(), want, "{extra}");
+        }
+        let mut cfg: PipelineConfig = toml::from_str(base).unwrap();
+        cfg.schema_version = 7;
+        assert_eq!(cfg.check().unwrap_err().to_string(), "schema_version 7 (this build reads 1)");
+        let err = ConfigError::Invalid { path: "p.toml".into(), source: ConfigCheckError::Tiling };
+        assert!(err.to_string().starts_with("p.toml: invalid pipeline config: tiling: "), "{err}");
+        let unknown = UnknownClass { name: "knif".into(), have: vec!["knife".into(), "gun".into()] };
+        let err = ConfigError::UnknownClass { path: "p.toml".into(), model: "m.onnx".into(), source: unknown };
+        assert_eq!(
+            err.to_string(),
+            "p.toml: invalid pipeline config: model m.onnx: classes names `knif`, which its spec lacks (it has: knife, gun)"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The inspection result: findings with material evidence, the risk score and the decision.
-//! Serialised as the versioned report JSON (see README, "Inspection report").
+//! Serialised as the versioned report JSON (see docs/inspection.md, "Inspection report").
 
 use super::config::DecisionConfig;
 use crate::detect::decode::DecodeStats;
@@ -9,8 +9,10 @@ use crate::preprocess::materials::{MaterialClass, MaterialMap};
 use ndarray::{Array2, s};
 use serde::{Deserialize, Serialize};
 
+/// The report schema version this build writes.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
+/// Where a finding comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
@@ -27,13 +29,18 @@ pub enum FindingKind {
 /// A box in millimetres: `x` along the vehicle (scan direction), `y` down the detector.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct BoxMm {
+    /// Start along the scan, mm.
     pub x1: f32,
+    /// Top, mm down the detector.
     pub y1: f32,
+    /// End along the scan, mm.
     pub x2: f32,
+    /// Bottom, mm down the detector.
     pub y2: f32,
 }
 
 impl BoxMm {
+    /// A pixel box at `along_mm` x `vertical_mm` per pixel.
     pub fn from_px(b: &BoxXyxy, along_mm: f32, vertical_mm: f32) -> Self {
         Self { x1: b.x1 * along_mm, y1: b.y1 * vertical_mm, x2: b.x2 * along_mm, y2: b.y2 * vertical_mm }
     }
@@ -48,6 +55,7 @@ pub struct MaterialEvidence {
     pub dominant_fraction: f32,
     /// Mean effective Z over pixels where it was decided; `None` when none was.
     pub mean_z_eff: Option<f32>,
+    /// Mean high-energy attenuation (`-ln` transmission) over the box.
     pub mean_attenuation: f32,
 }
 
@@ -96,23 +104,36 @@ impl MaterialEvidence {
 /// Area, peak and mean of an anomaly region.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RegionStats {
+    /// Pixels in the region, in the scan's pixels.
     pub area_px: usize,
+    /// Highest map value in the region.
     pub peak: f32,
+    /// Mean map value over the region.
     pub mean: f32,
 }
 
+/// One thing an officer should look at: where, what, how sure, and the material inside.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
+    /// Where the finding comes from.
     pub kind: FindingKind,
+    /// Index into the model's class list (0 for anomaly regions and manifest checks).
     pub class_id: u32,
+    /// The class's name (`anomaly` for anomaly regions).
     pub class_name: String,
+    /// What the class means for the officer.
     pub threat: ThreatCategory,
+    /// Confidence, 0..=1.
     pub score: f32,
+    /// The box in the scan's pixels.
     pub bbox_px: BoxXyxy,
+    /// The box in millimetres.
     pub bbox_mm: BoxMm,
     /// Name of the model that found it.
     pub model: String,
+    /// What the scan core says about the pixels inside the box.
     pub evidence: MaterialEvidence,
+    /// Area, peak and mean of an anomaly region; absent for other kinds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<RegionStats>,
     /// The manifest check behind a [`FindingKind::ManifestCheck`] finding, with its evidence.
@@ -120,11 +141,15 @@ pub struct Finding {
     pub cargo_check: Option<crate::verify::CheckResult>,
 }
 
+/// What happens to the vehicle, from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
+    /// Risk below the review threshold: release.
     Clear,
+    /// An officer looks at the images.
     Review,
+    /// Physical examination.
     Alarm,
 }
 
@@ -141,14 +166,21 @@ impl std::fmt::Display for Decision {
 /// What each model did on this scan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelRun {
+    /// The spec's model name.
     pub name: String,
+    /// The spec's model version.
     pub version: String,
+    /// The model file.
     pub path: String,
+    /// Execution provider it ran on (`cpu`, `cuda`, `tensorrt`).
     pub provider: &'static str,
+    /// Tiles in the grid.
     pub tiles_total: usize,
     /// Tiles skipped by the air test (never sent to the model).
     pub tiles_skipped_air: usize,
+    /// Model runs (batches, and the full-scan pass).
     pub runs: usize,
+    /// Whether the whole scan was also run shrunk into one input.
     pub full_scan_pass: bool,
     /// `[rows, columns]` the scan was resampled to for this model, which was trained at
     /// another pixel pitch (the spec's `input.pixel_pitch_mm`); absent: the scan's own size.
@@ -156,6 +188,7 @@ pub struct ModelRun {
     pub resampled_px: Option<[usize; 2]>,
     /// Candidates and pixels dropped for NaN or impossible values.
     pub dropped: DecodeStats,
+    /// Findings it contributed.
     pub findings: usize,
 }
 
@@ -164,6 +197,7 @@ pub struct ModelRun {
 pub struct StageTimings {
     /// Calibration and material classification.
     pub calibrate_ms: f64,
+    /// Rendering the pseudo-colour view.
     pub render_ms: f64,
     /// Building input tensors (the part not hidden behind model runs).
     pub preprocess_ms: f64,
@@ -171,33 +205,48 @@ pub struct StageTimings {
     pub ort_run_ms: f64,
     /// Copying outputs out of ONNX Runtime and decoding them.
     pub decode_ms: f64,
+    /// Merging boxes into findings and gathering their evidence.
     pub merge_ms: f64,
     /// Declared-cargo verification (measures and manifest checks).
     pub verify_ms: f64,
+    /// The whole inspection.
     pub total_ms: f64,
 }
 
 impl StageTimings {
+    /// Adds a model's run and decode times.
     pub fn add_run(&mut self, t: &RunTimes) {
         self.ort_run_ms += t.ort_run.as_secs_f64() * 1e3;
         self.decode_ms += (t.extract + t.decode).as_secs_f64() * 1e3;
     }
 }
 
+/// The result of inspecting one scan: the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Inspection {
+    /// [`REPORT_SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// The scan's id from its descriptor.
     pub scan_id: String,
+    /// The scan file, when read from one.
     pub scan_path: Option<String>,
+    /// Scan rows (pixels down the detector).
     pub rows: usize,
+    /// Scan columns (pixels along the vehicle).
     pub columns: usize,
+    /// Pixel pitch `[along, vertical]`, mm.
     pub pixel_pitch_mm: [f32; 2],
+    /// Clear, review or alarm.
     pub decision: Decision,
+    /// Highest weighted finding score, 0..=1.
     pub risk_score: f32,
     /// Why the decision is what it is, in words.
     pub reasons: Vec<String>,
+    /// Every finding, best score first.
     pub findings: Vec<Finding>,
+    /// What each model did, in config order.
     pub models: Vec<ModelRun>,
+    /// Wall time per stage.
     pub timings: StageTimings,
     /// Declared-cargo verification: the load's measures and every manifest check with its
     /// outcome (passed, flagged, skipped with the reason); absent when `[verify]` is disabled.

@@ -15,22 +15,55 @@ pub use run::Pipeline;
 
 use std::path::PathBuf;
 
+/// Everything that can go wrong loading a pipeline or inspecting a scan.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
+    /// The pipeline config is unreadable or out of range.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    /// A model failed to load or run.
     #[error(transparent)]
     Detect(#[from] crate::detect::DetectError),
+    /// The scan file cannot be read.
     #[error(transparent)]
     Scan(#[from] crate::scan::ScanError),
+    /// Tiles cannot be cut from the scan for a model.
     #[error("{}: model {model}: {source}", .scan.display())]
-    Tiles { scan: PathBuf, model: String, source: crate::preprocess::tiles::TileError },
+    Tiles {
+        /// The scan (its file, else its id).
+        scan: PathBuf,
+        /// The model's name.
+        model: String,
+        /// Why the tiles failed.
+        source: crate::preprocess::tiles::TileError,
+    },
+    /// The scan cannot be resampled to a model's pixel pitch.
     #[error("{}: model {model}: cannot resample to the model's pixel pitch: {reason}", .scan.display())]
-    Pitch { scan: PathBuf, model: String, reason: String },
+    Pitch {
+        /// The scan (its file, else its id).
+        scan: PathBuf,
+        /// The model's name.
+        model: String,
+        /// Why not.
+        reason: String,
+    },
+    /// Calibration or material classification failed.
     #[error(transparent)]
     Preprocess(#[from] crate::preprocess::PreprocessError),
+    /// A report or output file cannot be written (or an input folder read).
     #[error("{}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// An image cannot be encoded or written.
     #[error("{}: cannot write image: {source}", .path.display())]
-    Image { path: PathBuf, source: image::ImageError },
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// The encoder's error.
+        source: image::ImageError,
+    },
 }

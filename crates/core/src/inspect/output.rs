@@ -16,10 +16,13 @@ pub fn write_report(inspection: &Inspection, path: &Path) -> Result<(), InspectE
 /// One entry of a COCO detection results file (what `pycocotools` `loadRes` reads).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CocoResult {
+    /// The scan's image id in the COCO ground truth.
     pub image_id: u64,
+    /// The model's class id.
     pub category_id: u32,
     /// `[x, y, width, height]` in pixels.
     pub bbox: [f32; 4],
+    /// Confidence, 0..=1.
     pub score: f32,
 }
 
@@ -173,6 +176,7 @@ pub fn overlay(pseudo_colour: &RgbImage, inspection: &Inspection) -> RgbImage {
     img
 }
 
+/// Writes the overlay ([`overlay`]) as a PNG.
 pub fn write_overlay(pseudo_colour: &RgbImage, inspection: &Inspection, path: &Path) -> Result<(), InspectError> {
     use image::ImageEncoder;
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};

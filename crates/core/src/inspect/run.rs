@@ -1,33 +1,37 @@
 //! The tiled inference driver: one scan through every configured model.
 //!
-//! Per model: cut the grid (tile = model input size), drop all-air tiles with a
-//! summed-area test, fill input tensors on a producer thread (rayon inside) while the
-//! previous batch runs, decode, map boxes back to the scan, stitch and merge.
+//! Per model, in stages: resample the scan to the model's pixel pitch, plan the tile grid
+//! (tile = model input size) and drop all-air tiles with a summed-area test, run the
+//! batches (a producer thread fills the next input while the model runs the current one),
+//! optionally run the whole scan shrunk into one input, then merge the results into
+//! findings mapped back to the scan's pixels.
 
 use super::InspectError;
 use super::anomaly::{AnomalyCanvas, regions};
-use super::config::{ConfigError, PipelineConfig};
+use super::config::{ConfigError, PipelineConfig, UnknownClass};
 use super::findings::{
     BoxMm, Finding, FindingKind, Inspection, MaterialEvidence, ModelRun, REPORT_SCHEMA_VERSION, RegionStats,
     StageTimings, decide,
 };
 use crate::detect::decode::DecodeStats;
 use crate::detect::merge::{join_side_by_side, merge_tiles};
-use crate::detect::spec::{BatchDim, DecoderSpec, Layout, Task, ThreatCategory};
+use crate::detect::spec::{ModelSpec, Task, ThreatCategory};
 use crate::detect::{BoxXyxy, CutEdges, Decoded, Detection, Detector, RunTimes};
 use crate::preprocess::render::{Palette, render_material};
 use crate::preprocess::resample::{resample, target_size};
-use crate::preprocess::tiles::{TileGrid, TileRect, TileSource, has_content};
+use crate::preprocess::tiles::{ChannelRecipe, TileError, TileGrid, TileRect, TileSource, has_content};
 use crate::preprocess::views::{ScanViews, shrink_parts};
 use crate::scan::{Limits, Scan};
 use ndarray::Array4;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Memory the two in-flight input batches of one model may take.
+/// Memory (bytes) the two in-flight input batches of one model may take.
 pub const MAX_BATCH_BYTES: u128 = 4 << 30;
 
+/// A detector with its config entry's settings.
 struct LoadedModel {
     detector: Detector,
     batch_size: usize,
@@ -44,29 +48,14 @@ pub struct Pipeline {
     reference: crate::verify::CommodityReference,
 }
 
-/// Tile ranges per model run. With a dynamic batch dimension the first run takes one tile:
-/// the model starts after one tile is filled instead of a whole batch, and the rest is filled
-/// while it runs.
-fn batch_plan(n_tiles: usize, batch: usize, dynamic: bool) -> Vec<std::ops::Range<usize>> {
-    let batch = batch.max(1);
-    let first = if dynamic && batch > 1 { n_tiles.min(1) } else { 0 };
-    let mut plan: Vec<_> = (first > 0).then_some(0..first).into_iter().collect();
-    let mut start = first;
-    while start < n_tiles {
-        plan.push(start..(start + batch).min(n_tiles));
-        start += batch;
-    }
-    plan
-}
-
 /// The spec's ids of `names`; a name it lacks is an error listing the names it has.
-fn class_ids(spec: &crate::detect::spec::ModelSpec, names: &[String]) -> Result<Vec<u32>, String> {
+fn class_ids(spec: &ModelSpec, names: &[String]) -> Result<Vec<u32>, UnknownClass> {
     names
         .iter()
         .map(|name| {
-            spec.classes.iter().position(|c| &c.name == name).map(|i| i as u32).ok_or_else(|| {
-                let have: Vec<&str> = spec.classes.iter().map(|c| c.name.as_str()).collect();
-                format!("classes names `{name}`, which its spec lacks (it has: {})", have.join(", "))
+            spec.classes.iter().position(|c| &c.name == name).map(|i| i as u32).ok_or_else(|| UnknownClass {
+                name: name.clone(),
+                have: spec.classes.iter().map(|c| c.name.clone()).collect(),
             })
         })
         .collect()
@@ -80,7 +69,7 @@ impl Pipeline {
     /// Loads every enabled model; any bad model or spec fails here, before a scan is read.
     pub fn load(cfg: PipelineConfig) -> Result<Self, InspectError> {
         // A config built in code gets the same checks as one read from a file.
-        cfg.check().map_err(|reason| ConfigError::Invalid { path: cfg.base_dir.join("<pipeline config>"), reason })?;
+        cfg.check().map_err(|source| ConfigError::Invalid { path: cfg.base_dir.join("<pipeline config>"), source })?;
         if crate::runtime::loaded().is_none()
             && let Some(lib) = &cfg.ort_library
         {
@@ -93,25 +82,23 @@ impl Pipeline {
             let detector = Detector::load(&path, spec.as_deref(), &cfg.session)?;
             // Two input batches live at once (one filling, one running): bound them before
             // any allocation, whatever the spec's tile size or the model's static batch say.
-            let [n, c, h, w] = detector.input_shape(detector.run_batch(entry.batch_size));
-            let bytes = 2 * n as u128 * c as u128 * h as u128 * w as u128 * 4;
+            let shape = detector.input_shape(detector.run_batch(entry.batch_size));
+            let bytes = 2 * shape.iter().map(|&d| d as u128).product::<u128>() * 4;
             if bytes > MAX_BATCH_BYTES {
-                return Err(InspectError::Config(ConfigError::Invalid {
-                    path: path.clone(),
-                    reason: format!(
-                        "batches of {n} x {c} x {h} x {w} f32 need {} MiB, over the {} MiB limit; lower batch_size",
-                        bytes >> 20,
-                        MAX_BATCH_BYTES >> 20
-                    ),
+                return Err(InspectError::Config(ConfigError::BatchMemory {
+                    model: path.clone(),
+                    shape,
+                    // u64 MiB, not u128: a 16-byte-aligned field would grow every InspectError.
+                    need_mib: u64::try_from(bytes >> 20).unwrap_or(u64::MAX),
+                    limit_mib: (MAX_BATCH_BYTES >> 20) as u64,
                 }));
             }
             let keep = match &entry.classes {
                 None => None,
-                Some(names) => Some(class_ids(detector.spec(), names).map_err(|reason| {
-                    InspectError::Config(ConfigError::Invalid {
-                        path: cfg.base_dir.join("<pipeline config>"),
-                        reason: format!("model {}: {reason}", path.display()),
-                    })
+                Some(names) => Some(class_ids(detector.spec(), names).map_err(|source| ConfigError::UnknownClass {
+                    path: cfg.base_dir.join("<pipeline config>"),
+                    model: path.clone(),
+                    source,
                 })?),
             };
             models.push(LoadedModel { detector, batch_size: entry.batch_size, min_score: entry.min_score, keep });
@@ -124,20 +111,22 @@ impl Pipeline {
             }
         }
         let extra = cfg.verify.reference.as_ref().map(|p| cfg.resolve(p));
-        let reference = crate::verify::CommodityReference::with_extra(extra.as_deref()).map_err(|e| {
-            InspectError::Config(ConfigError::Invalid { path: cfg.base_dir.clone(), reason: e.to_string() })
-        })?;
+        let reference = crate::verify::CommodityReference::with_extra(extra.as_deref())
+            .map_err(|source| ConfigError::Reference { path: cfg.base_dir.clone(), source })?;
         Ok(Self { cfg, models, reference })
     }
 
+    /// Reads the config file at `config` and loads its models.
     pub fn from_path(config: &Path) -> Result<Self, InspectError> {
         Self::load(PipelineConfig::load(config)?)
     }
 
+    /// The config the pipeline was loaded with.
     pub fn config(&self) -> &PipelineConfig {
         &self.cfg
     }
 
+    /// The loaded detectors, in config order (enabled models only).
     pub fn detectors(&self) -> impl Iterator<Item = &Detector> {
         self.models.iter().map(|m| &m.detector)
     }
@@ -216,6 +205,7 @@ impl Pipeline {
         Ok((inspection, views))
     }
 
+    /// One model over one scan, stage by stage; findings come back in the scan's pixels.
     fn run_model(
         &self,
         scan: &Scan,
@@ -225,270 +215,44 @@ impl Pipeline {
     ) -> Result<(Vec<Finding>, ModelRun), InspectError> {
         let det = &model.detector;
         let spec = det.spec();
-        let tiling = &self.cfg.tiling;
-        // A scan at another pitch than the model was trained at is resampled to the model's;
-        // the model sees `views` and findings go back to the scan's pixels by `back`.
         let t = Instant::now();
-        let scan_views = views;
-        let pitch = &scan.descriptor.pixel_pitch_mm;
-        let resampled = match spec.input.pixel_pitch_mm {
-            Some(p) => {
-                target_size(views.attenuation.rows(), views.attenuation.columns(), pitch.along, pitch.vertical, p)
-                    .map_err(|reason| InspectError::Pitch {
-                        scan: scan.display_name(),
-                        model: spec.name.clone(),
-                        reason,
-                    })?
-                    .map(|(r, c)| resample(views, r, c))
-            }
-            None => None,
-        };
-        let views = resampled.as_ref().unwrap_or(views);
+        let resampled = at_model_pitch(scan, views, spec)?;
         timings.preprocess_ms += ms(t.elapsed());
-        let (rows, cols) = (views.attenuation.rows(), views.attenuation.columns());
-        let back =
-            (scan_views.attenuation.columns() as f32 / cols as f32, scan_views.attenuation.rows() as f32 / rows as f32);
-        let recipe = spec.input.recipe();
-        let source = TileSource {
-            attenuation: &views.attenuation,
-            materials: Some(&views.materials),
-            pseudo_colour: Some(&views.pseudo_colour),
-            r_min_attenuation: 0.05,
+        let pass = ModelPass {
+            cfg: &self.cfg,
+            model,
+            scan,
+            scan_views: views,
+            views: resampled.as_ref().unwrap_or(views),
+            resampled: resampled.is_some(),
+            recipe: spec.input.recipe(),
         };
-        let tile_err = |source| InspectError::Tiles { scan: scan.display_name(), model: spec.name.clone(), source };
-        source.check(&recipe).map_err(tile_err)?;
-        let (tw, th) = (spec.input.width, spec.input.height);
-        let grid = TileGrid {
-            tile_width: tw,
-            tile_height: th,
-            overlap_width_ratio: tiling.overlap_width_ratio,
-            overlap_height_ratio: tiling.overlap_height_ratio,
+        let (tiles_total, tiles) = pass.plan_tiles()?;
+        let mut raw = RawResults {
+            canvas: spec.decoder.anomaly_threshold().map(|_| AnomalyCanvas::new(pass.rows(), pass.cols())),
+            ..RawResults::default()
         };
-        let all_tiles = grid.tiles(rows, cols).map_err(tile_err)?;
-        let tiles: Vec<TileRect> = if tiling.skip_air_tiles {
-            use rayon::prelude::*;
-            let att = &views.attenuation.high;
-            let keep: Vec<bool> = all_tiles
-                .par_iter()
-                .map(|r| {
-                    let need = (tiling.min_content_fraction * (r.width * r.height) as f32).ceil().max(0.0) as usize;
-                    has_content(att, r, tiling.air_attenuation, need)
-                })
-                .collect();
-            all_tiles.iter().zip(keep).filter(|(_, k)| *k).map(|(r, _)| *r).collect()
-        } else {
-            all_tiles.clone()
-        };
-        let batch = det.run_batch(model.batch_size);
-
-        let mut stats = DecodeStats::default();
-        let mut times = RunTimes::default();
-        let mut boxes: Vec<Detection> = Vec::new();
-        let mut cuts: Vec<CutEdges> = Vec::new();
-        let mut tile_classes: Vec<(TileRect, u32, f32)> = Vec::new();
-        let mut canvas = matches!(spec.decoder, DecoderSpec::Anomalib { .. }).then(|| AnomalyCanvas::new(rows, cols));
-        let mut waited = Duration::ZERO;
-
-        // Producer: fills the next batch while the model runs the current one. Two tensors
-        // circulate (filled, running) instead of a fresh zeroed allocation per batch.
-        let plan = batch_plan(tiles.len(), batch, det.batch_dim() == BatchDim::Dynamic);
-        std::thread::scope(|s| -> Result<(), InspectError> {
-            type Filled = Result<(std::ops::Range<usize>, Array4<f32>), InspectError>;
-            let (tx, rx) = mpsc::sync_channel::<Filled>(1);
-            let (back_tx, back_rx) = mpsc::channel::<Array4<f32>>();
-            let tiles_ref = &tiles;
-            let recipe_ref = &recipe;
-            let plan_ref = &plan;
-            s.spawn(move || {
-                let mut spare: Vec<Array4<f32>> = Vec::with_capacity(2);
-                for range in plan_ref {
-                    let chunk = &tiles_ref[range.clone()];
-                    // Static-batch models get a full batch; the padding tiles are ignored.
-                    let n = if det.batch_dim() == BatchDim::Dynamic { chunk.len() } else { batch };
-                    let shape = (n, recipe_ref.len(), th, tw);
-                    spare.extend(back_rx.try_iter());
-                    let mut tensor = match spare.iter().position(|t| t.dim() == shape) {
-                        Some(i) => spare.swap_remove(i),
-                        None => Array4::<f32>::zeros(shape),
-                    };
-                    let filled = source
-                        .fill_batch(chunk, recipe_ref, tensor.slice_mut(ndarray::s![..chunk.len(), .., .., ..]))
-                        .map(|_| (range.clone(), tensor))
-                        .map_err(|e| InspectError::Tiles {
-                            scan: scan.display_name(),
-                            model: spec.name.clone(),
-                            source: e,
-                        });
-                    if tx.send(filled).is_err() {
-                        return;
-                    }
-                }
-            });
-            loop {
-                let t = Instant::now();
-                let Ok(msg) = rx.recv() else { break };
-                waited += t.elapsed();
-                let (range, tensor) = msg?;
-                let chunk = &tiles[range];
-                let input = match spec.input.layout {
-                    Layout::Nchw => tensor.view(),
-                    Layout::Nhwc => tensor.view().permuted_axes([0, 2, 3, 1]),
-                };
-                let decoded = det.run_decode(input, &mut stats, &mut times)?;
-                // The producer may be gone (last batch): then the tensor is simply dropped.
-                let _ = back_tx.send(tensor);
-                match decoded {
-                    Decoded::Boxes(per_tile) => {
-                        for (rect, dets) in chunk.iter().zip(per_tile) {
-                            let interior =
-                                [rect.x > 0, rect.y > 0, rect.x + rect.width < cols, rect.y + rect.height < rows];
-                            for d in dets {
-                                let local = d.bbox.clip(rect.width as f32, rect.height as f32);
-                                if local.area() <= 0.0 {
-                                    continue;
-                                }
-                                cuts.push(CutEdges::of(
-                                    &local,
-                                    rect.width as f32,
-                                    rect.height as f32,
-                                    interior,
-                                    tiling.edge_margin_px,
-                                ));
-                                boxes.push(Detection { bbox: local.translate(rect.x as f32, rect.y as f32), ..d });
-                            }
-                        }
-                    }
-                    Decoded::Anomaly(maps) => {
-                        let c = canvas.as_mut().expect("anomaly decoder has a canvas");
-                        for (rect, tile) in chunk.iter().zip(maps) {
-                            c.add(*rect, tw, th, &tile.map);
-                        }
-                    }
-                    Decoded::Classes(classes) => {
-                        for (rect, top) in chunk.iter().zip(classes) {
-                            if let Some(top) = top
-                                && spec.threat_of(top.class_id) != ThreatCategory::Benign
-                            {
-                                tile_classes.push((*rect, top.class_id, top.score));
-                            }
-                        }
-                    }
-                }
-            }
-            Ok(())
-        })?;
-        timings.preprocess_ms += ms(waited);
-
-        // The whole scan shrunk into one input, for objects larger than a tile.
-        let full_pass = tiling.full_scan_pass && spec.task == Task::Detect && (rows > th || cols > tw);
+        timings.preprocess_ms += ms(pass.run_batches(&tiles, &mut raw)?);
+        let full_pass = pass.wants_full_scan_pass();
         if full_pass {
-            let t = Instant::now();
-            let scale = (tw as f32 / cols as f32).min(th as f32 / rows as f32);
-            let (small, small_materials, small_colour) = shrink_parts(views, recipe.needs_material_views(), scale);
-            let rect = TileRect { x: 0, y: 0, width: small.columns(), height: small.rows() };
-            let small_source = TileSource {
-                attenuation: &small,
-                materials: small_materials.as_ref(),
-                pseudo_colour: small_colour.as_ref(),
-                r_min_attenuation: 0.05,
-            };
-            let n = match det.batch_dim() {
-                BatchDim::Static(n) => n,
-                BatchDim::Dynamic => 1,
-            };
-            let mut tensor = Array4::<f32>::zeros((n, recipe.len(), th, tw));
-            small_source
-                .fill_batch(&[rect], &recipe, tensor.slice_mut(ndarray::s![..1, .., .., ..]))
-                .map_err(tile_err)?;
-            timings.preprocess_ms += ms(t.elapsed());
-            let input = match spec.input.layout {
-                Layout::Nchw => tensor.view(),
-                Layout::Nhwc => tensor.view().permuted_axes([0, 2, 3, 1]),
-            };
-            if let Decoded::Boxes(per_tile) = det.run_decode(input, &mut stats, &mut times)? {
-                let (sx, sy) = (cols as f32 / rect.width as f32, rows as f32 / rect.height as f32);
-                for d in per_tile.into_iter().next().unwrap_or_default() {
-                    let local = d.bbox.clip(rect.width as f32, rect.height as f32);
-                    if local.area() > 0.0 {
-                        cuts.push(CutEdges::default());
-                        boxes.push(Detection { bbox: local.scale(sx, sy), ..d });
-                    }
-                }
-            }
+            timings.preprocess_ms += ms(pass.full_scan_pass(&mut raw)?);
         }
-        timings.add_run(&times);
+        timings.add_run(&raw.times);
 
         let t = Instant::now();
-        // `bbox` and `region` are in the model's pixels: back to the scan's before evidence.
-        let make = |kind, class_id: u32, score: f32, bbox: BoxXyxy, region: Option<RegionStats>| {
-            let bbox = if resampled.is_some() { bbox.scale(back.0, back.1) } else { bbox };
-            let region = region.map(|r| RegionStats {
-                area_px: ((r.area_px as f32) * back.0 * back.1).round().max(1.0) as usize,
-                ..r
-            });
-            let (class_name, threat) = match kind {
-                FindingKind::AnomalyRegion => ("anomaly".to_string(), ThreatCategory::Anomaly),
-                _ => (spec.class_name(class_id).to_string(), spec.threat_of(class_id)),
-            };
-            Finding {
-                kind,
-                class_id,
-                class_name,
-                threat,
-                score,
-                bbox_px: bbox,
-                bbox_mm: BoxMm::from_px(&bbox, pitch.along, pitch.vertical),
-                model: spec.name.clone(),
-                evidence: MaterialEvidence::in_box(&bbox, &scan_views.attenuation.high, Some(&scan_views.materials)),
-                region,
-                cargo_check: None,
-            }
-        };
-        // `min_score` drops a finding before its material evidence is gathered: the evidence
-        // reads every pixel of the box, the costly part for a model emitting hundreds of weak
-        // boxes per scan.
-        let shown = |score: f32| model.min_score.is_none_or(|m| score >= m);
-        // `classes`: the model's other outputs go here, before the merge (class-aware unless
-        // `class_agnostic`, when a dropped class could otherwise absorb a kept one's box).
-        if let Some(keep) = &model.keep {
-            (boxes, cuts) = boxes.into_iter().zip(cuts).filter(|(d, _)| keep.contains(&d.class_id)).unzip();
-            tile_classes.retain(|t| keep.contains(&t.1));
-        }
-        let mut findings = Vec::new();
-        let join: Vec<u32> = (spec.classes.iter().enumerate())
-            .filter(|(_, c)| self.cfg.merge.join_side_by_side.contains(&c.name))
-            .map(|(i, _)| i as u32)
-            .collect();
-        let merged = join_side_by_side(&merge_tiles(&boxes, &cuts, &self.cfg.merge), &join);
-        for d in merged.into_iter().filter(|d| shown(d.score)) {
-            findings.push(make(FindingKind::Object, d.class_id, d.score, d.bbox, None));
-        }
-        for (rect, class_id, score) in tile_classes.into_iter().filter(|t| shown(t.2)) {
-            let b =
-                BoxXyxy::new(rect.x as f32, rect.y as f32, (rect.x + rect.width) as f32, (rect.y + rect.height) as f32);
-            findings.push(make(FindingKind::TileClass, class_id, score, b, None));
-        }
-        if let (Some(c), DecoderSpec::Anomalib { threshold, .. }) = (&canvas, &spec.decoder) {
-            let map = c.average();
-            let a = &self.cfg.anomaly;
-            for (b, stats) in regions(&map, *threshold, a.min_region_px, a.eight_connected) {
-                let score = stats.peak.clamp(0.0, 1.0);
-                if shown(score) {
-                    findings.push(make(FindingKind::AnomalyRegion, 0, score, b, Some(stats)));
-                }
-            }
-        }
+        let (stats, runs) = (raw.stats, raw.times.runs);
+        let findings = pass.findings(raw);
         timings.merge_ms += ms(t.elapsed());
         let run = ModelRun {
             name: spec.name.clone(),
             version: spec.version.clone(),
             path: det.path().display().to_string(),
             provider: det.provider(),
-            tiles_total: all_tiles.len(),
-            tiles_skipped_air: all_tiles.len() - tiles.len(),
-            runs: times.runs,
+            tiles_total,
+            tiles_skipped_air: tiles_total - tiles.len(),
+            runs,
             full_scan_pass: full_pass,
-            resampled_px: resampled.as_ref().map(|_| [rows, cols]),
+            resampled_px: resampled.as_ref().map(|_| [pass.rows(), pass.cols()]),
             dropped: stats,
             findings: findings.len(),
         };
@@ -496,16 +260,320 @@ impl Pipeline {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::batch_plan;
+/// The scan's views resampled to the model's pixel pitch; `None` when the spec names no
+/// pitch or the scan is already at it.
+fn at_model_pitch(scan: &Scan, views: &ScanViews, spec: &ModelSpec) -> Result<Option<ScanViews>, InspectError> {
+    let Some(model_pitch) = spec.input.pixel_pitch_mm else { return Ok(None) };
+    let pitch = &scan.descriptor.pixel_pitch_mm;
+    let size =
+        target_size(views.attenuation.rows(), views.attenuation.columns(), pitch.along, pitch.vertical, model_pitch)
+            .map_err(|reason| InspectError::Pitch { scan: scan.display_name(), model: spec.name.clone(), reason })?;
+    Ok(size.map(|(r, c)| resample(views, r, c)))
+}
 
-    #[test]
-    fn batch_plan_covers_every_tile_once_and_starts_small_when_it_can() {
-        assert_eq!(batch_plan(10, 4, true), vec![0..1, 1..5, 5..9, 9..10]);
-        assert_eq!(batch_plan(10, 4, false), vec![0..4, 4..8, 8..10]);
-        assert_eq!(batch_plan(1, 8, true), vec![0..1]);
-        assert_eq!(batch_plan(0, 8, true), Vec::<std::ops::Range<usize>>::new());
-        assert_eq!(batch_plan(3, 1, true), vec![0..1, 1..2, 2..3]);
+/// What one model's runs gave, in the model's pixels, before merging.
+#[derive(Default)]
+struct RawResults {
+    boxes: Vec<Detection>,
+    /// Per box, the sides an interior tile edge cut (none for the full-scan pass).
+    cuts: Vec<CutEdges>,
+    /// Tiles a classifier flagged as a threat: tile, class id, score.
+    tile_classes: Vec<(TileRect, u32, f32)>,
+    /// Stitched anomaly maps, for a model whose output is one.
+    canvas: Option<AnomalyCanvas>,
+    stats: DecodeStats,
+    times: RunTimes,
+}
+
+/// Filled input batches the producer hands the model runner: the tiles' range and tensor.
+type Filled = Result<(Range<usize>, Array4<f32>), InspectError>;
+
+/// One model's pass over one scan: the state its stages share.
+struct ModelPass<'a> {
+    cfg: &'a PipelineConfig,
+    model: &'a LoadedModel,
+    scan: &'a Scan,
+    /// The scan's own views: material evidence is read here.
+    scan_views: &'a ScanViews,
+    /// The views the model sees: the scan at the model's pitch (`scan_views` unless resampled).
+    views: &'a ScanViews,
+    resampled: bool,
+    recipe: ChannelRecipe,
+}
+
+impl ModelPass<'_> {
+    fn spec(&self) -> &ModelSpec {
+        self.model.detector.spec()
+    }
+
+    /// Rows of the scan the model sees.
+    fn rows(&self) -> usize {
+        self.views.attenuation.rows()
+    }
+
+    /// Columns of the scan the model sees.
+    fn cols(&self) -> usize {
+        self.views.attenuation.columns()
+    }
+
+    fn tile_error(&self, source: TileError) -> InspectError {
+        InspectError::Tiles { scan: self.scan.display_name(), model: self.spec().name.clone(), source }
+    }
+
+    /// Where tiles are cut from: the views the model sees.
+    fn tile_source(&self) -> TileSource<'_> {
+        TileSource {
+            attenuation: &self.views.attenuation,
+            materials: Some(&self.views.materials),
+            pseudo_colour: Some(&self.views.pseudo_colour),
+            r_min_attenuation: 0.05,
+        }
+    }
+
+    /// The tile grid over the scan (tile = model input) and, of it, the tiles to run: all
+    /// but the all-air ones when configured. Returns the grid's size and those tiles.
+    fn plan_tiles(&self) -> Result<(usize, Vec<TileRect>), InspectError> {
+        let tiling = &self.cfg.tiling;
+        self.tile_source().check(&self.recipe).map_err(|e| self.tile_error(e))?;
+        let grid = TileGrid {
+            tile_width: self.spec().input.width,
+            tile_height: self.spec().input.height,
+            overlap_width_ratio: tiling.overlap_width_ratio,
+            overlap_height_ratio: tiling.overlap_height_ratio,
+        };
+        let all_tiles = grid.tiles(self.rows(), self.cols()).map_err(|e| self.tile_error(e))?;
+        if !tiling.skip_air_tiles {
+            return Ok((all_tiles.len(), all_tiles));
+        }
+        use rayon::prelude::*;
+        let att = &self.views.attenuation.high;
+        let keep: Vec<bool> = all_tiles
+            .par_iter()
+            .map(|r| {
+                let need = (tiling.min_content_fraction * (r.width * r.height) as f32).ceil().max(0.0) as usize;
+                has_content(att, r, tiling.air_attenuation, need)
+            })
+            .collect();
+        let tiles = all_tiles.iter().zip(keep).filter(|(_, k)| *k).map(|(r, _)| *r).collect();
+        Ok((all_tiles.len(), tiles))
+    }
+
+    /// Runs `tiles` through the model batch by batch, the next batch filled on a producer
+    /// thread while the current one runs; returns the time spent waiting for filled batches.
+    fn run_batches(&self, tiles: &[TileRect], raw: &mut RawResults) -> Result<Duration, InspectError> {
+        let det = &self.model.detector;
+        let plan = det.batch_plan(tiles.len(), self.model.batch_size);
+        let mut waited = Duration::ZERO;
+        std::thread::scope(|s| -> Result<(), InspectError> {
+            let (tx, rx) = mpsc::sync_channel::<Filled>(1);
+            let (back_tx, back_rx) = mpsc::channel::<Array4<f32>>();
+            s.spawn(move || self.fill_batches(tiles, &plan, tx, back_rx));
+            loop {
+                let t = Instant::now();
+                let Ok(msg) = rx.recv() else { break };
+                waited += t.elapsed();
+                let (range, tensor) = msg?;
+                let decoded = det.run_decode(tensor.view(), &mut raw.stats, &mut raw.times)?;
+                // The producer may be gone (last batch): then the tensor is simply dropped.
+                let _ = back_tx.send(tensor);
+                self.add_decoded(&tiles[range], decoded, raw);
+            }
+            Ok(())
+        })?;
+        Ok(waited)
+    }
+
+    /// The producer: fills each planned batch and sends it on, until the plan or the
+    /// receiver ends. Two tensors circulate (filled, running) instead of a fresh zeroed
+    /// allocation per batch: the runner sends each back through `back_rx` once it ran.
+    fn fill_batches(
+        &self,
+        tiles: &[TileRect],
+        plan: &[Range<usize>],
+        tx: mpsc::SyncSender<Filled>,
+        back_rx: mpsc::Receiver<Array4<f32>>,
+    ) {
+        let source = self.tile_source();
+        let mut spare: Vec<Array4<f32>> = Vec::with_capacity(2);
+        for range in plan {
+            let chunk = &tiles[range.clone()];
+            let shape = self.model.detector.tiles_shape(chunk.len());
+            spare.extend(back_rx.try_iter());
+            let mut tensor = match spare.iter().position(|t| t.shape() == shape) {
+                Some(i) => spare.swap_remove(i),
+                None => Array4::<f32>::zeros(shape),
+            };
+            let filled = source
+                .fill_batch(chunk, &self.recipe, tensor.view_mut())
+                .map(|_| (range.clone(), tensor))
+                .map_err(|e| self.tile_error(e));
+            if tx.send(filled).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Adds one batch's decoded results, tile by tile: boxes moved from tile to scan
+    /// pixels (with the tile edges that cut them), maps onto the canvas, flagged tiles.
+    fn add_decoded(&self, chunk: &[TileRect], decoded: Decoded, raw: &mut RawResults) {
+        let (rows, cols) = (self.rows(), self.cols());
+        let spec = self.spec();
+        match decoded {
+            Decoded::Boxes(per_tile) => {
+                for (rect, dets) in chunk.iter().zip(per_tile) {
+                    let interior = [rect.x > 0, rect.y > 0, rect.x + rect.width < cols, rect.y + rect.height < rows];
+                    for d in dets {
+                        let local = d.bbox.clip(rect.width as f32, rect.height as f32);
+                        if local.area() <= 0.0 {
+                            continue;
+                        }
+                        raw.cuts.push(CutEdges::of(
+                            &local,
+                            rect.width as f32,
+                            rect.height as f32,
+                            interior,
+                            self.cfg.tiling.edge_margin_px,
+                        ));
+                        raw.boxes.push(Detection { bbox: local.translate(rect.x as f32, rect.y as f32), ..d });
+                    }
+                }
+            }
+            Decoded::Anomaly(maps) => {
+                let c = raw.canvas.as_mut().expect("anomaly decoder has a canvas");
+                for (rect, tile) in chunk.iter().zip(maps) {
+                    c.add(*rect, spec.input.width, spec.input.height, &tile.map);
+                }
+            }
+            Decoded::Classes(classes) => {
+                for (rect, top) in chunk.iter().zip(classes) {
+                    if let Some(top) = top
+                        && spec.threat_of(top.class_id) != ThreatCategory::Benign
+                    {
+                        raw.tile_classes.push((*rect, top.class_id, top.score));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether to run the whole scan as one input too: configured, a detector, and a scan
+    /// larger than one input.
+    fn wants_full_scan_pass(&self) -> bool {
+        let input = &self.spec().input;
+        self.cfg.tiling.full_scan_pass
+            && self.spec().task == Task::Detect
+            && (self.rows() > input.height || self.cols() > input.width)
+    }
+
+    /// The whole scan shrunk into one input, for objects larger than a tile; its boxes join
+    /// the tiles' as uncut boxes. Returns the time spent building the input.
+    fn full_scan_pass(&self, raw: &mut RawResults) -> Result<Duration, InspectError> {
+        let t = Instant::now();
+        let (rows, cols) = (self.rows(), self.cols());
+        let input = &self.spec().input;
+        let scale = (input.width as f32 / cols as f32).min(input.height as f32 / rows as f32);
+        let (small, small_materials, small_colour) =
+            shrink_parts(self.views, self.recipe.needs_material_views(), scale);
+        let rect = TileRect { x: 0, y: 0, width: small.columns(), height: small.rows() };
+        let small_source = TileSource {
+            attenuation: &small,
+            materials: small_materials.as_ref(),
+            pseudo_colour: small_colour.as_ref(),
+            r_min_attenuation: 0.05,
+        };
+        let det = &self.model.detector;
+        let mut tensor = Array4::<f32>::zeros(det.tiles_shape(1));
+        small_source.fill_batch(&[rect], &self.recipe, tensor.view_mut()).map_err(|e| self.tile_error(e))?;
+        let prepared = t.elapsed();
+        if let Decoded::Boxes(per_tile) = det.run_decode(tensor.view(), &mut raw.stats, &mut raw.times)? {
+            let (sx, sy) = (cols as f32 / rect.width as f32, rows as f32 / rect.height as f32);
+            for d in per_tile.into_iter().next().unwrap_or_default() {
+                let local = d.bbox.clip(rect.width as f32, rect.height as f32);
+                if local.area() > 0.0 {
+                    raw.cuts.push(CutEdges::default());
+                    raw.boxes.push(Detection { bbox: local.scale(sx, sy), ..d });
+                }
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// The model's findings on the scan: the config's `classes` kept, boxes stitched,
+    /// merged and joined, weak ones (`min_score`) dropped, then flagged tiles and anomaly
+    /// regions; each mapped back to the scan's pixels with its material evidence.
+    fn findings(&self, mut raw: RawResults) -> Vec<Finding> {
+        let spec = self.spec();
+        // `min_score` drops a finding before its material evidence is gathered: the evidence
+        // reads every pixel of the box, the costly part for a model emitting hundreds of weak
+        // boxes per scan.
+        let shown = |score: f32| self.model.min_score.is_none_or(|m| score >= m);
+        // `classes`: the model's other outputs go here, before the merge (class-aware unless
+        // `class_agnostic`, when a dropped class could otherwise absorb a kept one's box).
+        if let Some(keep) = &self.model.keep {
+            (raw.boxes, raw.cuts) =
+                raw.boxes.into_iter().zip(raw.cuts).filter(|(d, _)| keep.contains(&d.class_id)).unzip();
+            raw.tile_classes.retain(|t| keep.contains(&t.1));
+        }
+        let mut findings = Vec::new();
+        let join: Vec<u32> = (spec.classes.iter().enumerate())
+            .filter(|(_, c)| self.cfg.merge.join_side_by_side.contains(&c.name))
+            .map(|(i, _)| i as u32)
+            .collect();
+        let merged = join_side_by_side(&merge_tiles(&raw.boxes, &raw.cuts, &self.cfg.merge), &join);
+        for d in merged.into_iter().filter(|d| shown(d.score)) {
+            findings.push(self.finding(FindingKind::Object, d.class_id, d.score, d.bbox, None));
+        }
+        for (rect, class_id, score) in raw.tile_classes.into_iter().filter(|t| shown(t.2)) {
+            let b =
+                BoxXyxy::new(rect.x as f32, rect.y as f32, (rect.x + rect.width) as f32, (rect.y + rect.height) as f32);
+            findings.push(self.finding(FindingKind::TileClass, class_id, score, b, None));
+        }
+        if let (Some(c), Some(threshold)) = (&raw.canvas, spec.decoder.anomaly_threshold()) {
+            let map = c.average();
+            let a = &self.cfg.anomaly;
+            for (b, stats) in regions(&map, threshold, a.min_region_px, a.eight_connected) {
+                let score = stats.peak.clamp(0.0, 1.0);
+                if shown(score) {
+                    findings.push(self.finding(FindingKind::AnomalyRegion, 0, score, b, Some(stats)));
+                }
+            }
+        }
+        findings
+    }
+
+    /// One finding from a box (and region) in the model's pixels: mapped back to the
+    /// scan's pixels, named, and with the material evidence inside it.
+    fn finding(
+        &self,
+        kind: FindingKind,
+        class_id: u32,
+        score: f32,
+        bbox: BoxXyxy,
+        region: Option<RegionStats>,
+    ) -> Finding {
+        let spec = self.spec();
+        let scan_att = &self.scan_views.attenuation;
+        let back = (scan_att.columns() as f32 / self.cols() as f32, scan_att.rows() as f32 / self.rows() as f32);
+        let bbox = if self.resampled { bbox.scale(back.0, back.1) } else { bbox };
+        let region = region
+            .map(|r| RegionStats { area_px: ((r.area_px as f32) * back.0 * back.1).round().max(1.0) as usize, ..r });
+        let (class_name, threat) = match kind {
+            FindingKind::AnomalyRegion => ("anomaly".to_string(), ThreatCategory::Anomaly),
+            _ => (spec.class_name(class_id).to_string(), spec.threat_of(class_id)),
+        };
+        let pitch = &self.scan.descriptor.pixel_pitch_mm;
+        Finding {
+            kind,
+            class_id,
+            class_name,
+            threat,
+            score,
+            bbox_px: bbox,
+            bbox_mm: BoxMm::from_px(&bbox, pitch.along, pitch.vertical),
+            model: spec.name.clone(),
+            evidence: MaterialEvidence::in_box(&bbox, &scan_att.high, Some(&self.scan_views.materials)),
+            region,
+            cargo_check: None,
+        }
     }
 }

@@ -4,6 +4,7 @@
 use super::{DecodeError, DecodeStats, ModelOutputs, OutputTensor, check_batch};
 use ndarray::{Array2, ArrayViewD, Axis, Ix2};
 
+/// Decoder name, as specs and errors spell it.
 pub const NAME: &str = "anomalib";
 
 /// One tile's anomaly output.
@@ -13,14 +14,18 @@ pub struct AnomalyTile {
     pub map: Array2<f32>,
     /// Image-level score; `None` when the model gave none or a non-finite one.
     pub score: Option<f32>,
+    /// The model's own anomalous-pixel mask, when it has a mask output.
     pub mask: Option<Array2<bool>>,
 }
 
 /// Output names of an anomaly model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnomalyOutputs {
+    /// The per-pixel anomaly map.
     pub map: String,
+    /// The per-tile score, if any.
     pub score: Option<String>,
+    /// The anomalous-pixel mask, if any.
     pub mask: Option<String>,
 }
 
@@ -38,6 +43,8 @@ fn per_image_planes<'a, T>(a: ArrayViewD<'a, T>, output: &str, what: &str) -> Re
     }
 }
 
+/// Decodes `batch` tiles' anomaly outputs: one map (the map output's resolution, scores
+/// as the model gives them) per tile, with its score and mask where the model has them.
 pub fn decode(
     outputs: &ModelOutputs,
     names: &AnomalyOutputs,

@@ -4,6 +4,7 @@ use super::{DecodeError, DecodeStats, check_batch};
 use ndarray::{ArrayViewD, Ix2};
 use serde::{Deserialize, Serialize};
 
+/// Decoder name, as specs and errors spell it.
 pub const NAME: &str = "classification";
 
 /// What the head's numbers are.
@@ -22,8 +23,11 @@ pub enum Activation {
 /// The top class of one tile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassScores {
+    /// Index into the model's class list.
     pub class_id: u32,
+    /// Its probability, 0..=1.
     pub score: f32,
+    /// Every class's probability (0..=1), in class order.
     pub probabilities: Vec<f32>,
 }
 

@@ -1,12 +1,15 @@
 //! NMS-free end-to-end heads (YOLOv10, YOLO26, RT-DETR exports): `[N, K, 6]` rows
 //! `x1, y1, x2, y2, score, class`. The model already suppressed duplicates.
 
-use super::{BoxParams, DecodeError, DecodeStats, MAX_SCORE, check_batch, view3};
+use super::{BoxHead, BoxParams, DecodeError, DecodeStats, MAX_SCORE};
 use crate::detect::geometry::{BoxXyxy, Detection};
 use ndarray::ArrayViewD;
 
+/// Decoder name, as specs and errors spell it.
 pub const NAME: &str = "end_to_end";
 
+/// Decodes a `[N, K, 6]` head of `batch` images into detections per image (box in input
+/// pixels, score in 0..=1), best first, at most `max_detections` each; no NMS.
 pub fn decode(
     out: ArrayViewD<'_, f32>,
     output: &str,
@@ -15,17 +18,9 @@ pub fn decode(
     stats: &mut DecodeStats,
 ) -> Result<Vec<Vec<Detection>>, DecodeError> {
     let expected = "[N, K, 6] (x1, y1, x2, y2, score, class)";
-    let out = view3(out, output, NAME, expected)?;
-    let (n, k, cols) = out.dim();
-    if cols != 6 {
-        return Err(DecodeError::Shape {
-            output: output.into(),
-            decoder: NAME,
-            expected: expected.into(),
-            found: vec![n, k, cols],
-        });
-    }
-    check_batch(output, n, batch)?;
+    let head = BoxHead { decoder: NAME, expected, values_axis: 2, values: Some(6) };
+    let out = head.view(out, output, batch)?;
+    let n = out.shape()[0];
     let nc = params.num_classes();
     let mut images = Vec::with_capacity(n);
     for img in out.outer_iter() {
@@ -67,28 +62,21 @@ pub fn decode(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{assert_close, params};
+    use super::super::test_support::{assert_close, one_image, params};
     use super::*;
-    use ndarray::{Array3, ArrayD, IxDyn};
-
-    fn one_image(rows: &[[f32; 6]]) -> ArrayD<f32> {
-        let mut a = Array3::<f32>::zeros((1, rows.len(), 6));
-        for (i, r) in rows.iter().enumerate() {
-            for c in 0..6 {
-                a[[0, i, c]] = r[c];
-            }
-        }
-        a.into_dyn()
-    }
+    use ndarray::{ArrayD, IxDyn};
 
     #[test]
     fn keeps_rows_above_threshold_without_nms() {
-        let out = one_image(&[
-            [0.0, 0.0, 10.0, 10.0, 0.6, 1.0],
-            [1.0, 0.0, 11.0, 10.0, 0.9, 1.0], // overlapping but the model said keep
-            [0.0, 0.0, 10.0, 10.0, 0.1, 0.0],
-            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0], // padding
-        ]);
+        let out = one_image(
+            &[
+                [0.0, 0.0, 10.0, 10.0, 0.6, 1.0],
+                [1.0, 0.0, 11.0, 10.0, 0.9, 1.0], // overlapping but the model said keep
+                [0.0, 0.0, 10.0, 10.0, 0.1, 0.0],
+                [0.0, 0.0, 0.0, 0.0, 0.0, 0.0], // padding
+            ],
+            false,
+        );
         let mut stats = DecodeStats::default();
         let got = decode(out.view(), "output0", 1, &params(2, 0.25), &mut stats).unwrap();
         assert_close(&got[0], &[(1.0, 0.0, 11.0, 10.0, 0.9, 1), (0.0, 0.0, 10.0, 10.0, 0.6, 1)]);
@@ -97,13 +85,16 @@ mod tests {
 
     #[test]
     fn bad_rows_are_counted() {
-        let out = one_image(&[
-            [0.0, 0.0, 10.0, 10.0, f32::NAN, 1.0],
-            [0.0, 0.0, 10.0, 10.0, 0.9, 7.0], // class out of range
-            [0.0, 0.0, 10.0, 10.0, 0.9, 0.5], // fractional class
-            [10.0, 0.0, 0.0, 10.0, 0.9, 0.0], // inverted box
-            [0.0, 0.0, 10.0, 10.0, 4.5, 0.0], // score above 1
-        ]);
+        let out = one_image(
+            &[
+                [0.0, 0.0, 10.0, 10.0, f32::NAN, 1.0],
+                [0.0, 0.0, 10.0, 10.0, 0.9, 7.0], // class out of range
+                [0.0, 0.0, 10.0, 10.0, 0.9, 0.5], // fractional class
+                [10.0, 0.0, 0.0, 10.0, 0.9, 0.0], // inverted box
+                [0.0, 0.0, 10.0, 10.0, 4.5, 0.0], // score above 1
+            ],
+            false,
+        );
         let mut stats = DecodeStats::default();
         let got = decode(out.view(), "o", 1, &params(2, 0.25), &mut stats).unwrap();
         assert!(got[0].is_empty());

@@ -18,11 +18,14 @@ use serde::Serialize;
 /// decoded in place, owned when copied out (or converted from another element type).
 #[derive(Debug, Clone)]
 pub enum OutputTensor<'a> {
+    /// A float output (other numeric types are converted to f32).
     F32(CowArray<'a, f32, IxDyn>),
+    /// A boolean output (anomaly masks).
     Bool(CowArray<'a, bool, IxDyn>),
 }
 
 impl OutputTensor<'_> {
+    /// The tensor's shape.
     pub fn shape(&self) -> &[usize] {
         match self {
             Self::F32(a) => a.shape(),
@@ -42,6 +45,7 @@ impl OutputTensor<'_> {
 /// All outputs of one run, by name, in the model's order.
 #[derive(Debug, Clone, Default)]
 pub struct ModelOutputs<'a> {
+    /// Output name and tensor, in the model's order.
     pub tensors: Vec<(String, OutputTensor<'a>)>,
 }
 
@@ -51,6 +55,7 @@ impl<'a> ModelOutputs<'a> {
         ModelOutputs { tensors: self.tensors.into_iter().map(|(n, t)| (n, t.into_owned())).collect() }
     }
 
+    /// The named output, if the run produced it.
     pub fn get(&self, name: &str) -> Option<&OutputTensor<'a>> {
         self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
@@ -70,16 +75,49 @@ impl<'a> ModelOutputs<'a> {
     }
 }
 
+/// Why a model's outputs cannot be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
+    /// An output the decoder reads is not among the run's outputs.
     #[error("model output `{output}` is missing (outputs: {available:?})")]
-    MissingOutput { output: String, available: Vec<String> },
+    MissingOutput {
+        /// The output the decoder reads.
+        output: String,
+        /// The outputs the run gave.
+        available: Vec<String>,
+    },
+    /// An output's shape does not fit the decoder.
     #[error("model output `{output}` has shape {found:?}; the {decoder} decoder expects {expected}")]
-    Shape { output: String, decoder: &'static str, expected: String, found: Vec<usize> },
+    Shape {
+        /// The output.
+        output: String,
+        /// The decoder's name.
+        decoder: &'static str,
+        /// The layout the decoder reads, in words.
+        expected: String,
+        /// The shape found.
+        found: Vec<usize>,
+    },
+    /// An output's element type does not fit the decoder.
     #[error("model output `{output}` is {found}; expected {expected}")]
-    Type { output: String, expected: &'static str, found: &'static str },
+    Type {
+        /// The output.
+        output: String,
+        /// The element type the decoder reads.
+        expected: &'static str,
+        /// The element type found.
+        found: &'static str,
+    },
+    /// An output holds another number of images than the run was sent.
     #[error("model output `{output}` holds {found} images but {expected} were sent")]
-    Batch { output: String, expected: usize, found: usize },
+    Batch {
+        /// The output.
+        output: String,
+        /// Images sent.
+        expected: usize,
+        /// Images in the output.
+        found: usize,
+    },
 }
 
 /// What a decoder dropped, so a bad model is visible in the report instead of silent.
@@ -94,6 +132,7 @@ pub struct DecodeStats {
 }
 
 impl DecodeStats {
+    /// Adds another tally to this one.
     pub fn add(&mut self, other: &Self) {
         self.non_finite += other.non_finite;
         self.malformed += other.malformed;
@@ -113,6 +152,7 @@ pub struct BoxParams {
 }
 
 impl BoxParams {
+    /// The model's class count.
     pub fn num_classes(&self) -> usize {
         self.class_thresholds.len()
     }
@@ -135,6 +175,62 @@ pub(crate) fn view3<'a>(
 
 pub(crate) fn check_batch(name: &str, found: usize, expected: usize) -> Result<(), DecodeError> {
     if found == expected { Ok(()) } else { Err(DecodeError::Batch { output: name.to_string(), expected, found }) }
+}
+
+/// The layout a box decoder reads: which axis of `[N, a, b]` holds each candidate's values
+/// and how many there must be.
+pub(crate) struct BoxHead<'e> {
+    /// Decoder name, for errors.
+    pub decoder: &'static str,
+    /// The layout in words, for errors.
+    pub expected: &'e str,
+    /// 1 when values run down rows (`[N, values, anchors]`), 2 when along columns.
+    pub values_axis: usize,
+    /// Values per candidate; `None` when none fit (a head without classes).
+    pub values: Option<usize>,
+}
+
+impl BoxHead<'_> {
+    /// `out` as `[N, a, b]` with the head's values per candidate and `batch` images, or a
+    /// typed error naming the output, the decoder and the shape found.
+    pub(crate) fn view<'a>(
+        &self,
+        out: ArrayViewD<'a, f32>,
+        output: &str,
+        batch: usize,
+    ) -> Result<ndarray::ArrayView3<'a, f32>, DecodeError> {
+        let out = view3(out, output, self.decoder, self.expected)?;
+        if self.values != Some(out.shape()[self.values_axis]) {
+            return Err(DecodeError::Shape {
+                output: output.into(),
+                decoder: self.decoder,
+                expected: self.expected.into(),
+                found: out.shape().to_vec(),
+            });
+        }
+        check_batch(output, out.shape()[0], batch)?;
+        Ok(out)
+    }
+}
+
+/// A centre-size candidate whose score already passed its class threshold: counted and kept
+/// when its box is finite with non-negative sides, else counted as dropped.
+pub(crate) fn push_cxcywh(
+    [cx, cy, w, h]: [f32; 4],
+    score: f32,
+    class_id: u32,
+    stats: &mut DecodeStats,
+    cands: &mut Vec<Detection>,
+) {
+    let bbox = BoxXyxy::from_cxcywh(cx, cy, w, h);
+    if !bbox.is_finite() {
+        stats.non_finite += 1;
+    } else if w < 0.0 || h < 0.0 {
+        stats.malformed += 1;
+    } else {
+        stats.candidates += 1;
+        cands.push(Detection { bbox, score, class_id });
+    }
 }
 
 /// Largest score accepted as a probability; above it the head is not emitting confidences
@@ -189,5 +285,59 @@ pub(crate) mod test_support {
 
     pub fn params(nc: usize, thr: f32) -> BoxParams {
         BoxParams { class_thresholds: vec![thr; nc], iou_threshold: 0.45, max_detections: 300 }
+    }
+
+    /// A one-image head `[1, candidates, W]` holding `rows`, or `[1, W, candidates]` (one
+    /// column per candidate, YOLOv8's layout) when `transposed`.
+    pub fn one_image<const W: usize>(rows: &[[f32; W]], transposed: bool) -> ndarray::ArrayD<f32> {
+        let a = ndarray::Array3::from_shape_fn((1, rows.len(), W), |(_, i, c)| rows[i][c]);
+        if transposed { a.permuted_axes([0, 2, 1]).as_standard_layout().into_owned().into_dyn() } else { a.into_dyn() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::ArrayD;
+
+    #[test]
+    fn box_head_checks_values_axis_and_batch() {
+        let head = BoxHead { decoder: "toy", expected: "[N, 6, anchors]", values_axis: 1, values: Some(6) };
+        let ok = ArrayD::<f32>::zeros(IxDyn(&[2, 6, 9]));
+        assert_eq!(head.view(ok.view(), "out", 2).unwrap().dim(), (2, 6, 9));
+        let err = head.view(ok.view(), "out", 3).unwrap_err();
+        assert!(matches!(err, DecodeError::Batch { expected: 3, found: 2, .. }), "{err}");
+        // The same tensor read with values along the last axis is the wrong layout.
+        let cols = BoxHead { values_axis: 2, ..head };
+        let err = cols.view(ok.view(), "out", 2).unwrap_err();
+        assert_eq!(err.to_string(), "model output `out` has shape [2, 6, 9]; the toy decoder expects [N, 6, anchors]");
+        let no_classes = BoxHead { values: None, ..cols };
+        assert!(matches!(no_classes.view(ok.view(), "out", 2), Err(DecodeError::Shape { .. })));
+        let rank2 = ArrayD::<f32>::zeros(IxDyn(&[6, 9]));
+        assert!(matches!(head.view(rank2.view(), "out", 1), Err(DecodeError::Shape { .. })));
+    }
+
+    #[test]
+    fn cxcywh_candidates_are_kept_or_counted() {
+        let mut stats = DecodeStats::default();
+        let mut cands = Vec::new();
+        // Centre (50, 50), 20 wide, 10 high: corners (40, 45) and (60, 55).
+        push_cxcywh([50.0, 50.0, 20.0, 10.0], 0.7, 3, &mut stats, &mut cands);
+        assert_eq!(cands, vec![Detection { bbox: BoxXyxy::new(40.0, 45.0, 60.0, 55.0), score: 0.7, class_id: 3 }]);
+        push_cxcywh([50.0, f32::NAN, 20.0, 10.0], 0.7, 3, &mut stats, &mut cands);
+        push_cxcywh([50.0, 50.0, f32::INFINITY, 10.0], 0.7, 3, &mut stats, &mut cands);
+        push_cxcywh([50.0, 50.0, 20.0, -1.0], 0.7, 3, &mut stats, &mut cands);
+        assert_eq!(cands.len(), 1);
+        assert_eq!(stats, DecodeStats { non_finite: 2, malformed: 1, candidates: 1 });
+    }
+
+    #[test]
+    fn one_image_lays_out_both_ways() {
+        let rows = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
+        let a = test_support::one_image(&rows, false);
+        let t = test_support::one_image(&rows, true);
+        assert_eq!(a.shape(), [1, 2, 3]);
+        assert_eq!(t.shape(), [1, 3, 2]);
+        assert_eq!((a[[0, 1, 0]], t[[0, 0, 1]], t[[0, 2, 0]]), (4.0, 4.0, 3.0));
     }
 }

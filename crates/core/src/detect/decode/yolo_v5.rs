@@ -1,12 +1,15 @@
 //! YOLOv5 / YOLOv7 heads: `[N, A, 5 + nc]`, columns `cx, cy, w, h, objectness` then class
 //! scores; a candidate's score is objectness x class score. Needs NMS.
 
-use super::{BoxParams, DecodeError, DecodeStats, MAX_SCORE, best_class, check_batch, nms_per_image, view3};
-use crate::detect::geometry::{BoxXyxy, Detection};
+use super::{BoxHead, BoxParams, DecodeError, DecodeStats, MAX_SCORE, best_class, nms_per_image, push_cxcywh};
+use crate::detect::geometry::Detection;
 use ndarray::ArrayViewD;
 
+/// Decoder name, as specs and errors spell it.
 pub const NAME: &str = "yolov5";
 
+/// Decodes a `[N, anchors, 5 + nc]` head of `batch` images into detections per image (box
+/// in input pixels, score objectness x class score in 0..=1), after NMS.
 pub fn decode(
     out: ArrayViewD<'_, f32>,
     output: &str,
@@ -16,17 +19,9 @@ pub fn decode(
 ) -> Result<Vec<Vec<Detection>>, DecodeError> {
     let nc = params.num_classes();
     let expected = format!("[N, anchors, {}] (4 box + objectness + {nc} classes)", 5 + nc);
-    let out = view3(out, output, NAME, &expected)?;
-    let (n, anchors, cols) = out.dim();
-    if cols != 5 + nc || nc == 0 {
-        return Err(DecodeError::Shape {
-            output: output.into(),
-            decoder: NAME,
-            expected,
-            found: vec![n, anchors, cols],
-        });
-    }
-    check_batch(output, n, batch)?;
+    let head = BoxHead { decoder: NAME, expected: &expected, values_axis: 2, values: (nc > 0).then_some(5 + nc) };
+    let out = head.view(out, output, batch)?;
+    let n = out.shape()[0];
     // The cheapest test first: a real head's objectness rejects nearly every anchor.
     let min_thr = params.class_thresholds.iter().copied().fold(f32::INFINITY, f32::min);
     let mut images = Vec::with_capacity(n);
@@ -53,17 +48,7 @@ pub fn decode(
                 stats.malformed += 1;
                 continue;
             }
-            let bbox = BoxXyxy::from_cxcywh(row[0], row[1], row[2], row[3]);
-            if !bbox.is_finite() {
-                stats.non_finite += 1;
-                continue;
-            }
-            if row[2] < 0.0 || row[3] < 0.0 {
-                stats.malformed += 1;
-                continue;
-            }
-            stats.candidates += 1;
-            cands.push(Detection { bbox, score, class_id: c as u32 });
+            push_cxcywh([row[0], row[1], row[2], row[3]], score, c as u32, stats, &mut cands);
         }
         images.push(nms_per_image(cands, params));
     }
@@ -72,26 +57,19 @@ pub fn decode(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{assert_close, params};
+    use super::super::test_support::{assert_close, one_image, params};
     use super::*;
-    use ndarray::{Array3, ArrayD, IxDyn};
-
-    fn one_image(rows: &[[f32; 7]]) -> ArrayD<f32> {
-        let mut a = Array3::<f32>::zeros((1, rows.len(), 7));
-        for (i, r) in rows.iter().enumerate() {
-            for c in 0..7 {
-                a[[0, i, c]] = r[c];
-            }
-        }
-        a.into_dyn()
-    }
+    use ndarray::{ArrayD, IxDyn};
 
     #[test]
     fn score_is_objectness_times_class() {
-        let out = one_image(&[
-            [50.0, 50.0, 20.0, 10.0, 0.8, 0.5, 0.9], // 0.72 class 1
-            [50.0, 50.0, 20.0, 10.0, 0.2, 0.9, 0.1], // 0.18 below 0.25
-        ]);
+        let out = one_image(
+            &[
+                [50.0, 50.0, 20.0, 10.0, 0.8, 0.5, 0.9], // 0.72 class 1
+                [50.0, 50.0, 20.0, 10.0, 0.2, 0.9, 0.1], // 0.18 below 0.25
+            ],
+            false,
+        );
         let mut stats = DecodeStats::default();
         let got = decode(out.view(), "output0", 1, &params(2, 0.25), &mut stats).unwrap();
         assert_close(&got[0], &[(40.0, 45.0, 60.0, 55.0, 0.72, 1)]);
@@ -100,12 +78,15 @@ mod tests {
 
     #[test]
     fn nan_objectness_or_class_is_counted() {
-        let out = one_image(&[
-            [50.0, 50.0, 20.0, 10.0, f32::NAN, 0.5, 0.9],
-            [50.0, 50.0, 20.0, 10.0, 0.9, f32::NAN, 0.9],
-            [f32::NAN, 50.0, 20.0, 10.0, 0.9, 0.9, 0.9],
-            [50.0, 50.0, 20.0, 10.0, 3.0, 0.9, 0.9], // objectness logit, not a probability
-        ]);
+        let out = one_image(
+            &[
+                [50.0, 50.0, 20.0, 10.0, f32::NAN, 0.5, 0.9],
+                [50.0, 50.0, 20.0, 10.0, 0.9, f32::NAN, 0.9],
+                [f32::NAN, 50.0, 20.0, 10.0, 0.9, 0.9, 0.9],
+                [50.0, 50.0, 20.0, 10.0, 3.0, 0.9, 0.9], // objectness logit, not a probability
+            ],
+            false,
+        );
         let mut stats = DecodeStats::default();
         let got = decode(out.view(), "o", 1, &params(2, 0.25), &mut stats).unwrap();
         assert!(got[0].is_empty());

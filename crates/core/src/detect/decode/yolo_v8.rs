@@ -1,13 +1,16 @@
 //! YOLOv8 / YOLO11 heads: `[N, 4 + nc, A]`, rows `cx, cy, w, h` then one score per class,
 //! no objectness. Needs NMS.
 
-use super::{BoxParams, DecodeError, DecodeStats, MAX_SCORE, check_batch, nms_per_image, view3};
-use crate::detect::geometry::{BoxXyxy, Detection};
+use super::{BoxHead, BoxParams, DecodeError, DecodeStats, MAX_SCORE, nms_per_image, push_cxcywh};
+use crate::detect::geometry::Detection;
 use ndarray::{ArrayView2, ArrayViewD, Axis};
 use rayon::prelude::*;
 
+/// Decoder name, as specs and errors spell it.
 pub const NAME: &str = "yolov8";
 
+/// Decodes a `[N, 4 + nc, anchors]` head of `batch` images into detections per image (box
+/// in input pixels, score the best class's in 0..=1), after NMS.
 pub fn decode(
     out: ArrayViewD<'_, f32>,
     output: &str,
@@ -17,17 +20,9 @@ pub fn decode(
 ) -> Result<Vec<Vec<Detection>>, DecodeError> {
     let nc = params.num_classes();
     let expected = format!("[N, {}, anchors] (4 box rows + {nc} classes)", 4 + nc);
-    let out = view3(out, output, NAME, &expected)?;
-    let (n, rows, anchors) = out.dim();
-    if rows != 4 + nc || nc == 0 {
-        return Err(DecodeError::Shape {
-            output: output.into(),
-            decoder: NAME,
-            expected,
-            found: vec![n, rows, anchors],
-        });
-    }
-    check_batch(output, n, batch)?;
+    let head = BoxHead { decoder: NAME, expected: &expected, values_axis: 1, values: (nc > 0).then_some(4 + nc) };
+    let out = head.view(out, output, batch)?;
+    let (n, anchors) = (out.shape()[0], out.shape()[2]);
     // Images of a batch decode in parallel: between two model runs the cores are otherwise idle.
     let per_image: Vec<(Vec<Detection>, DecodeStats)> = (0..n)
         .into_par_iter()
@@ -85,40 +80,32 @@ fn decode_image(
         if score < params.class_thresholds[c as usize] {
             continue;
         }
-        if score > MAX_SCORE || w < 0.0 || h < 0.0 {
+        if score > MAX_SCORE {
             stats.malformed += 1;
             continue;
         }
-        stats.candidates += 1;
-        cands.push(Detection { bbox: BoxXyxy::from_cxcywh(cx, cy, w, h), score, class_id: c });
+        push_cxcywh([cx, cy, w, h], score, c, stats, &mut cands);
     }
     nms_per_image(cands, params)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{assert_close, params};
+    use super::super::test_support::{assert_close, one_image, params};
     use super::*;
-    use ndarray::{Array3, ArrayD, IxDyn};
-
-    fn one_image(cols: &[[f32; 6]]) -> ArrayD<f32> {
-        let mut a = Array3::<f32>::zeros((1, 6, cols.len()));
-        for (i, c) in cols.iter().enumerate() {
-            for r in 0..6 {
-                a[[0, r, i]] = c[r];
-            }
-        }
-        a.into_dyn()
-    }
+    use ndarray::{ArrayD, IxDyn};
 
     #[test]
     fn decodes_and_suppresses_duplicates() {
-        let out = one_image(&[
-            [50.0, 50.0, 20.0, 10.0, 0.9, 0.1],
-            [51.0, 50.0, 20.0, 10.0, 0.8, 0.1], // duplicate of the first
-            [50.0, 50.0, 20.0, 10.0, 0.1, 0.7], // same place, other class: kept
-            [10.0, 10.0, 4.0, 4.0, 0.2, 0.1],   // below threshold
-        ]);
+        let out = one_image(
+            &[
+                [50.0, 50.0, 20.0, 10.0, 0.9, 0.1],
+                [51.0, 50.0, 20.0, 10.0, 0.8, 0.1], // duplicate of the first
+                [50.0, 50.0, 20.0, 10.0, 0.1, 0.7], // same place, other class: kept
+                [10.0, 10.0, 4.0, 4.0, 0.2, 0.1],   // below threshold
+            ],
+            true,
+        );
         let mut stats = DecodeStats::default();
         let got = decode(out.view(), "output0", 1, &params(2, 0.25), &mut stats).unwrap();
         assert_close(&got[0], &[(40.0, 45.0, 60.0, 55.0, 0.9, 0), (40.0, 45.0, 60.0, 55.0, 0.7, 1)]);
@@ -127,13 +114,16 @@ mod tests {
 
     #[test]
     fn nan_scores_and_boxes_are_counted_not_kept() {
-        let out = one_image(&[
-            [50.0, 50.0, 20.0, 10.0, f32::NAN, 0.9],
-            [50.0, f32::NAN, 20.0, 10.0, 0.9, 0.1],
-            [50.0, 50.0, f32::INFINITY, 10.0, 0.9, 0.1],
-            [50.0, 50.0, -3.0, 10.0, 0.9, 0.1],
-            [50.0, 50.0, 3.0, 10.0, 1.7, 0.1], // not a confidence
-        ]);
+        let out = one_image(
+            &[
+                [50.0, 50.0, 20.0, 10.0, f32::NAN, 0.9],
+                [50.0, f32::NAN, 20.0, 10.0, 0.9, 0.1],
+                [50.0, 50.0, f32::INFINITY, 10.0, 0.9, 0.1],
+                [50.0, 50.0, -3.0, 10.0, 0.9, 0.1],
+                [50.0, 50.0, 3.0, 10.0, 1.7, 0.1], // not a confidence
+            ],
+            true,
+        );
         let mut stats = DecodeStats::default();
         let got = decode(out.view(), "output0", 1, &params(2, 0.25), &mut stats).unwrap();
         assert!(got[0].is_empty());
@@ -158,11 +148,10 @@ mod tests {
 
     #[test]
     fn max_detections_caps_best_first() {
-        let out = one_image(&[
-            [10.0, 10.0, 4.0, 4.0, 0.5, 0.0],
-            [30.0, 10.0, 4.0, 4.0, 0.9, 0.0],
-            [50.0, 10.0, 4.0, 4.0, 0.7, 0.0],
-        ]);
+        let out = one_image(
+            &[[10.0, 10.0, 4.0, 4.0, 0.5, 0.0], [30.0, 10.0, 4.0, 4.0, 0.9, 0.0], [50.0, 10.0, 4.0, 4.0, 0.7, 0.0]],
+            true,
+        );
         let mut p = params(2, 0.25);
         p.max_detections = 2;
         let got = decode(out.view(), "o", 1, &p, &mut DecodeStats::default()).unwrap();

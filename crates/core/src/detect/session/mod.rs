@@ -21,9 +21,12 @@ use std::sync::{Condvar, Mutex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
+    /// ONNX Runtime's CPU provider.
     #[default]
     Cpu,
+    /// NVIDIA CUDA (needs the `cuda` feature).
     Cuda,
+    /// NVIDIA TensorRT (needs the `tensorrt` feature).
     Tensorrt,
 }
 
@@ -31,9 +34,13 @@ pub enum Provider {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Optimization {
+    /// No graph optimisation.
     Disable,
+    /// Constant folding, redundant-node removal and simple fusions.
     Basic,
+    /// Basic plus complex node fusions.
     Extended,
+    /// Every optimisation, memory-layout ones included.
     #[default]
     All,
 }
@@ -42,6 +49,7 @@ pub enum Optimization {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionConfig {
+    /// Where the model runs.
     pub provider: Provider,
     /// GPU index for CUDA/TensorRT.
     pub device_id: i32,
@@ -54,6 +62,7 @@ pub struct SessionConfig {
     /// default). Off, they stop spinning once `run` returns (they still spin inside a run), so
     /// the pipeline's work between runs (calibration, tiles, decode, outputs) gets the cores.
     pub spin_between_runs: bool,
+    /// ONNX Runtime's graph optimisation level.
     pub optimization: Optimization,
     /// Independent sessions per model, for concurrent callers (each holds its own weights).
     pub sessions: usize,
@@ -196,6 +205,7 @@ impl SessionPool {
         Ok(Self { model: model.to_path_buf(), idle: Mutex::new(sessions), returned: Condvar::new(), info, provider })
     }
 
+    /// What the model declares about its inputs, outputs and metadata.
     pub fn info(&self) -> &ModelInfo {
         &self.info
     }
@@ -205,6 +215,7 @@ impl SessionPool {
         self.provider
     }
 
+    /// The model file.
     pub fn model_path(&self) -> &Path {
         &self.model
     }

@@ -24,10 +24,9 @@ pub fn dispatch(cfg: &SessionConfig) -> Result<(Vec<ExecutionProviderDispatch>, 
 
 #[cfg(not(feature = "tensorrt"))]
 pub fn dispatch(cfg: &SessionConfig) -> Result<(Vec<ExecutionProviderDispatch>, &'static str), DetectError> {
-    let reason = "this nii-atr was built without the `tensorrt` feature (cargo build --features tensorrt)";
-    if cfg.require_gpu {
-        return Err(DetectError::Provider { provider: NAME.into(), reason: reason.into() });
-    }
-    tracing::warn!("{reason}; running on CPU");
-    Ok((vec![super::cpu::dispatch()], super::cpu::NAME))
+    super::cpu::instead_of(
+        NAME,
+        "this nii-atr was built without the `tensorrt` feature (cargo build --features tensorrt)",
+        cfg,
+    )
 }
