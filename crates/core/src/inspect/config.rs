@@ -309,8 +309,8 @@ pub enum ConfigCheckError {
     #[error("decision: threat weights must be finite and >= 0")]
     ThreatWeights,
     /// The `[verify]` table is out of range (its check's words).
-    #[error("{0}")]
-    Verify(String),
+    #[error(transparent)]
+    Verify(#[from] crate::verify::VerifyConfigError),
 }
 
 /// A model entry's `classes` names a class the model's spec lacks.

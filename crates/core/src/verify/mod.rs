@@ -143,12 +143,6 @@ pub enum VerifyConfigError {
 }
 
 /// `PipelineConfig::check` (inspect) still gathers its reasons as strings.
-impl From<VerifyConfigError> for String {
-    fn from(e: VerifyConfigError) -> Self {
-        e.to_string()
-    }
-}
-
 impl VerifyConfig {
     /// Checks every key's range and that the class materials are in the attenuation table.
     pub fn check(&self) -> Result<(), VerifyConfigError> {
