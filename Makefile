@@ -11,7 +11,7 @@ PYTHON      ?= python3
 CARGO       ?= cargo
 DEMO_DIR    := out/demo
 
-.PHONY: all setup demo test fmt clippy unit bench fuzz models clean-cache
+.PHONY: all setup demo test fmt clippy unit doc bench fuzz models clean-cache
 
 all: test
 
@@ -45,7 +45,7 @@ demo: setup
 	./target/release/nii-atr demo --dataset datasets/generated/demo --recipe datasets/recipes/demo.toml --out $(DEMO_DIR)
 
 ## test: every check CI runs
-test: setup fmt clippy unit
+test: setup fmt clippy unit doc
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -56,6 +56,11 @@ clippy:
 unit:
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
+
+# Every public item is documented (missing_docs, denied through clippy) and the docs build
+# without a warning (a broken link or a stray <tag> in a doc comment fails here).
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
 
 ## fuzz: every reader of outside input under libFuzzer for FUZZ_SECONDS each (not part of
 ## `make test`, which stays on stable): nightly Rust and cargo-fuzz are installed on first use,

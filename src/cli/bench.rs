@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nii_atr_core::inspect::Pipeline;
 use nii_atr_core::scan::{PlaneFormat, write_scan};
 
+/// `nii-atr bench` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Pipeline config for the end-to-end figure (default: a YOLOv8n-cost detector, the model
@@ -38,6 +39,7 @@ fn line(r: &Ratio) -> String {
     )
 }
 
+/// Measures and prints every figure with its ratio to the same-run baseline.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let runs = args.runs.max(1);
     let pipeline =

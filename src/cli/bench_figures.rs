@@ -38,10 +38,15 @@ pub fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
 /// One measured figure against its same-process baseline.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ratio {
+    /// What was measured.
     pub name: String,
+    /// Its median time, milliseconds.
     pub ms: f64,
+    /// What it is compared with, in words.
     pub baseline: String,
+    /// The baseline's median time, milliseconds.
     pub baseline_ms: f64,
+    /// `ms / baseline_ms`.
     pub ratio: f64,
     /// The target, in words, when the project sets one.
     pub target: Option<String>,
@@ -166,24 +171,39 @@ pub fn tile_tensors(runs: usize) -> Result<Ratio, nii_atr_core::preprocess::Prep
 /// Stage times of one end-to-end run (read, inspect, report and overlay), milliseconds.
 #[derive(Debug, Clone, Serialize)]
 pub struct EndToEnd {
+    /// Scan rows (detector elements).
     pub rows: usize,
+    /// Scan columns (scan lines).
     pub columns: usize,
+    /// Tiles of the grid, over every model.
     pub tiles: usize,
+    /// Tiles skipped as all air.
     pub tiles_skipped_air: usize,
+    /// ONNX Runtime `run` calls per inspection.
     pub model_runs: usize,
+    /// Wall time of one whole run (median).
     pub wall_ms: f64,
+    /// ONNX Runtime's `run` time (median).
     pub ort_run_ms: f64,
+    /// Reading the scan files.
     pub read_ms: f64,
+    /// Calibration and material classification.
     pub calibrate_ms: f64,
+    /// The material pseudo-colour view.
     pub render_ms: f64,
+    /// Filling input tensors (time the model waited for them).
     pub tensors_ms: f64,
+    /// Decoding model outputs.
     pub decode_ms: f64,
+    /// Cross-tile merge, findings and their evidence.
     pub merge_ms: f64,
     /// Declared-cargo verification, when the config runs it.
     pub verify_ms: f64,
+    /// Writing the report JSON and the overlay PNG.
     pub outputs_ms: f64,
     /// Wall time minus ONNX Runtime's `run` time, per run: median and quartiles.
     pub non_model_ms: f64,
+    /// Lower and upper quartile of the same.
     pub non_model_quartiles_ms: [f64; 2],
     /// Everything but the model (median) over the model's time (median).
     pub overhead: f64,

@@ -9,6 +9,7 @@ use nii_atr_core::preprocess::{PreprocessOptions, preprocess};
 use nii_atr_core::scan::{Limits, PlaneFormat, read_scan};
 use nii_atr_core::truth::{MismatchKind, read_truth};
 
+/// `nii-atr demo` arguments.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Generated dataset to show; made from `--recipe` if missing.
@@ -19,13 +20,15 @@ pub struct DemoArgs {
     #[arg(long, default_value = "datasets/recipes/demo.toml")]
     pub recipe: PathBuf,
     /// Pipeline config for the inspection step.
-    #[arg(long, default_value = "models/pipeline.default.toml")]
+    #[arg(long, env = "NII_ATR_PIPELINE", default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// Folder for the demo's pictures and inspection outputs.
     #[arg(long, default_value = "out/demo")]
     pub out: PathBuf,
 }
 
+/// Generates the demo dataset if missing, shows one scan's `info`, writes every scan's views,
+/// inspects them and sets the decisions beside what the generator hid.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     if !args.dataset.join("summary.json").is_file() {
         println!(

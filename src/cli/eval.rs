@@ -39,7 +39,8 @@ pub struct ScoreArgs {
     /// run the pipeline of `--config` over every case and score it in process.
     #[arg(long, conflicts_with_all = ["gt", "yolo_images", "predictions"])]
     pub dataset: Option<PathBuf>,
-    /// Pipeline config for `--dataset` (default: models/pipeline.default.toml).
+    /// Pipeline config for `--dataset` (default: models/pipeline.default.toml of this checkout
+    /// or installation; see `nii-atr inspect --help`).
     #[arg(long, requires = "dataset")]
     pub config: Option<PathBuf>,
     /// With `--dataset`: only the first N cases of the split (quick looks; say so when quoting).
@@ -174,7 +175,8 @@ fn progress_bar() -> Bar {
 fn score_dataset(args: &ScoreArgs, root: &Path) -> Result<Evaluation, EvalError> {
     let start = Instant::now();
     let config = config_from(args)?;
-    let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from("models/pipeline.default.toml"));
+    let config_path = args.config.clone().unwrap_or_else(super::default_config);
+    super::check_config(&config_path).map_err(|e| EvalError::Params(super::one_line(&e)))?;
     let mut split = Split::open(root)?;
     if args.skip.is_some() || args.limit.is_some() {
         split.select(args.skip.unwrap_or(0), args.limit)?;

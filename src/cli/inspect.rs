@@ -18,8 +18,11 @@ pub struct InspectArgs {
     /// `scan.json`, any other folder its descriptors, else its image files.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Pipeline config: models, tiling, merge and the decision rule.
-    #[arg(short, long, env = "NII_ATR_PIPELINE", default_value = "models/pipeline.default.toml")]
+    /// Pipeline config: models, tiling, merge and the decision rule. By default the shipped
+    /// models/pipeline.default.toml, looked for in the current folder, then beside the
+    /// installation (`<prefix>/share/nii-atr/`, or beside the executable), then in the checkout
+    /// the binary was built from.
+    #[arg(short, long, env = "NII_ATR_PIPELINE", default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// Output folder: `<scan>.inspection.json`, `<scan>.overlay.png` per scan, plus
     /// `coco_results.json` and `summary.json` for the whole run.

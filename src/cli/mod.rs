@@ -30,10 +30,12 @@ pub struct Cli {
     /// executable, the copy `make setup` fetched, then an installed Python onnxruntime.
     #[arg(long, global = true, value_name = "PATH")]
     pub ort_library: Option<PathBuf>,
+    /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands, one module each.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print a scan's size, energies, calibration, per-plane statistics and material fractions.
@@ -81,6 +83,7 @@ impl Default for LimitArgs {
 }
 
 impl LimitArgs {
+    /// The limits the flags give.
     pub fn limits(&self) -> Limits {
         Limits { max_width: self.max_width, max_height: self.max_height, max_pixels: self.max_pixels }
     }
@@ -126,6 +129,44 @@ pub fn one_line(e: &anyhow::Error) -> String {
     text
 }
 
+/// The shipped pipeline config's path relative to a checkout or an installation prefix.
+const DEFAULT_CONFIG: &str = "models/pipeline.default.toml";
+
+/// Where the default pipeline config is looked for, in order: the current folder (a checkout),
+/// an installation prefix (`<prefix>/bin/nii-atr` with `<prefix>/share/nii-atr/models/`), an
+/// unpacked archive (`models/` beside the executable), and the checkout this binary was
+/// built from.
+pub fn config_candidates() -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from(DEFAULT_CONFIG)];
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(std::path::Path::to_path_buf)) {
+        out.push(dir.join("../share/nii-atr").join(DEFAULT_CONFIG));
+        out.push(dir.join(DEFAULT_CONFIG));
+    }
+    out.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG));
+    out
+}
+
+/// The default pipeline config: the first of [`config_candidates`] that is a file, else the
+/// first candidate (so that [`check_config`] can say where it looked).
+pub fn default_config() -> PathBuf {
+    let candidates = config_candidates();
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| candidates[0].clone())
+}
+
+/// Fails with the places looked in when `config` is the default and none of them holds it.
+pub fn check_config(config: &std::path::Path) -> anyhow::Result<()> {
+    if config.is_file() || config != default_config() {
+        return Ok(());
+    }
+    let looked: Vec<String> = config_candidates().iter().map(|p| format!("  - {}", p.display())).collect();
+    anyhow::bail!(
+        "no pipeline config given and the default {DEFAULT_CONFIG} was not found; looked in:\n{}\n\
+         fix: pass --config PATH (or set NII_ATR_PIPELINE), or run from the nii-atr checkout",
+        looked.join("\n")
+    )
+}
+
+/// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(a) => info::run(&a),
@@ -134,12 +175,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(lib) = &cli.ort_library {
                 nii_atr_core::runtime::init(Some(lib))?;
             }
+            check_config(&a.config)?;
             demo::run(&a)
         }
         Command::Inspect(a) => {
             if let Some(lib) = &cli.ort_library {
                 nii_atr_core::runtime::init(Some(lib))?;
             }
+            check_config(&a.config)?;
             let summary = inspect::run(&a)?;
             anyhow::ensure!(
                 summary.failed == 0,
@@ -163,7 +206,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Synth(a) => synth::run(&a).map(|_| ()).map_err(Into::into),
         Command::Verify(a) => verify::run(&a).map(|_| ()).map_err(Into::into),
-        Command::Tiles(a) => tiles::run(&a),
+        Command::Tiles(a) => {
+            check_config(&a.config)?;
+            tiles::run(&a)
+        }
     }
 }
 
@@ -187,6 +233,17 @@ mod tests {
         assert_eq!(super::one_line(&e), "/x/scan.tiff: No such file or directory (os error 2)");
         let e = e.context("reading scans");
         assert_eq!(super::one_line(&e), "reading scans: /x/scan.tiff: No such file or directory (os error 2)");
+    }
+
+    #[test]
+    fn the_default_config_is_found_outside_the_checkout() {
+        let candidates = super::config_candidates();
+        assert_eq!(candidates[0], std::path::Path::new("models/pipeline.default.toml"));
+        // The checkout this test binary was built from holds it, wherever the test runs.
+        let built = candidates.last().unwrap();
+        assert!(built.is_absolute() && built.is_file(), "{}", built.display());
+        assert!(super::default_config().is_file());
+        assert!(super::check_config(&super::default_config()).is_ok());
     }
 
     #[test]

@@ -17,9 +17,9 @@ pub struct TilesArgs {
     #[arg(long)]
     pub spec: PathBuf,
     /// Pipeline config: preprocessing, tile overlap, air-tile test and full-scan pass.
-    #[arg(long, default_value = "models/pipeline.default.toml")]
+    #[arg(long, env = "NII_ATR_PIPELINE", default_value_os_t = super::default_config())]
     pub config: PathBuf,
-    /// Output folder: <case>.npy, index.jsonl, export.json.
+    /// Output folder: `<case>.npy`, `index.jsonl`, `export.json`.
     #[arg(short, long)]
     pub out: PathBuf,
     /// Share of tiles without any label that are kept (deterministic per case, tile and seed).
@@ -37,6 +37,7 @@ pub struct TilesArgs {
     /// Smallest side (input pixels) of a box label in the shrunk full-scan input.
     #[arg(long, default_value_t = 3.0)]
     pub min_side_full: f32,
+    /// Size limits for reading the scans.
     #[command(flatten)]
     pub limits: LimitArgs,
 }

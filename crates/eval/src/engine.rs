@@ -209,7 +209,7 @@ impl DecisionCounts {
 /// Scan-level AUROC of one score (the pipeline's risk, or one model's highest finding).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanScoreRoc {
-    /// The score in words, e.g. "pipeline risk" or "<model> (highest finding)".
+    /// The score in words, e.g. "pipeline risk" or "`<model>` (highest finding)".
     pub score: String,
     /// ROC AUC of threat scans against clean ones; `None` without both.
     pub auc: Option<f64>,
