@@ -59,7 +59,7 @@ fn areal_grid() -> Vec<f64> {
 impl ArealDensityModel {
     /// The model for a scan's source, from a small cache (building one costs a few ms per
     /// class and a stream of scans comes from one scanner).
-    pub fn for_source(source: &SourceSpec, cfg: &VerifyConfig) -> Result<Arc<Self>, String> {
+    pub fn for_source(source: &SourceSpec, cfg: &VerifyConfig) -> Result<Arc<Self>, MeasureError> {
         let pair = high_beam(source)?;
         let key = format!("{pair:?}|{:?}", cfg.class_materials);
         static CACHE: Mutex<Vec<Arc<ArealDensityModel>>> = Mutex::new(Vec::new());
@@ -67,7 +67,7 @@ impl ArealDensityModel {
         if let Some(m) = cache.iter().find(|m| m.key == key) {
             return Ok(m.clone());
         }
-        let built = Arc::new(Self::build(key, &pair, &cfg.class_materials)?);
+        let built = Arc::new(Self::build(key, &pair, &cfg.class_materials).map_err(MeasureError::Model)?);
         if cache.len() >= 4 {
             cache.remove(0);
         }
@@ -137,7 +137,54 @@ impl ArealDensityModel {
 }
 
 /// The high-energy source a scan's descriptor names.
-fn high_beam(source: &SourceSpec) -> Result<Source, String> {
+/// Why a load could not be measured; the verification then skips its checks with this reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MeasureError {
+    /// The scan's source is unknown: attenuation cannot be turned into mass.
+    #[error("the scan's source is unknown, so attenuation cannot be turned into mass")]
+    UnknownSource,
+    /// The source energy lies outside the physics model's range.
+    #[error("source energy {energy} {unit} outside the physics model's range")]
+    SourceEnergy {
+        /// The source's high energy.
+        energy: f64,
+        /// Its unit, MV or kV.
+        unit: &'static str,
+    },
+    /// The areal-density model could not be built (physics tables, class materials).
+    #[error("{0}")]
+    Model(String),
+    /// The pixel pitch is outside 0.1..100 mm.
+    #[error("pixel pitch {along} x {vertical} mm outside 0.1..100 mm")]
+    Pitch {
+        /// Along the scan, mm.
+        along: f32,
+        /// Vertical, mm.
+        vertical: f32,
+    },
+    /// No column of the image holds material.
+    #[error("no container in the image (no column holds material)")]
+    NoContainer,
+    /// The vehicle is shorter than a container.
+    #[error("the vehicle is {length_m:.1} m long, shorter than a container ({min_m} m)")]
+    TooShort {
+        /// Its length, m.
+        length_m: f64,
+        /// The least container length, m.
+        min_m: f64,
+    },
+    /// The end walls leave no interior.
+    #[error("no interior between the container's end walls")]
+    NoInterior,
+    /// No row between the end walls holds material.
+    #[error("no row of the interior holds material")]
+    EmptyInterior,
+    /// Roof and floor found too close together.
+    #[error("the container's interior is too low to measure")]
+    LowInterior,
+}
+
+fn high_beam(source: &SourceSpec) -> Result<Source, MeasureError> {
     let e = f64::from(source.high_energy);
     match source.kind {
         SourceKind::Linac if (0.5..=20.0).contains(&e) => Ok(Source::linac(e)),
@@ -147,8 +194,8 @@ fn high_beam(source: &SourceSpec) -> Result<Source, String> {
             let is_pair = (e - 140.0).abs() < 1e-3 && source.low_energy.is_some_and(|l| (l - 80.0).abs() < 1e-3);
             Ok(if is_pair { pair.high } else { Source::tube(e, &[]) })
         }
-        SourceKind::Unknown => Err("the scan's source is unknown, so attenuation cannot be turned into mass".into()),
-        _ => Err(format!("source energy {e} {} outside the physics model's range", source.unit())),
+        SourceKind::Unknown => Err(MeasureError::UnknownSource),
+        _ => Err(MeasureError::SourceEnergy { energy: e, unit: source.unit() }),
     }
 }
 
@@ -233,13 +280,13 @@ pub fn find_cargo_region(
     att: &AttenuationImage,
     pitch: &PixelPitch,
     cfg: &VerifyConfig,
-) -> Result<CargoRegion, String> {
+) -> Result<CargoRegion, MeasureError> {
     let a = &att.high;
     let (rows, cols) = a.dim();
     let air = cfg.air_attenuation;
     let ok = |v: f32| v.is_finite() && (0.1..=100.0).contains(&v);
     if !(ok(pitch.along) && ok(pitch.vertical)) {
-        return Err(format!("pixel pitch {pitch:?} mm outside 0.1..100 mm"));
+        return Err(MeasureError::Pitch { along: pitch.along, vertical: pitch.vertical });
     }
     // Counted row by row: the planes are row-major, and a column walk strides a whole row per pixel.
     let mut col_count = vec![0usize; cols];
@@ -247,21 +294,18 @@ pub fn find_cargo_region(
         col_count.iter_mut().zip(row).for_each(|(n, &v)| *n += usize::from(v > 2.0 * air));
     }
     let col_frac: Vec<f64> = col_count.iter().map(|&n| n as f64 / rows.max(1) as f64).collect();
-    let front = col_frac.iter().position(|&f| f > 0.3).ok_or("no container in the image (no column holds material)")?;
+    let front = col_frac.iter().position(|&f| f > 0.3).ok_or(MeasureError::NoContainer)?;
     let back = col_frac.iter().rposition(|&f| f > 0.3).unwrap_or(front) + 1;
     let along_m = f64::from(pitch.along) / 1000.0;
     let vertical_m = f64::from(pitch.vertical) / 1000.0;
     let length_m = (back - front) as f64 * along_m;
     if length_m < cfg.min_container_length_m {
-        return Err(format!(
-            "the vehicle is {length_m:.1} m long, shorter than a container ({} m)",
-            cfg.min_container_length_m
-        ));
+        return Err(MeasureError::TooShort { length_m, min_m: cfg.min_container_length_m });
     }
     let inset = (cfg.end_inset_m / along_m).ceil() as usize;
     let (c0, c1) = (front + inset, back.saturating_sub(inset));
     if c1 <= c0 + 4 {
-        return Err("no interior between the container's end walls".into());
+        return Err(MeasureError::NoInterior);
     }
     // Dead detector rows read as impenetrable across the scan: never a band or a top.
     let dead: Vec<bool> = (0..rows)
@@ -288,7 +332,7 @@ pub fn find_cargo_region(
             )
             .unzip()
     };
-    let top = (0..rows).find(|&r| !dead[r] && median[r] > air).ok_or("no row of the interior holds material")?;
+    let top = (0..rows).find(|&r| !dead[r] && median[r] > air).ok_or(MeasureError::EmptyInterior)?;
     let min_height = (cfg.min_interior_height_m / vertical_m).round() as usize;
     let k = ((0.03 / vertical_m).round() as usize).max(2);
     // Neighbours `k` rows away, stepping over dead rows.
@@ -307,7 +351,7 @@ pub fn find_cargo_region(
         None => ((0..rows).rposition(|r| !dead[r] && median[r] > air).map_or(rows, |r| r + 1), false),
     };
     if bottom <= top + 4 {
-        return Err("the container's interior is too low to measure".into());
+        return Err(MeasureError::LowInterior);
     }
     Ok(CargoRegion { container_columns: [front, back], columns: [c0, c1], rows: [top, bottom], floor_found })
 }
@@ -724,7 +768,7 @@ mod tests {
         let cfg = VerifyConfig::default();
         for bad in [0.0, -5.0, f32::NAN, 1e6] {
             let err = find_cargo_region(&att, &PixelPitch { along: bad, vertical: 10.0 }, &cfg).unwrap_err();
-            assert!(err.contains("pixel pitch"), "{err}");
+            assert!(err.to_string().contains("pixel pitch"), "{err}");
         }
         // 700 columns of 10 mm: a 7 m "container" whose ends are found at columns 100 and 800,
         // interior 17 cm (17 columns) inside them; no chassis band, so the bottom is the last
@@ -742,7 +786,7 @@ mod tests {
     fn unknown_sources_are_refused_with_a_reason() {
         let s = SourceSpec { kind: SourceKind::Unknown, high_energy: 0.0, low_energy: None, extra: Default::default() };
         let err = ArealDensityModel::for_source(&s, &VerifyConfig::default()).unwrap_err();
-        assert!(err.contains("unknown"), "{err}");
+        assert!(err.to_string().contains("unknown"), "{err}");
         let s = SourceSpec { high_energy: 900.0, ..linac() };
         assert!(ArealDensityModel::for_source(&s, &VerifyConfig::default()).is_err());
     }

@@ -16,7 +16,7 @@ use crate::preprocess::calibration::AttenuationImage;
 use crate::preprocess::materials::MaterialMap;
 use crate::scan::Scan;
 pub use checks::{CheckKind, CheckResult, Outcome, RegionEvidence};
-pub use measure::{CargoMeasures, CargoRegion, Slice};
+pub use measure::{CargoMeasures, CargoRegion, MeasureError, Slice};
 pub use reference::{CommodityReference, ReferenceError, ReferenceLine};
 
 /// Settings of the `[verify]` section of the pipeline config. Every key has a default, so
@@ -234,7 +234,7 @@ pub fn verify(
     });
     let (measures, measure_error) = match measured {
         Ok(m) => (Some(m), None),
-        Err(e) => (None, Some(e)),
+        Err(e) => (None, Some(e.to_string())),
     };
     let checks =
         checks::run(scan.descriptor.manifest.as_ref(), measures.as_ref(), measure_error.as_deref(), reference, cfg);
