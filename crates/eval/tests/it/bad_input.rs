@@ -135,3 +135,153 @@ fn absurd_bootstrap_settings_are_refused_before_allocating() {
         assert!(matches!(evaluate(&gt, &preds, &config, "m"), Err(EvalError::Params(_))));
     }
 }
+
+/// A FIFO at `path`: opening it for reading blocks until a writer comes, so any reader that
+/// opens it hangs the test instead of failing it.
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// An error that says `path` is not a regular file.
+#[track_caller]
+fn assert_not_regular(e: &EvalError, path: &Path, kind: &str) {
+    match e {
+        EvalError::NotRegular { path: p, kind: k } => assert_eq!((p.as_path(), *k), (path, kind), "{e}"),
+        other => panic!("{}: expected `not a regular file`, got {other:?}", path.display()),
+    }
+    let text = nii_atr_core::error_chain(e);
+    assert!(text.contains("not a regular file") && text.contains(&path.display().to_string()), "{text}");
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_and_devices_are_refused_at_once_wherever_a_file_is_read() {
+    use nii_atr_eval::dataset::{yolo_dataset, yolo_predictions};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fifo = dir.join("fifo");
+    mkfifo(&fifo);
+    let gt_path = write(dir, "gt.json", GT);
+    let gt = Dataset::from_coco_json(&gt_path).unwrap();
+    let started = std::time::Instant::now();
+
+    // COCO ground truth and results, and report.json for compare.
+    assert_not_regular(&Dataset::from_coco_json(&fifo).unwrap_err(), &fifo, "a FIFO");
+    assert_not_regular(&Predictions::from_coco_json(&fifo, &gt).unwrap_err(), &fifo, "a FIFO");
+    assert_not_regular(&nii_atr_eval::report::read_report(&fifo).unwrap_err(), &fifo, "a FIFO");
+    let null = Path::new("/dev/null");
+    assert_not_regular(&Dataset::from_coco_json(null).unwrap_err(), null, "a device");
+    assert_not_regular(&Dataset::from_coco_json(dir).unwrap_err(), dir, "a folder");
+
+    // YOLO: the image list, a label file, a prediction file, the names file.
+    let labels = dir.join("labels");
+    std::fs::create_dir(&labels).unwrap();
+    std::fs::write(labels.join("a.txt"), "0 0.5 0.5 0.1 0.1\n").unwrap();
+    let list = write(dir, "images.txt", "a.png 100 100\nb.png 100 100\n");
+    assert_not_regular(&yolo_dataset(&fifo, &labels, None).unwrap_err(), &fifo, "a FIFO");
+    assert_not_regular(&yolo_dataset(&list, &labels, Some(&fifo)).unwrap_err(), &fifo, "a FIFO");
+    mkfifo(&labels.join("b.txt"));
+    assert_not_regular(&yolo_dataset(&list, &labels, None).unwrap_err(), &labels.join("b.txt"), "a FIFO");
+    std::fs::remove_file(labels.join("b.txt")).unwrap();
+    let yolo = yolo_dataset(&list, &labels, None).unwrap();
+    let preds = dir.join("preds");
+    std::fs::create_dir(&preds).unwrap();
+    mkfifo(&preds.join("a.txt"));
+    assert_not_regular(&yolo_predictions(&preds, &yolo).unwrap_err(), &preds.join("a.txt"), "a FIFO");
+
+    // A split's truth.jsonl, read through nii-atr-core.
+    mkfifo(&dir.join("truth.jsonl"));
+    let result = nii_atr_core::verify::VerificationResult { measures: None, measure_error: None, checks: vec![] };
+    let e = nii_atr_eval::verification::VerificationScores::from_split(dir, &[("case".into(), result)]).unwrap_err();
+    assert_not_regular(&e, &dir.join("truth.jsonl"), "a FIFO");
+    assert!(started.elapsed().as_secs() < 5, "a reader waited on a FIFO");
+}
+
+#[cfg(unix)]
+#[test]
+fn oversized_files_are_refused_before_they_are_read() {
+    use nii_atr_eval::dataset::{MAX_INPUT_BYTES, MAX_LABEL_BYTES, yolo_dataset};
+    // Sparse files: their size is set, no block of them is written, and nothing reads them.
+    let tmp = tempfile::tempdir().unwrap();
+    let sparse = |name: &str, len: u64| {
+        let p = tmp.path().join(name);
+        std::fs::File::create(&p).unwrap().set_len(len).unwrap();
+        p
+    };
+    let big = sparse("gt.json", MAX_INPUT_BYTES + 1);
+    match Dataset::from_coco_json(&big).unwrap_err() {
+        EvalError::TooLarge { path, size, limit } => {
+            assert_eq!((path, size, limit), (big.clone(), MAX_INPUT_BYTES + 1, MAX_INPUT_BYTES));
+        }
+        other => panic!("{other:?}"),
+    }
+    let labels = tmp.path().join("labels");
+    std::fs::create_dir(&labels).unwrap();
+    let list = write(tmp.path(), "images.txt", "a.png 100 100\n");
+    std::fs::File::create(labels.join("a.txt")).unwrap().set_len(MAX_LABEL_BYTES + 1).unwrap();
+    match yolo_dataset(&list, &labels, None).unwrap_err() {
+        e @ EvalError::TooLarge { .. } => assert!(e.to_string().contains("a.txt"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let names = sparse("names.txt", MAX_LABEL_BYTES + 1);
+    std::fs::write(labels.join("a.txt"), "0 0.5 0.5 0.1 0.1\n").unwrap();
+    assert!(matches!(yolo_dataset(&list, &labels, Some(&names)), Err(EvalError::TooLarge { .. })));
+}
+
+#[test]
+fn yolo_nan_infinite_and_absurd_values_are_errors_with_line_numbers() {
+    use nii_atr_eval::dataset::{yolo_dataset, yolo_predictions};
+    let tmp = tempfile::tempdir().unwrap();
+    let labels = tmp.path().join("labels");
+    std::fs::create_dir(&labels).unwrap();
+    std::fs::write(labels.join("a.txt"), "0 0.5 0.5 0.1 0.1\n").unwrap();
+    for bad in ["a.png NaN 100", "a.png 0 100", "a.png -5 100", "a.png 1e9 100", "a.png 99999999999 100"] {
+        let list = write(tmp.path(), "images.txt", &format!("# list\n{bad}\n"));
+        match yolo_dataset(&list, &labels, None) {
+            Err(EvalError::Yolo { line: 2, .. }) => {}
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    let list = write(tmp.path(), "images.txt", "a.png 100 100\n");
+    let gt = yolo_dataset(&list, &labels, None).unwrap();
+    let preds = tmp.path().join("preds");
+    std::fs::create_dir(&preds).unwrap();
+    for bad in ["0 0.5 0.5 0.1 0.1 nan", "0 0.5 0.5 0.1 0.1 inf", "0 0.5 inf 0.1 0.1 0.5", "0 0.5 0.5 0.1 0.1"] {
+        std::fs::write(preds.join("a.txt"), format!("0 0.5 0.5 0.1 0.1 0.9\n{bad}\n")).unwrap();
+        match yolo_predictions(&preds, &gt) {
+            Err(e @ EvalError::Yolo { line: 2, .. }) => assert!(e.to_string().contains("a.txt"), "{e}"),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    // A score beyond f64 is not JSON that serde reads: a JSON error, not an infinite score.
+    assert!(matches!(
+        pred_err(r#"[{"image_id":1,"category_id":1,"bbox":[0,0,1,1],"score":1e400}]"#),
+        EvalError::Json { .. }
+    ));
+}
+
+#[test]
+fn empty_or_mistyped_yolo_folders_are_errors_naming_the_folder() {
+    use nii_atr_eval::dataset::{yolo_dataset, yolo_predictions};
+    let tmp = tempfile::tempdir().unwrap();
+    let list = write(tmp.path(), "images.txt", "a.png 100 100\n");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let missing = tmp.path().join("missing");
+    for (labels, want) in [(&empty, "no YOLO labels file"), (&missing, "No such file"), (&list, "not a folder")] {
+        let e = yolo_dataset(&list, labels, None).unwrap_err();
+        let text = nii_atr_core::error_chain(&e);
+        assert!(text.contains(&labels.display().to_string()) && text.contains(want), "{text}");
+    }
+    let e = yolo_dataset(&write(tmp.path(), "none.txt", "# nothing\n"), &empty, None).unwrap_err();
+    assert!(matches!(e, EvalError::EmptyInput { .. }) && e.to_string().contains("lists no images"), "{e}");
+    let labels = tmp.path().join("labels");
+    std::fs::create_dir(&labels).unwrap();
+    std::fs::write(labels.join("a.txt"), "0 0.5 0.5 0.1 0.1\n").unwrap();
+    let gt = yolo_dataset(&list, &labels, None).unwrap();
+    let e = yolo_predictions(&empty, &gt).unwrap_err();
+    assert!(matches!(e, EvalError::EmptyInput { .. }), "{e}");
+    assert!(e.to_string().contains(&empty.display().to_string()) && e.to_string().contains("`[]`"), "{e}");
+}
