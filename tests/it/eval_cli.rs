@@ -349,3 +349,29 @@ fn empty_or_mistyped_folders_fail_naming_the_folder() {
     std::fs::write(&res, "[]").unwrap();
     assert_fails(&argv(&[&"eval", &"--gt", &gt, &"--predictions", &res]), &["gt.json", "lists no images"]);
 }
+
+#[test]
+fn huge_results_and_oversized_files_are_typed_errors_not_aborts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (gt, res) = (tmp.path().join("gt.json"), tmp.path().join("res.json"));
+    std::fs::write(&res, "[]").unwrap();
+    // 100,000 categories in 1.5 MB: the dense tables would ask for 9.7 GB.
+    let cats: Vec<String> = (1..=100_000).map(|i| format!(r#"{{"id":{i}}}"#)).collect();
+    std::fs::write(&gt, format!(r#"{{"images":[{{"id":1}}],"categories":[{}]}}"#, cats.join(","))).unwrap();
+    let args = argv(&[&"eval", &"--gt", &gt, &"--predictions", &res]);
+    assert_fails(&args, &["gt.json", "100000 categories", "50000"]);
+    // 300 labelled categories scored at 1000 maxDets: a 9.8 GB precision table.
+    let cats: Vec<String> = (1..=300).map(|i| format!(r#"{{"id":{i}}}"#)).collect();
+    let anns: Vec<String> =
+        (1..=300).map(|i| format!(r#"{{"id":{i},"image_id":1,"category_id":{i},"bbox":[0,0,5,5]}}"#)).collect();
+    let text =
+        format!(r#"{{"images":[{{"id":1}}],"categories":[{}],"annotations":[{}]}}"#, cats.join(","), anns.join(","));
+    std::fs::write(&gt, text).unwrap();
+    let max_dets = (1..=1000).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let mut many = args.clone();
+    many.extend(argv(&[&"--max-dets", &max_dets]));
+    assert_fails(&many, &["gt.json", "300 categories over 1 scans", "precision and recall tables", "1000 maxDets"]);
+    // A ground truth over 2 GiB, as a sparse file: refused by its size, never read.
+    std::fs::File::create(&gt).unwrap().set_len(nii_atr_eval::dataset::MAX_INPUT_BYTES + 1).unwrap();
+    assert_fails(&args, &["gt.json", "2147483649 bytes", "2147483648"]);
+}

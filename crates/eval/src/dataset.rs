@@ -323,6 +323,7 @@ impl Dataset {
             }
         }
         let image_ids = seen;
+        crate::budget::check_category_count(&source, categories.len())?;
         let mut cat_ids = HashSet::new();
         for c in &categories {
             if !cat_ids.insert(c.id) {

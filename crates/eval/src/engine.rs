@@ -657,10 +657,12 @@ impl<'a> Tally<'a> {
 
 /// Per scan of `results`, the ground-truth class names it holds, in annotation order.
 fn classes_held(dataset: &Dataset, results: &[ScanResult]) -> Vec<Vec<String>> {
+    let by_id: std::collections::HashMap<i64, &str> =
+        dataset.categories.iter().map(|c| (c.id, c.name.as_str())).collect();
     let mut held: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for a in &dataset.annotations {
         let names = held.entry(a.image_id).or_default();
-        let name = dataset.category_name(a.category_id);
+        let name = by_id.get(&a.category_id).map_or_else(|| a.category_id.to_string(), |n| (*n).to_string());
         if !names.contains(&name) {
             names.push(name);
         }

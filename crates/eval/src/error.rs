@@ -54,6 +54,41 @@ pub enum EvalError {
         /// What was looked for and not found, in words.
         reason: String,
     },
+    /// More categories than [`crate::budget::MAX_CATEGORIES`].
+    #[error(
+        "{path}: {categories} categories, more than the {limit} an evaluation takes (each gets a report row and a \
+         precision-recall curve)"
+    )]
+    TooManyCategories {
+        /// The ground truth.
+        path: PathBuf,
+        /// Categories it lists.
+        categories: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The tables the evaluation would allocate, computed from the counts before allocating,
+    /// exceed [`crate::budget::MAX_RESULT_BYTES`].
+    #[error(
+        "{path}: scoring {categories} categories over {images} scans would allocate {} for its results, more \
+         than the {} an evaluation may (largest: {largest})",
+        crate::budget::human_bytes(*.bytes),
+        crate::budget::human_bytes(*.limit)
+    )]
+    ResultTooLarge {
+        /// The ground truth.
+        path: PathBuf,
+        /// Categories of the ground truth.
+        categories: usize,
+        /// Scans (images) of the ground truth.
+        images: usize,
+        /// Bytes the result tables would take.
+        bytes: u64,
+        /// The limit, bytes.
+        limit: u64,
+        /// The largest table and the counts its size comes from, in words.
+        largest: String,
+    },
     /// A JSON file could not be parsed (or a document not serialised).
     #[error("{path}: malformed JSON")]
     Json {

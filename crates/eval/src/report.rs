@@ -263,6 +263,8 @@ pub fn evaluate_with_progress(
     if let Some(b) = &config.bootstrap {
         b.validate()?;
     }
+    // Every table below is sized from the counts first: refused here, never an abort later.
+    crate::budget::check_evaluation(dataset, predictions, config)?;
     progress.set_message("COCO matching and accumulation");
     let ev = coco::evaluate(dataset, predictions, &config.coco)?;
     progress.set_message("operating points, FROC, TIDE");
@@ -287,12 +289,14 @@ pub fn evaluate_with_progress(
         progress.set_message("bootstrap resamples");
         headline_intervals(&ModelScans::new(&ev, &scans), b, progress)
     });
+    let names: std::collections::HashMap<i64, &str> =
+        dataset.categories.iter().map(|c| (c.id, c.name.as_str())).collect();
     let per_category = ev
         .per_category()
         .into_iter()
         .enumerate()
         .map(|(k, c)| CategoryReport {
-            name: dataset.category_name(c.category_id),
+            name: names.get(&c.category_id).map_or_else(|| c.category_id.to_string(), |n| (*n).to_string()),
             category_id: c.category_id,
             ap: c.ap,
             ap50: c.ap50,

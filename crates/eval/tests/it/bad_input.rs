@@ -285,3 +285,100 @@ fn empty_or_mistyped_yolo_folders_are_errors_naming_the_folder() {
     assert!(matches!(e, EvalError::EmptyInput { .. }), "{e}");
     assert!(e.to_string().contains(&empty.display().to_string()) && e.to_string().contains("`[]`"), "{e}");
 }
+
+/// A ground truth listing `n` categories (ids 1..=n), one image and one box of category 1.
+fn many_categories_gt(n: usize) -> String {
+    let cats: Vec<String> = (1..=n).map(|i| format!(r#"{{"id":{i}}}"#)).collect();
+    format!(
+        r#"{{"images":[{{"id":1}}],"categories":[{}],
+            "annotations":[{{"id":1,"image_id":1,"category_id":1,"bbox":[0,0,10,10]}}]}}"#,
+        cats.join(",")
+    )
+}
+
+#[test]
+fn a_hundred_thousand_categories_are_refused_with_the_count_and_the_limit() {
+    use nii_atr_eval::budget::MAX_CATEGORIES;
+    use nii_atr_eval::dataset::Category;
+    let started = std::time::Instant::now();
+    // 1.5 MB of ground truth: the dense tables would have been 9.7 GB and the process aborted.
+    let (e, path) = gt_err(&many_categories_gt(100_000));
+    match &e {
+        EvalError::TooManyCategories { categories: 100_000, limit, .. } => assert_eq!(*limit, MAX_CATEGORIES),
+        other => panic!("{other:?}"),
+    }
+    assert!(e.to_string().contains("100000 categories") && e.to_string().contains("50000"), "{e}");
+    assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    // A dataset built in process, past Dataset::new, is refused when it is scored.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ds = Dataset::from_coco_json(&write(tmp.path(), "gt.json", GT)).unwrap();
+    ds.categories = (1..=100_000).map(|id| Category { id, name: id.to_string() }).collect();
+    let preds = Predictions::new("p".into(), Vec::new(), &ds).unwrap();
+    let r = nii_atr_eval::evaluate(&ds, &preds, &nii_atr_eval::EvalConfig::default(), "m");
+    assert!(matches!(r, Err(EvalError::TooManyCategories { categories: 100_000, .. })), "{:?}", r.err());
+    let r = nii_atr_eval::coco::evaluate(&ds, &preds, &nii_atr_eval::coco::CocoParams::default());
+    assert!(matches!(r, Err(EvalError::TooManyCategories { .. })));
+    assert!(started.elapsed().as_secs() < 20, "refusing took {:?}", started.elapsed());
+}
+
+#[test]
+fn result_tables_over_the_limit_are_refused_before_allocating() {
+    use nii_atr_eval::budget::{MAX_CONFIG_LIST, MAX_RESULT_BYTES, coco_size};
+    use nii_atr_eval::coco::CocoParams;
+    use nii_atr_eval::dataset::{Category, CocoDetection, GroundTruth, ImageInfo};
+    // 300 labelled categories x 1000 maxDets: 300 x 4 x 1000 x 10 x 102 x 8 bytes = 9.8 GB.
+    let n = 300;
+    let images = vec![ImageInfo { id: 1, file_name: None, width: None, height: None }];
+    let categories = (1..=n).map(|id| Category { id, name: id.to_string() }).collect();
+    let truth = (1..=n)
+        .map(|id| GroundTruth {
+            id,
+            image_id: 1,
+            category_id: id,
+            bbox: [0.0, 0.0, 10.0, 10.0],
+            area: 100.0,
+            iscrowd: false,
+            cnr: None,
+        })
+        .collect();
+    let ds = Dataset::new("big.json".into(), images, categories, truth).unwrap();
+    let dets = vec![CocoDetection { image_id: 1, category_id: 1, bbox: [0.0, 0.0, 10.0, 10.0], score: 0.5 }];
+    let preds = Predictions::new("p".into(), dets, &ds).unwrap();
+    let params = CocoParams::with_max_dets(&(1..=MAX_CONFIG_LIST).collect::<Vec<_>>()).unwrap();
+    let size = coco_size(&ds, &preds, &params);
+    assert_eq!(size.active_categories, 300);
+    assert!(size.total() > MAX_RESULT_BYTES, "{size:?}");
+    let e = nii_atr_eval::coco::evaluate(&ds, &preds, &params).unwrap_err();
+    match &e {
+        EvalError::ResultTooLarge { categories: 300, images: 1, limit, bytes, .. } => {
+            assert_eq!(*limit, MAX_RESULT_BYTES);
+            assert!(*bytes > *limit);
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = e.to_string();
+    assert!(
+        text.contains("big.json") && text.contains("300 categories") && text.contains("precision and recall tables"),
+        "{text}"
+    );
+    let config = nii_atr_eval::EvalConfig { coco: params, bootstrap: None, ..Default::default() };
+    assert!(matches!(nii_atr_eval::evaluate(&ds, &preds, &config, "m"), Err(EvalError::ResultTooLarge { .. })));
+    // The default parameters on the same set are a few MB.
+    assert!(coco_size(&ds, &preds, &CocoParams::default()).total() < 50 << 20);
+}
+
+#[test]
+fn configuration_lists_beyond_the_limit_are_refused() {
+    use nii_atr_eval::budget::MAX_CONFIG_LIST;
+    let tmp = tempfile::tempdir().unwrap();
+    let gt = Dataset::from_coco_json(&write(tmp.path(), "gt.json", GT)).unwrap();
+    let preds = Predictions::new("p".into(), Vec::new(), &gt).unwrap();
+    let long: Vec<f64> = (0..=MAX_CONFIG_LIST).map(|i| i as f64).collect();
+    let mut config = nii_atr_eval::EvalConfig { bootstrap: None, ..Default::default() };
+    config.atr.cnr_bins = long.clone();
+    let Err(e) = nii_atr_eval::evaluate(&gt, &preds, &config, "m") else { panic!("1001 CNR bin edges taken") };
+    assert!(matches!(e, EvalError::Params(_)) && e.to_string().contains("CNR bin edges"), "{e}");
+    let mut config = nii_atr_eval::EvalConfig { bootstrap: None, ..Default::default() };
+    config.atr.pfa_limits = long.iter().map(|v| v / 1e4).collect();
+    assert!(matches!(nii_atr_eval::evaluate(&gt, &preds, &config, "m"), Err(EvalError::Params(_))));
+}
