@@ -155,6 +155,12 @@ fn load_inputs(args: &ScoreArgs) -> Result<(Dataset, Predictions), EvalError> {
             return Err(EvalError::Params("give --gt <coco.json>, or --yolo-images with --yolo-labels".into()));
         }
     };
+    if dataset.images.is_empty() {
+        return Err(EvalError::EmptyInput {
+            path: dataset.source.clone(),
+            reason: "lists no images: there is nothing to score".into(),
+        });
+    }
     let Some(pred_path) = &args.predictions else {
         return Err(EvalError::Params("--predictions <results.json | yolo folder> is required".into()));
     };

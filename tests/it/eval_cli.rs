@@ -1,6 +1,7 @@
 //! `nii-atr eval` end to end on the committed fixtures: report files, numbers equal to the
 //! pycocotools reference, and `eval compare` with its paired bootstrap.
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
@@ -241,4 +242,136 @@ fn compare_refuses_reports_of_other_ground_truth() {
         Err(e) => assert!(e.to_string().contains("other ground truth"), "{e}"),
         Ok(_) => panic!("compared reports of different scans"),
     }
+}
+
+/// Runs the binary with `args`, its stdin an open pipe nobody writes to; fails the test if it
+/// takes more than 30 s (a reader blocked on a FIFO or on stdin would never return).
+fn run_bin<S: AsRef<OsStr>>(args: &[S]) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nii-atr"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed().as_secs() > 30 {
+            child.kill().unwrap();
+            panic!("nii-atr still running after 30 s: blocked on input?");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The binary fails with a message on stderr holding each of `want`, without a panic.
+#[track_caller]
+fn assert_fails<S: AsRef<OsStr>>(args: &[S], want: &[&str]) {
+    let out = run_bin(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect();
+    assert!(!out.status.success(), "{shown:?} succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(!err.contains("panicked"), "{err}");
+    for w in want {
+        assert!(err.contains(w), "{shown:?}: `{w}` not in: {err}");
+    }
+}
+
+/// An argument list from paths and words.
+fn argv(parts: &[&dyn AsRef<OsStr>]) -> Vec<OsString> {
+    parts.iter().map(|p| p.as_ref().to_os_string()).collect()
+}
+
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    assert!(std::process::Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_devices_and_stdin_are_refused_at_once_by_the_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo");
+    mkfifo(&fifo);
+    let (gt, res) = (fixture("ties.gt.json"), fixture("ties.results.json"));
+    assert_fails(&argv(&[&"eval", &"--gt", &fifo, &"--predictions", &res]), &["not a regular file (a FIFO)", "fifo"]);
+    assert_fails(&argv(&[&"eval", &"--gt", &gt, &"--predictions", &fifo]), &["not a regular file (a FIFO)"]);
+    for dev in ["/dev/null", "/dev/stdin"] {
+        assert_fails(&argv(&[&"eval", &"--gt", &dev, &"--predictions", &res]), &["not a regular file", dev]);
+    }
+    // YOLO: the image list, the names file, a label file.
+    let labels = tmp.path().join("labels");
+    std::fs::create_dir(&labels).unwrap();
+    std::fs::write(labels.join("a.txt"), "0 0.5 0.5 0.2 0.2\n").unwrap();
+    let list = tmp.path().join("images.txt");
+    std::fs::write(&list, "a.png 100 100\nb.png 100 100\n").unwrap();
+    let yolo = |images: &Path| {
+        argv(&[&"eval", &"--yolo-images", &images, &"--yolo-labels", &labels, &"--predictions", &labels])
+    };
+    assert_fails(&yolo(&fifo), &["not a regular file", "fifo"]);
+    let mut with_names = yolo(&list);
+    with_names.extend(argv(&[&"--yolo-names", &fifo]));
+    assert_fails(&with_names, &["not a regular file", "fifo"]);
+    mkfifo(&labels.join("b.txt"));
+    assert_fails(&yolo(&list), &["not a regular file", "b.txt"]);
+    // eval compare: a report given as a FIFO.
+    assert_fails(&argv(&[&"eval", &"compare", &fifo, &fifo]), &["not a regular file", "fifo"]);
+}
+
+#[test]
+fn empty_or_mistyped_folders_fail_naming_the_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (empty, missing, labels) = (tmp.path().join("empty"), tmp.path().join("missing"), tmp.path().join("labels"));
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::create_dir(&labels).unwrap();
+    std::fs::write(labels.join("a.txt"), "0 0.5 0.5 0.2 0.2\n").unwrap();
+    let list = tmp.path().join("images.txt");
+    std::fs::write(&list, "a.png 100 100\n").unwrap();
+    let (e, m) = (empty.display().to_string(), missing.display().to_string());
+    let yolo = |images: &Path, labels: &Path, preds: &Path| {
+        argv(&[&"eval", &"--yolo-images", &images, &"--yolo-labels", &labels, &"--predictions", &preds])
+    };
+    // A label folder without label files, or not there at all, or a file.
+    assert_fails(&yolo(&list, &empty, &labels), &[&e, "no YOLO labels file for any of the 1 images"]);
+    assert_fails(&yolo(&list, &missing, &labels), &[&m, "No such file"]);
+    assert_fails(&yolo(&list, &list, &labels), &["images.txt", "not a folder"]);
+    // A predictions folder without prediction files.
+    assert_fails(&yolo(&list, &labels, &empty), &[&e, "no YOLO predictions file", "`[]`"]);
+    // An image list or a COCO ground truth with nothing in it.
+    let none = tmp.path().join("none.txt");
+    std::fs::write(&none, "\n").unwrap();
+    assert_fails(&yolo(&none, &labels, &labels), &["none.txt", "lists no images"]);
+    let gt = tmp.path().join("gt.json");
+    std::fs::write(&gt, r#"{"images": [], "categories": [{"id": 1}]}"#).unwrap();
+    let res = tmp.path().join("res.json");
+    std::fs::write(&res, "[]").unwrap();
+    assert_fails(&argv(&[&"eval", &"--gt", &gt, &"--predictions", &res]), &["gt.json", "lists no images"]);
+}
+
+#[test]
+fn huge_results_and_oversized_files_are_typed_errors_not_aborts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (gt, res) = (tmp.path().join("gt.json"), tmp.path().join("res.json"));
+    std::fs::write(&res, "[]").unwrap();
+    // 100,000 categories in 1.5 MB: the dense tables would ask for 9.7 GB.
+    let cats: Vec<String> = (1..=100_000).map(|i| format!(r#"{{"id":{i}}}"#)).collect();
+    std::fs::write(&gt, format!(r#"{{"images":[{{"id":1}}],"categories":[{}]}}"#, cats.join(","))).unwrap();
+    let args = argv(&[&"eval", &"--gt", &gt, &"--predictions", &res]);
+    assert_fails(&args, &["gt.json", "100000 categories", "50000"]);
+    // 300 labelled categories scored at 1000 maxDets: a 9.8 GB precision table.
+    let cats: Vec<String> = (1..=300).map(|i| format!(r#"{{"id":{i}}}"#)).collect();
+    let anns: Vec<String> =
+        (1..=300).map(|i| format!(r#"{{"id":{i},"image_id":1,"category_id":{i},"bbox":[0,0,5,5]}}"#)).collect();
+    let text =
+        format!(r#"{{"images":[{{"id":1}}],"categories":[{}],"annotations":[{}]}}"#, cats.join(","), anns.join(","));
+    std::fs::write(&gt, text).unwrap();
+    let max_dets = (1..=1000).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let mut many = args.clone();
+    many.extend(argv(&[&"--max-dets", &max_dets]));
+    assert_fails(&many, &["gt.json", "300 categories over 1 scans", "precision and recall tables", "1000 maxDets"]);
+    // A ground truth over 2 GiB, as a sparse file: refused by its size, never read.
+    std::fs::File::create(&gt).unwrap().set_len(nii_atr_eval::dataset::MAX_INPUT_BYTES + 1).unwrap();
+    assert_fails(&args, &["gt.json", "2147483649 bytes", "2147483648"]);
 }

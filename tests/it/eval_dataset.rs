@@ -168,3 +168,24 @@ fn a_split_without_annotations_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("annotations.json"), "{stderr}");
 }
+
+#[test]
+fn an_empty_or_mistyped_split_folder_fails_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("r");
+    let err = |o: std::process::Output| {
+        assert!(!o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = err(eval(tmp.path(), &report, &[]));
+    assert!(e.contains(&tmp.path().display().to_string()) && e.contains("no annotations.json"), "{e}");
+    // annotations.json listing no case: nothing would run.
+    std::fs::write(tmp.path().join("annotations.json"), r#"{"images": [], "annotations": [], "categories": []}"#)
+        .unwrap();
+    let e = err(eval(tmp.path(), &report, &[]));
+    assert!(e.contains("annotations.json") && e.contains("lists no cases"), "{e}");
+    // A file where the split folder belongs.
+    let e = err(eval(&tmp.path().join("annotations.json"), &report, &[]));
+    assert!(e.contains("not a folder"), "{e}");
+    assert!(!report.exists(), "a report was written for nothing");
+}

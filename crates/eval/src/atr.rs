@@ -401,14 +401,31 @@ pub fn per_class_scan_roc(dataset: &Dataset, predictions: &Predictions, pfa_limi
     for g in &dataset.annotations {
         threat[index[&g.image_id]] = true;
     }
+    // Each class's detections and truths, found once rather than by a pass per class.
+    let mut dets_of: HashMap<i64, Vec<&CocoDetection>> = HashMap::new();
+    for d in &predictions.detections {
+        dets_of.entry(d.category_id).or_default().push(d);
+    }
+    let mut truth_of: HashMap<i64, Vec<&GroundTruth>> = HashMap::new();
+    for g in &dataset.annotations {
+        truth_of.entry(g.category_id).or_default().push(g);
+    }
+    let all_dets: Vec<&CocoDetection> = predictions.detections.iter().collect();
+    let all_truth: Vec<&GroundTruth> = dataset.annotations.iter().collect();
     let row = |category_id: Option<i64>, name: String| {
+        let (dets, truths) = match category_id {
+            None => (all_dets.as_slice(), all_truth.as_slice()),
+            Some(c) => {
+                (dets_of.get(&c).map_or(&[][..], Vec::as_slice), truth_of.get(&c).map_or(&[][..], Vec::as_slice))
+            }
+        };
         let mut scores = vec![f64::NEG_INFINITY; n];
         let mut holds = vec![false; n];
-        for d in predictions.detections.iter().filter(|d| category_id.is_none_or(|c| d.category_id == c)) {
+        for d in dets {
             let s = &mut scores[index[&d.image_id]];
             *s = s.max(d.score);
         }
-        for g in dataset.annotations.iter().filter(|g| category_id.is_none_or(|c| g.category_id == c)) {
+        for g in truths {
             holds[index[&g.image_id]] = true;
         }
         // Scans holding only other threats take no part in this class's ROC.
@@ -428,8 +445,17 @@ pub fn per_class_scan_roc(dataset: &Dataset, predictions: &Predictions, pfa_limi
     };
     let mut categories = dataset.categories.clone();
     categories.sort_by_key(|c| c.id);
+    // A class with neither truth nor detections has the same row as any other such class
+    // (no positives, every clean scan a negative): computed once, not once per class.
+    let mut unused: Option<ClassScanRoc> = None;
     std::iter::once(row(None, "any threat".into()))
-        .chain(categories.iter().map(|c| row(Some(c.id), c.name.clone())))
+        .chain(categories.iter().map(|c| {
+            if dets_of.contains_key(&c.id) || truth_of.contains_key(&c.id) {
+                return row(Some(c.id), c.name.clone());
+            }
+            let template = unused.get_or_insert_with(|| row(Some(c.id), String::new()));
+            ClassScanRoc { category_id: Some(c.id), name: c.name.clone(), ..template.clone() }
+        }))
         .collect()
 }
 
@@ -531,11 +557,14 @@ pub fn atr_metrics(dataset: &Dataset, predictions: &Predictions, cfg: &AtrConfig
     let n_scans = dataset.images.len();
     let mut categories = dataset.categories.clone();
     categories.sort_by_key(|c| c.id);
+    let mut truth_of: HashMap<i64, Vec<&GroundTruth>> = HashMap::new();
+    for g in dataset.annotations.iter().filter(|g| !g.iscrowd) {
+        truth_of.entry(g.category_id).or_default().push(g);
+    }
     let per_class = categories
         .iter()
         .map(|c| {
-            let truths: Vec<&GroundTruth> =
-                dataset.annotations.iter().filter(|g| g.category_id == c.id && !g.iscrowd).collect();
+            let truths: &[&GroundTruth] = truth_of.get(&c.id).map_or(&[], Vec::as_slice);
             let n_hit = truths.iter().filter(|g| hit[&g.id]).count();
             let fa = false_alarms.get(&c.id).copied().unwrap_or(0);
             ClassPd {

@@ -14,6 +14,9 @@
 //! - images are concatenated in ascending id order and sorted stably by score again; precision
 //!   gets the monotone envelope and is read at 101 recall points with `searchsorted(side="left")`;
 //!   a category without ground truth in an area range is -1 (absent) and left out of means;
+//!   categories with neither ground truth nor detections hold no table at all (every value of
+//!   theirs reads -1, as pycocotools fills them), so a set listing 20,000 classes of which a
+//!   few are used costs what the few cost;
 //! - `summarize()` reads the 12 numbers with exact equality on IoU 0.5/0.75 and maxDets.
 //!
 //! [`CocoMode::Fixed`] corrects two pycocotools quirks (documented on the variants); the
@@ -170,9 +173,14 @@ pub struct CocoEvaluation {
     pub img_ids: Vec<i64>,
     /// Category ids, ascending (`params.catIds`).
     pub cat_ids: Vec<i64>,
-    /// `precision[t][r][k][a][m]`, -1 where absent.
+    /// Per category index: its block in `precision` and `recall`, or [`NO_BLOCK`] when it has
+    /// neither ground truth nor detections (every value -1).
+    block_of: Vec<u32>,
+    /// Category indices with a block, ascending (block `b` is category `active[b]`'s).
+    active: Vec<usize>,
+    /// Per block: `[a][m][t][r]` precision, -1 where absent (read through [`Self::precision`]).
     precision: Vec<f64>,
-    /// `recall[t][k][a][m]`, -1 where absent.
+    /// Per block: `[a][m][t]` recall, -1 where absent (read through [`Self::recall`]).
     recall: Vec<f64>,
     /// The 12 numbers of `summarize()`.
     pub stats: [f64; 12],
@@ -211,6 +219,9 @@ pub const STAT_NAMES: [&str; 12] = [
     "AR_large",
 ];
 
+/// [`CocoEvaluation::block_of`] of a category without ground truth or detections.
+const NO_BLOCK: u32 = u32::MAX;
+
 /// Group indices by (category index, image index) key, keeping file order inside a group.
 fn group_by_key(keys: impl Iterator<Item = Option<usize>>) -> HashMap<usize, Vec<u32>> {
     let mut groups: HashMap<usize, Vec<u32>> = HashMap::new();
@@ -230,6 +241,7 @@ pub fn evaluate(
 ) -> Result<CocoEvaluation, EvalError> {
     let mut params = params.clone();
     params.validate()?;
+    crate::budget::check_coco(dataset, predictions, &params)?;
     let img_ids = dataset.sorted_image_ids();
     let cat_ids = dataset.sorted_category_ids();
     let n_img = img_ids.len();
@@ -252,8 +264,16 @@ pub fn evaluate(
             (key, evaluate_image(&gts, dts, &params))
         })
         .collect();
-    let (precision, recall) = accumulate(&per_image, cat_ids.len(), n_img, &params);
-    let mut ev = CocoEvaluation { params, img_ids, cat_ids, precision, recall, stats: [0.0; 12], per_image };
+    // Keys are `k * n_img + i`, sorted: the categories with entries, ascending.
+    let mut active: Vec<usize> = per_image.iter().map(|(key, _)| key / n_img.max(1)).collect();
+    active.dedup();
+    let mut block_of = vec![NO_BLOCK; cat_ids.len()];
+    for (b, &k) in active.iter().enumerate() {
+        block_of[k] = b as u32;
+    }
+    let (precision, recall) = accumulate(&per_image, &active, n_img, &params);
+    let mut ev =
+        CocoEvaluation { params, img_ids, cat_ids, block_of, active, precision, recall, stats: [0.0; 12], per_image };
     ev.stats = ev.summarize();
     Ok(ev)
 }
@@ -372,12 +392,14 @@ fn precision_recall(outcomes: &[u8], n: usize, npig: usize, p: &CocoParams) -> O
     Some((precision, recall))
 }
 
-/// `accumulate()` for one category, every (area range, maxDets) cell.
+/// `accumulate()` for one category, every (area range, maxDets) cell, written into the
+/// category's blocks: `precision` `[a][m][t][r]` and `recall` `[a][m][t]`, both filled with -1
+/// beforehand (a cell without ground truth keeps it).
 ///
 /// pycocotools concatenates each scan's first `maxDet` detections in scan order and sorts them
 /// stably by score. The sorted list for a smaller maxDet is the subsequence (detections with
 /// index < maxDet) of the list for the largest one, so one sort serves every cell.
-fn accumulate_category(entries: &[(usize, ImageEval)], p: &CocoParams) -> Vec<Option<(Vec<f64>, Vec<f64>)>> {
+fn accumulate_category(entries: &[(usize, ImageEval)], p: &CocoParams, precision: &mut [f64], recall: &mut [f64]) {
     let n_t = p.iou_thrs.len();
     let max_det = p.max_det();
     let mut list: Vec<(f64, u32, u32)> = Vec::new();
@@ -386,7 +408,8 @@ fn accumulate_category(entries: &[(usize, ImageEval)], p: &CocoParams) -> Vec<Op
         list.extend(e.scores[..nd].iter().enumerate().map(|(d, &s)| (s, ei as u32, d as u32)));
     }
     list.sort_by(|x, y| y.0.total_cmp(&x.0));
-    let mut cells = Vec::with_capacity(p.area_ranges.len() * p.max_dets.len());
+    let n_r = p.rec_thrs.len();
+    let mut cell = 0;
     let mut outcomes = Vec::new();
     for a in 0..p.area_ranges.len() {
         let npig: usize = entries.iter().map(|(_, e)| e.areas[a].1).sum();
@@ -403,36 +426,35 @@ fn accumulate_category(entries: &[(usize, ImageEval)], p: &CocoParams) -> Vec<Op
                     outcomes[t * n + j] = table[t * nd + d as usize];
                 }
             }
-            cells.push(precision_recall(&outcomes, n, npig, p));
+            if let Some((pr, rc)) = precision_recall(&outcomes, n, npig, p) {
+                precision[cell * n_t * n_r..(cell + 1) * n_t * n_r].copy_from_slice(&pr);
+                recall[cell * n_t..(cell + 1) * n_t].copy_from_slice(&rc);
+            }
+            cell += 1;
         }
     }
-    cells
 }
 
-fn accumulate(per_image: &[(usize, ImageEval)], n_cat: usize, n_img: usize, p: &CocoParams) -> (Vec<f64>, Vec<f64>) {
+/// Precision and recall blocks of the `active` categories (ascending indices), each filled
+/// in place by its own task.
+fn accumulate(
+    per_image: &[(usize, ImageEval)],
+    active: &[usize],
+    n_img: usize,
+    p: &CocoParams,
+) -> (Vec<f64>, Vec<f64>) {
     let (n_t, n_r, n_a, n_m) = (p.iou_thrs.len(), p.rec_thrs.len(), p.area_ranges.len(), p.max_dets.len());
-    let results: Vec<_> = (0..n_cat)
-        .into_par_iter()
-        .map(|k| {
+    // Validated parameters have no empty list, so neither block is empty.
+    let (block_p, block_r) = (n_a * n_m * n_t * n_r, n_a * n_m * n_t);
+    let mut precision = vec![-1.0; active.len() * block_p];
+    let mut recall = vec![-1.0; active.len() * block_r];
+    precision.par_chunks_mut(block_p).zip(recall.par_chunks_mut(block_r)).zip(active.par_iter()).for_each(
+        |((pr, rc), &k)| {
             let lo = per_image.partition_point(|(key, _)| *key < k * n_img);
             let hi = per_image.partition_point(|(key, _)| *key < (k + 1) * n_img);
-            accumulate_category(&per_image[lo..hi], p)
-        })
-        .collect();
-    let mut precision = vec![-1.0; n_t * n_r * n_cat * n_a * n_m];
-    let mut recall = vec![-1.0; n_t * n_cat * n_a * n_m];
-    for (k, cells) in results.into_iter().enumerate() {
-        for (cell, res) in cells.into_iter().enumerate() {
-            let Some((pr, rc)) = res else { continue };
-            let (a, m) = (cell / n_m, cell % n_m);
-            for t in 0..n_t {
-                recall[((t * n_cat + k) * n_a + a) * n_m + m] = rc[t];
-                for r in 0..n_r {
-                    precision[(((t * n_r + r) * n_cat + k) * n_a + a) * n_m + m] = pr[t * n_r + r];
-                }
-            }
-        }
-    }
+            accumulate_category(&per_image[lo..hi], p, pr, rc);
+        },
+    );
     (precision, recall)
 }
 
@@ -454,20 +476,32 @@ impl CocoEvaluation {
 
     /// `eval["precision"][t, r, k, a, m]`.
     pub fn precision(&self, t: usize, r: usize, k: usize, a: usize, m: usize) -> f64 {
-        let (_, n_r, n_k, n_a, n_m) = self.dims();
-        self.precision[(((t * n_r + r) * n_k + k) * n_a + a) * n_m + m]
+        let (n_t, n_r, _, n_a, n_m) = self.dims();
+        match self.block_of[k] {
+            NO_BLOCK => -1.0,
+            b => self.precision[(((b as usize * n_a + a) * n_m + m) * n_t + t) * n_r + r],
+        }
     }
 
     /// `eval["recall"][t, k, a, m]`.
     pub fn recall(&self, t: usize, k: usize, a: usize, m: usize) -> f64 {
-        let (_, _, n_k, n_a, n_m) = self.dims();
-        self.recall[((t * n_k + k) * n_a + a) * n_m + m]
+        let (n_t, _, _, n_a, n_m) = self.dims();
+        match self.block_of[k] {
+            NO_BLOCK => -1.0,
+            b => self.recall[((b as usize * n_a + a) * n_m + m) * n_t + t],
+        }
+    }
+
+    /// Category indices with ground truth or detections, ascending: the others' values are all
+    /// -1, which every mean leaves out.
+    pub fn active_categories(&self) -> &[usize] {
+        &self.active
     }
 
     /// One `_summarize(ap, iouThr, areaRng, maxDets)` call.
     pub fn summarize_one(&self, ap: bool, iou_thr: Option<f64>, area: &str, max_dets: usize) -> f64 {
         let p = &self.params;
-        let (n_t, n_r, n_k, _, _) = self.dims();
+        let (n_t, n_r, _, _, _) = self.dims();
         let ts: Vec<usize> = match iou_thr {
             // Exact equality, as `np.where(iouThr == p.iouThrs)`.
             Some(thr) => (0..n_t).filter(|&t| p.iou_thrs[t] == thr).collect(),
@@ -475,21 +509,19 @@ impl CocoEvaluation {
         };
         let aind: Vec<usize> = (0..p.area_ranges.len()).filter(|&a| p.area_ranges[a].label == area).collect();
         let mind: Vec<usize> = (0..p.max_dets.len()).filter(|&m| p.max_dets[m] == max_dets).collect();
-        let mut values = Vec::new();
-        for &t in &ts {
-            for k in 0..n_k {
-                for &a in &aind {
-                    for &m in &mind {
-                        if ap {
-                            values.extend((0..n_r).map(|r| self.precision(t, r, k, a, m)));
-                        } else {
-                            values.push(self.recall(t, k, a, m));
-                        }
-                    }
-                }
-            }
+        // pycocotools' order (t, k, a, m, then r), over the categories with a block only: the
+        // others hold -1 alone, which the mean leaves out, so the sum is the same to the bit.
+        let (ts, aind, mind) = (&ts, &aind, &mind);
+        let cells = ts.iter().flat_map(move |&t| {
+            self.active
+                .iter()
+                .flat_map(move |&k| aind.iter().flat_map(move |&a| mind.iter().map(move |&m| (t, k, a, m))))
+        });
+        if ap {
+            mean_valid(cells.flat_map(|(t, k, a, m)| (0..n_r).map(move |r| self.precision(t, r, k, a, m))))
+        } else {
+            mean_valid(cells.map(|(t, k, a, m)| self.recall(t, k, a, m)))
         }
-        mean_valid(values.into_iter())
     }
 
     /// `summarize()` for boxes: the 12 standard numbers.
@@ -539,6 +571,9 @@ impl CocoEvaluation {
             .iter()
             .enumerate()
             .map(|(k, &category_id)| {
+                if self.block_of[k] == NO_BLOCK {
+                    return CategoryAp { category_id, ap: -1.0, ap50: -1.0, ap75: -1.0, ar: -1.0 };
+                }
                 let ap_at = |ts: Vec<usize>| {
                     mean_valid(
                         ts.into_iter()
@@ -564,11 +599,12 @@ impl CocoEvaluation {
 /// exactly [`CocoEvaluation`]'s AP.
 pub struct ResampleIndex<'a> {
     params: &'a CocoParams,
-    /// Per category: scan index of each detection, descending score.
+    /// Per category with ground truth or detections, ascending: scan index of each detection,
+    /// descending score.
     scans: Vec<Vec<u32>>,
-    /// Per category: outcome `[t * n + j]` of the j-th detection in that order (area "all").
+    /// Per such category: outcome `[t * n + j]` of the j-th detection in that order (area "all").
     outcomes: Vec<Vec<u8>>,
-    /// Per category: (scan index, not-ignored truths in area "all").
+    /// Per such category: (scan index, not-ignored truths in area "all").
     positives: Vec<Vec<(u32, u32)>>,
 }
 
@@ -579,13 +615,15 @@ impl<'a> ResampleIndex<'a> {
         let n_t = ev.params.iou_thrs.len();
         let area = ev.all_area();
         let max_det = ev.params.max_det();
-        let mut order: Vec<Vec<(u32, &ImageEval, u32)>> = vec![Vec::new(); ev.cat_ids.len()];
-        let mut positives = vec![Vec::new(); ev.cat_ids.len()];
+        // Categories without entries have no truth (AP -1, left out of the mean): only the
+        // active ones, in ascending order, get lists.
+        let mut order: Vec<Vec<(u32, &ImageEval, u32)>> = vec![Vec::new(); ev.active.len()];
+        let mut positives = vec![Vec::new(); ev.active.len()];
         for (key, e) in &ev.per_image {
-            let (k, i) = (key / n_img, (key % n_img) as u32);
-            positives[k].push((i, e.areas[area].1 as u32));
+            let (b, i) = (ev.block_of[key / n_img] as usize, (key % n_img) as u32);
+            positives[b].push((i, e.areas[area].1 as u32));
             let n = e.scores.len().min(max_det);
-            order[k].extend((0..n as u32).map(|d| (i, e, d)));
+            order[b].extend((0..n as u32).map(|d| (i, e, d)));
         }
         let mut scans = Vec::with_capacity(order.len());
         let mut outcomes = Vec::with_capacity(order.len());

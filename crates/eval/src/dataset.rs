@@ -8,8 +8,16 @@ use serde::Deserialize;
 
 use super::EvalError;
 
-/// Largest input file read into memory (a COCO file of a few million boxes is well below this).
+/// Largest input file read into memory (a COCO file of a few million boxes is well below this):
+/// COCO ground truth and results, a YOLO image list, a `report.json`, a split's `truth.jsonl`;
+/// also the most bytes all the label files of one YOLO folder may hold together.
 pub const MAX_INPUT_BYTES: u64 = 2 << 30;
+
+/// Largest single YOLO label or prediction file, and names file. A label file holds one line
+/// of ~40 bytes per object, so a few KB; 16 MiB is ~400,000 boxes in one image, far more than
+/// any detector keeps (Ultralytics' `max_det` is 300), yet a mistaken multi-gigabyte file is
+/// refused before it is read.
+pub const MAX_LABEL_BYTES: u64 = 16 << 20;
 
 /// One scan (COCO "image").
 #[derive(Debug, Clone, PartialEq)]
@@ -210,13 +218,10 @@ struct RawResult {
     score: f64,
 }
 
-fn read_capped(path: &Path) -> Result<Vec<u8>, EvalError> {
-    let read_err = |source| EvalError::Read { path: path.to_path_buf(), source };
-    let size = std::fs::metadata(path).map_err(read_err)?.len();
-    if size > MAX_INPUT_BYTES {
-        return Err(EvalError::TooLarge { path: path.to_path_buf(), size, limit: MAX_INPUT_BYTES });
-    }
-    std::fs::read(path).map_err(read_err)
+/// The bytes of an input file: a regular file (a FIFO or a device is refused without blocking)
+/// of at most [`MAX_INPUT_BYTES`], checked before anything is allocated.
+pub(crate) fn read_input(path: &Path) -> Result<Vec<u8>, EvalError> {
+    Ok(nii_atr_core::io::read_capped(path, MAX_INPUT_BYTES)?)
 }
 
 fn check_box(path: &Path, what: &'static str, index: usize, bbox: &[f64]) -> Result<[f64; 4], EvalError> {
@@ -255,7 +260,7 @@ fn check_value(
 impl Dataset {
     /// Reads a COCO instances file (`images`, `categories`, `annotations`).
     pub fn from_coco_json(path: &Path) -> Result<Self, EvalError> {
-        let bytes = read_capped(path)?;
+        let bytes = read_input(path)?;
         let raw: RawGt =
             serde_json::from_slice(&bytes).map_err(|source| EvalError::Json { path: path.to_path_buf(), source })?;
         let images = raw
@@ -318,6 +323,7 @@ impl Dataset {
             }
         }
         let image_ids = seen;
+        crate::budget::check_category_count(&source, categories.len())?;
         let mut cat_ids = HashSet::new();
         for c in &categories {
             if !cat_ids.insert(c.id) {
@@ -367,7 +373,7 @@ impl Dataset {
 impl Predictions {
     /// Reads a COCO results file (a JSON array of `{image_id, category_id, bbox, score}`).
     pub fn from_coco_json(path: &Path, dataset: &Dataset) -> Result<Self, EvalError> {
-        let bytes = read_capped(path)?;
+        let bytes = read_input(path)?;
         let raw: Vec<RawResult> =
             serde_json::from_slice(&bytes).map_err(|source| EvalError::Json { path: path.to_path_buf(), source })?;
         let mut detections = Vec::with_capacity(raw.len());
@@ -488,14 +494,25 @@ pub fn parse_yolo_txt(path: &Path, text: &str) -> Result<Vec<YoloBox>, EvalError
 /// A YOLO labelled set: `images.txt` lists `file_name width height` per line (image id = line
 /// number from 1), labels are `<labels_dir>/<file stem>.txt`, category id = YOLO class index.
 /// `names` gives class names (line i = class i); without it the classes seen are used.
+///
+/// An empty image list, a labels path that is not a folder, or a folder holding a label file
+/// for none of the listed images is an error: it is far likelier a mistyped path than a set
+/// without a single object.
 pub fn yolo_dataset(image_list: &Path, labels_dir: &Path, names: Option<&Path>) -> Result<Dataset, EvalError> {
     let images = read_image_list(image_list)?;
+    if images.is_empty() {
+        return Err(EvalError::EmptyInput {
+            path: image_list.to_path_buf(),
+            reason: "lists no images (expected `file_name width height` lines)".into(),
+        });
+    }
+    let mut folder = LabelFolder::open(labels_dir, "labels")?;
     let mut annotations = Vec::new();
     let mut classes = std::collections::BTreeSet::new();
     for image in &images {
         let (w, h) = (image.width.unwrap_or(0.0), image.height.unwrap_or(0.0));
         let label = yolo_label_path(labels_dir, image);
-        let Some(text) = read_label_file(&label)? else { continue };
+        let Some(text) = folder.read(&label)? else { continue };
         for b in parse_yolo_txt(&label, &text)? {
             let bbox = b.to_pixels(w, h);
             classes.insert(b.class);
@@ -510,10 +527,10 @@ pub fn yolo_dataset(image_list: &Path, labels_dir: &Path, names: Option<&Path>) 
             });
         }
     }
+    folder.check_found(images.len(), image_list)?;
     let categories = match names {
         Some(p) => {
-            let text =
-                std::fs::read_to_string(p).map_err(|source| EvalError::Read { path: p.to_path_buf(), source })?;
+            let text = nii_atr_core::io::read_text_capped(p, MAX_LABEL_BYTES)?;
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
@@ -528,7 +545,11 @@ pub fn yolo_dataset(image_list: &Path, labels_dir: &Path, names: Option<&Path>) 
 
 /// YOLO prediction files (`class cx cy w h score`) for the images of `dataset`, matched by
 /// file stem; images need `file_name`, `width` and `height`.
+///
+/// A path that is not a folder, or a folder holding a prediction file for none of the images,
+/// is an error (to score a model that detected nothing, give an empty COCO results file `[]`).
 pub fn yolo_predictions(labels_dir: &Path, dataset: &Dataset) -> Result<Predictions, EvalError> {
+    let mut folder = LabelFolder::open(labels_dir, "predictions")?;
     let mut detections = Vec::new();
     for image in &dataset.images {
         let (Some(w), Some(h), Some(_)) = (image.width, image.height, &image.file_name) else {
@@ -538,7 +559,7 @@ pub fn yolo_predictions(labels_dir: &Path, dataset: &Dataset) -> Result<Predicti
             });
         };
         let label = yolo_label_path(labels_dir, image);
-        let Some(text) = read_label_file(&label)? else { continue };
+        let Some(text) = folder.read(&label)? else { continue };
         for (n, b) in parse_yolo_txt(&label, &text)?.into_iter().enumerate() {
             let Some(score) = b.score else {
                 return Err(EvalError::Yolo {
@@ -550,16 +571,80 @@ pub fn yolo_predictions(labels_dir: &Path, dataset: &Dataset) -> Result<Predicti
             detections.push(CocoDetection { image_id: image.id, category_id: b.class, bbox: b.to_pixels(w, h), score });
         }
     }
+    folder.check_found(dataset.images.len(), &dataset.source)?;
     Predictions::new(labels_dir.to_path_buf(), detections, dataset)
 }
 
-/// A YOLO label file's text; `None` when there is no such file, which means an image without
-/// objects (as YOLO tools treat it).
-fn read_label_file(label: &Path) -> Result<Option<String>, EvalError> {
-    match std::fs::read_to_string(label) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(EvalError::Read { path: label.to_path_buf(), source }),
+/// A folder of YOLO label (or prediction) files being read: each file capped at
+/// [`MAX_LABEL_BYTES`], all of them together at [`MAX_INPUT_BYTES`] (what a COCO file holding
+/// the same boxes may have), and a count of the files found.
+struct LabelFolder<'a> {
+    dir: &'a Path,
+    /// "labels" or "predictions", for messages.
+    what: &'static str,
+    /// Most bytes of one file ([`MAX_LABEL_BYTES`]).
+    file_cap: u64,
+    /// Most bytes of all files together ([`MAX_INPUT_BYTES`]).
+    total_cap: u64,
+    found: usize,
+    total_bytes: u64,
+}
+
+impl<'a> LabelFolder<'a> {
+    /// A [`EvalError::Read`] when `dir` does not exist, an [`EvalError::EmptyInput`] when it
+    /// is not a folder.
+    fn open(dir: &'a Path, what: &'static str) -> Result<Self, EvalError> {
+        let meta = std::fs::metadata(dir).map_err(|source| EvalError::Read { path: dir.to_path_buf(), source })?;
+        if !meta.is_dir() {
+            return Err(EvalError::EmptyInput {
+                path: dir.to_path_buf(),
+                reason: format!("not a folder: YOLO {what} are a folder of `<image stem>.txt` files"),
+            });
+        }
+        Ok(Self { dir, what, file_cap: MAX_LABEL_BYTES, total_cap: MAX_INPUT_BYTES, found: 0, total_bytes: 0 })
+    }
+
+    /// A label file's text; `None` when there is no such file, which means an image without
+    /// objects (as YOLO tools treat it). Anything but a regular file is refused unopened.
+    fn read(&mut self, label: &Path) -> Result<Option<String>, EvalError> {
+        // The running total is checked before the file is read: the folder never holds more
+        // in memory than its cap plus one file.
+        let size = match nii_atr_core::io::open_capped(label, self.file_cap) {
+            Ok((_, size)) => size,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if self.total_bytes + size > self.total_cap {
+            return Err(EvalError::TooLarge {
+                path: self.dir.to_path_buf(),
+                size: self.total_bytes + size,
+                limit: self.total_cap,
+            });
+        }
+        let text = nii_atr_core::io::read_text_capped(label, self.file_cap)?;
+        self.found += 1;
+        self.total_bytes += text.len() as u64;
+        Ok(Some(text))
+    }
+
+    /// An [`EvalError::EmptyInput`] when no image of `list` had a file in the folder.
+    fn check_found(&self, n_images: usize, list: &Path) -> Result<(), EvalError> {
+        if self.found > 0 {
+            return Ok(());
+        }
+        let hint = if self.what == "predictions" {
+            "; to score a model that detected nothing, give an empty COCO results file `[]`"
+        } else {
+            ""
+        };
+        Err(EvalError::EmptyInput {
+            path: self.dir.to_path_buf(),
+            reason: format!(
+                "no YOLO {} file for any of the {n_images} images of {} (looked for `<image stem>.txt`){hint}",
+                self.what,
+                list.display()
+            ),
+        })
     }
 }
 
@@ -579,7 +664,7 @@ fn yolo_label_path(labels_dir: &Path, image: &ImageInfo) -> PathBuf {
 }
 
 fn read_image_list(path: &Path) -> Result<Vec<ImageInfo>, EvalError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.to_path_buf(), source })?;
+    let text = nii_atr_core::io::read_text_capped(path, MAX_INPUT_BYTES)?;
     let mut images = Vec::new();
     let mut names = HashMap::new();
     for (line_no, line) in data_lines(&text) {
@@ -666,6 +751,30 @@ mod tests {
         assert!(err.contains("annotation #0") && err.contains("attributes.cnr"), "{err}");
         let err = with(&ann(1, r#", "attributes": {"cnr": -1.0}"#)).unwrap_err().to_string();
         assert!(err.contains("negative"), "{err}");
+    }
+
+    #[test]
+    fn label_folders_cap_each_file_and_the_total_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = "0 0.5 0.5 0.1 0.1\n"; // 18 bytes
+        std::fs::write(dir.path().join("a.txt"), line.repeat(2)).unwrap();
+        std::fs::write(dir.path().join("b.txt"), line.repeat(2)).unwrap();
+        let mut folder = LabelFolder::open(dir.path(), "labels").unwrap();
+        assert_eq!((folder.file_cap, folder.total_cap), (MAX_LABEL_BYTES, MAX_INPUT_BYTES));
+        folder.file_cap = 30;
+        match folder.read(&dir.path().join("a.txt")) {
+            Err(EvalError::TooLarge { path, size: 36, limit: 30 }) => assert!(path.ends_with("a.txt")),
+            other => panic!("{other:?}"),
+        }
+        (folder.file_cap, folder.total_cap) = (100, 60);
+        assert_eq!(folder.read(&dir.path().join("a.txt")).unwrap().unwrap(), line.repeat(2));
+        // The second file would bring the folder to 72 bytes: refused before it is read.
+        match folder.read(&dir.path().join("b.txt")) {
+            Err(EvalError::TooLarge { path, size: 72, limit: 60 }) => assert_eq!(path, dir.path()),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(folder.read(&dir.path().join("c.txt")).unwrap(), None);
+        assert_eq!(folder.found, 1);
     }
 
     #[test]

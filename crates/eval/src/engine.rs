@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::EvalError;
 use super::atr::{OperatingPoint, roc};
 use super::bootstrap::{BootstrapConfig, Interval, auc_interval, quantile};
-use super::dataset::{Dataset, ImageDetections, MAX_INPUT_BYTES, Predictions, ScoredBox};
+use super::dataset::{Dataset, ImageDetections, Predictions, ScoredBox};
 use super::report::{self, EvalConfig, Evaluation};
 use super::verification::VerificationScores;
 use nii_atr_core::inspect::findings::{Decision, Finding, FindingKind, Inspection};
@@ -49,14 +49,7 @@ struct RawImage {
 /// The scans of a split's COCO file: each image's `scan` entry, else `scan.json` beside its
 /// `file_name` (`<case>/preview.png` -> `<case>/scan.json`), both relative to the split.
 pub fn split_cases(split: &Path, annotations: &Path) -> Result<Vec<SplitCase>, EvalError> {
-    let size = std::fs::metadata(annotations)
-        .map_err(|source| EvalError::Read { path: annotations.to_path_buf(), source })?
-        .len();
-    if size > MAX_INPUT_BYTES {
-        return Err(EvalError::TooLarge { path: annotations.to_path_buf(), size, limit: MAX_INPUT_BYTES });
-    }
-    let bytes =
-        std::fs::read(annotations).map_err(|source| EvalError::Read { path: annotations.to_path_buf(), source })?;
+    let bytes = crate::dataset::read_input(annotations)?;
     let raw: RawImages =
         serde_json::from_slice(&bytes).map_err(|source| EvalError::Json { path: annotations.to_path_buf(), source })?;
     raw.images
@@ -101,10 +94,33 @@ pub struct Split {
 
 impl Split {
     /// Reads `<root>/annotations.json` and finds each case's scan; every case is selected.
+    /// A root that is not a folder, a folder without `annotations.json` or one listing no case
+    /// is an [`EvalError::EmptyInput`] naming the folder: there would be nothing to run.
     pub fn open(root: &Path) -> Result<Self, EvalError> {
+        let not_a_split = |what: &str| EvalError::EmptyInput {
+            path: root.to_path_buf(),
+            reason: format!(
+                "{what}: a split is a folder holding annotations.json and the case folders, as `nii-atr synth` \
+                 writes (e.g. <out>/test)"
+            ),
+        };
+        match std::fs::metadata(root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(not_a_split("not a folder")),
+            Err(source) => return Err(EvalError::Read { path: root.to_path_buf(), source }),
+        }
         let annotations = root.join("annotations.json");
+        if !annotations.exists() {
+            return Err(not_a_split("no annotations.json"));
+        }
         let dataset = Dataset::from_coco_json(&annotations)?;
         let cases = split_cases(root, &annotations)?;
+        if cases.is_empty() {
+            return Err(EvalError::EmptyInput {
+                path: annotations,
+                reason: "lists no cases (its `images` is empty): nothing to run".into(),
+            });
+        }
         Ok(Self { root: root.to_path_buf(), total: cases.len(), dataset, cases })
     }
 
@@ -641,10 +657,12 @@ impl<'a> Tally<'a> {
 
 /// Per scan of `results`, the ground-truth class names it holds, in annotation order.
 fn classes_held(dataset: &Dataset, results: &[ScanResult]) -> Vec<Vec<String>> {
+    let by_id: std::collections::HashMap<i64, &str> =
+        dataset.categories.iter().map(|c| (c.id, c.name.as_str())).collect();
     let mut held: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for a in &dataset.annotations {
         let names = held.entry(a.image_id).or_default();
-        let name = dataset.category_name(a.category_id);
+        let name = by_id.get(&a.category_id).map_or_else(|| a.category_id.to_string(), |n| (*n).to_string());
         if !names.contains(&name) {
             names.push(name);
         }

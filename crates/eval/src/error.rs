@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use nii_atr_core::io::FileError;
+
 /// Everything that can go wrong while reading evaluation inputs or writing reports.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -24,15 +26,68 @@ pub enum EvalError {
         #[source]
         source: std::io::Error,
     },
-    /// An input is larger than [`crate::dataset::MAX_INPUT_BYTES`].
-    #[error("{path}: file is {size} bytes, more than the {limit} bytes an evaluation input may have")]
+    /// An input is larger than its cap ([`crate::dataset::MAX_INPUT_BYTES`], or
+    /// [`crate::dataset::MAX_LABEL_BYTES`] for one YOLO label or prediction file).
+    #[error("{path}: file is {size} bytes, more than the {limit} bytes an evaluation input of this kind may have")]
     TooLarge {
-        /// The file.
+        /// The file (or the folder, for the total of a YOLO folder's files).
         path: PathBuf,
         /// Its size, bytes.
         size: u64,
         /// The limit, bytes.
         limit: u64,
+    },
+    /// A FIFO, a device, a socket or a folder where a file was expected: refused before it
+    /// is opened, since reading a FIFO or `/dev/stdin` blocks until someone writes to it.
+    #[error("{path}: not a regular file ({kind}); give a file")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead, in words ("a FIFO", "a device", "a folder", ...).
+        kind: &'static str,
+    },
+    /// A folder given as input holds nothing to evaluate (no label files, no cases).
+    #[error("{path}: {reason}")]
+    EmptyInput {
+        /// The folder or list.
+        path: PathBuf,
+        /// What was looked for and not found, in words.
+        reason: String,
+    },
+    /// More categories than [`crate::budget::MAX_CATEGORIES`].
+    #[error(
+        "{path}: {categories} categories, more than the {limit} an evaluation takes (each gets a report row and a \
+         precision-recall curve)"
+    )]
+    TooManyCategories {
+        /// The ground truth.
+        path: PathBuf,
+        /// Categories it lists.
+        categories: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The tables the evaluation would allocate, computed from the counts before allocating,
+    /// exceed [`crate::budget::MAX_RESULT_BYTES`].
+    #[error(
+        "{path}: scoring {categories} categories over {images} scans would allocate {} for its results, more \
+         than the {} an evaluation may (largest: {largest})",
+        crate::budget::human_bytes(*.bytes),
+        crate::budget::human_bytes(*.limit)
+    )]
+    ResultTooLarge {
+        /// The ground truth.
+        path: PathBuf,
+        /// Categories of the ground truth.
+        categories: usize,
+        /// Scans (images) of the ground truth.
+        images: usize,
+        /// Bytes the result tables would take.
+        bytes: u64,
+        /// The limit, bytes.
+        limit: u64,
+        /// The largest table and the counts its size comes from, in words.
+        largest: String,
     },
     /// A JSON file could not be parsed (or a document not serialised).
     #[error("{path}: malformed JSON")]
@@ -149,4 +204,16 @@ pub enum EvalError {
         /// plotters' error.
         reason: String,
     },
+}
+
+impl From<FileError> for EvalError {
+    /// Keeps the file and the reason: the I/O error stays the `source` (printed once, after
+    /// "cannot read `<file>`"), and the other two keep their own one-line messages.
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::Io { path, source } => Self::Read { path, source },
+            FileError::NotRegular { path, kind } => Self::NotRegular { path, kind },
+            FileError::TooLarge { path, size, cap } => Self::TooLarge { path, size, limit: cap },
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod atr;
 pub mod bootstrap;
+pub mod budget;
 pub mod coco;
 pub mod compare;
 pub mod dataset;

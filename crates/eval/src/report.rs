@@ -201,20 +201,32 @@ impl Evaluation {
     }
 }
 
-/// FNV-1a 64 of a file, `None` when it cannot be read (e.g. engine input).
+/// FNV-1a 64 of a file, `None` when it cannot be read (e.g. engine input) or is not a regular
+/// file (a FIFO is never opened). Read in blocks: hashing allocates nothing per byte.
 pub fn fnv1a64_file(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
+    use std::io::Read as _;
+    let (file, _) = nii_atr_core::io::open_regular(path).ok()?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    let mut block = [0u8; 1 << 16];
+    loop {
+        let n = match reader.read(&mut block) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        };
+        for &b in &block[..n] {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
     }
     Some(format!("{h:016x}"))
 }
 
 fn input_file(path: &Path) -> InputFile {
     let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    InputFile { path: shown.display().to_string(), fnv1a64: if path.is_file() { fnv1a64_file(path) } else { None } }
+    InputFile { path: shown.display().to_string(), fnv1a64: fnv1a64_file(path) }
 }
 
 fn thin_froc(mut froc: Froc) -> Froc {
@@ -251,6 +263,8 @@ pub fn evaluate_with_progress(
     if let Some(b) = &config.bootstrap {
         b.validate()?;
     }
+    // Every table below is sized from the counts first: refused here, never an abort later.
+    crate::budget::check_evaluation(dataset, predictions, config)?;
     progress.set_message("COCO matching and accumulation");
     let ev = coco::evaluate(dataset, predictions, &config.coco)?;
     progress.set_message("operating points, FROC, TIDE");
@@ -275,12 +289,14 @@ pub fn evaluate_with_progress(
         progress.set_message("bootstrap resamples");
         headline_intervals(&ModelScans::new(&ev, &scans), b, progress)
     });
+    let names: std::collections::HashMap<i64, &str> =
+        dataset.categories.iter().map(|c| (c.id, c.name.as_str())).collect();
     let per_category = ev
         .per_category()
         .into_iter()
         .enumerate()
         .map(|(k, c)| CategoryReport {
-            name: dataset.category_name(c.category_id),
+            name: names.get(&c.category_id).map_or_else(|| c.category_id.to_string(), |n| (*n).to_string()),
             category_id: c.category_id,
             ap: c.ap,
             ap50: c.ap50,
@@ -359,7 +375,7 @@ fn write(path: &Path, text: &str) -> Result<(), EvalError> {
 /// Reads a `report.json` (or the one inside a report folder), checking the schema version.
 pub fn read_report(path: &Path) -> Result<Report, EvalError> {
     let file = if path.is_dir() { path.join("report.json") } else { path.to_path_buf() };
-    let bytes = std::fs::read(&file).map_err(|source| EvalError::Read { path: file.clone(), source })?;
+    let bytes = crate::dataset::read_input(&file)?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|source| EvalError::Json { path: file.clone(), source })?;
     let version = value.get("schema_version").and_then(|v| v.as_u64());

@@ -262,11 +262,18 @@ impl VerificationScores {
 
     /// Scores the verification results of a run over `split` (`(scan id, result)` pairs)
     /// against the generator's `<split>/truth.jsonl`, which records what was really loaded;
-    /// `None` when the split has no truth file or no result has a truth.
+    /// `None` when the split has no truth file or no result has a truth. A truth file that is
+    /// not a regular file (a FIFO would block the reader) or is over
+    /// [`crate::dataset::MAX_INPUT_BYTES`] is an error, checked before it is read.
     pub fn from_split(split: &Path, results: &[(String, VerificationResult)]) -> Result<Option<Self>, EvalError> {
         let truth_file = split.join("truth.jsonl");
-        if !truth_file.is_file() || results.is_empty() {
+        if results.is_empty() {
             return Ok(None);
+        }
+        match nii_atr_core::io::open_capped(&truth_file, crate::dataset::MAX_INPUT_BYTES) {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
         }
         let truth = nii_atr_core::truth::read_truth(split)
             .map_err(|e| EvalError::Report { path: truth_file, reason: nii_atr_core::error_chain(&e) })?;

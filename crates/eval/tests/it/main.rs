@@ -6,4 +6,5 @@ mod atr_reference;
 mod bad_input;
 mod coco_parity;
 mod difficulty_reference;
+mod result_size;
 mod tide_parity;
