@@ -63,18 +63,62 @@ fn ext_of(p: &Path) -> String {
     p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
 }
 
-/// Whether a `.json` file is a scan descriptor (and not, say, COCO annotations beside scans).
+/// Whether a `.json` file is a scan descriptor (and not, say, COCO annotations beside scans):
+/// a regular file of at most `MAX_DESCRIPTOR_BYTES` (`read_scan` refuses larger ones) whose
+/// top-level object has `schema_version` and `planes`. It is read as a stream, values skipped
+/// unparsed, and only until both keys are seen: a large COCO file beside the scans costs a read
+/// buffer, not its size, and a file over the cap is not read at all.
 fn is_descriptor(p: &Path) -> bool {
-    std::fs::read_to_string(p)
-        .ok()
-        .and_then(|t| serde_json::from_str::<nii_atr_core::scan::ScanDescriptor>(&t).ok())
-        .is_some()
+    use std::io::Read as _;
+    let cap = nii_atr_core::scan::MAX_DESCRIPTOR_BYTES;
+    let Ok((file, _)) = nii_atr_core::io::open_capped(p, cap) else { return false };
+    let mut seen = [false; 2];
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(file.take(cap)));
+    // The stream is left unfinished on purpose once both keys are seen: only `seen` counts.
+    let _ = serde::de::DeserializeSeed::deserialize(TopKeys(&mut seen), &mut de);
+    seen == [true, true]
+}
+
+/// Notes whether a JSON object has the keys `schema_version` and `planes`, skipping values.
+struct TopKeys<'a>(&'a mut [bool; 2]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for TopKeys<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TopKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "schema_version" => self.0[0] = true,
+                "planes" => self.0[1] = true,
+                _ => {}
+            }
+            if *self.0 == [true, true] {
+                return Ok(());
+            }
+            map.next_value::<serde::de::IgnoredAny>()?;
+        }
+        Ok(())
+    }
 }
 
 /// Expands folders: a folder holding `scan.json` is that scan; otherwise its subfolders that
-/// hold one (a dataset split), else its descriptor `.json` files, else its image files.
-/// Plane images beside a descriptor are never scans of their own.
+/// hold one (a dataset split), else its descriptor `.json` files, else its image files. Plane
+/// images beside a descriptor are never scans of their own; only regular files count (a FIFO
+/// would block the run). A folder with no scan in it is an error naming it.
 pub fn collect_scans(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, InspectError> {
+    use nii_atr_core::io::is_regular_file;
     let mut out = Vec::new();
     for input in inputs {
         if !input.is_dir() {
@@ -82,26 +126,38 @@ pub fn collect_scans(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, InspectError> {
             out.push(input.clone());
             continue;
         }
-        if input.join("scan.json").is_file() {
+        if is_regular_file(&input.join("scan.json")) {
             out.push(input.join("scan.json"));
             continue;
         }
         let rd = std::fs::read_dir(input).map_err(|source| InspectError::Io { path: input.clone(), source })?;
         let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
         entries.sort();
-        let cases: Vec<PathBuf> = entries.iter().map(|p| p.join("scan.json")).filter(|p| p.is_file()).collect();
+        let cases: Vec<PathBuf> = entries.iter().map(|p| p.join("scan.json")).filter(|p| is_regular_file(p)).collect();
         if !cases.is_empty() {
             out.extend(cases);
             continue;
         }
-        let files: Vec<&PathBuf> = entries.iter().filter(|p| p.is_file()).collect();
+        let files: Vec<&PathBuf> = entries.iter().filter(|p| is_regular_file(p)).collect();
         let descriptors: Vec<PathBuf> =
             files.iter().filter(|p| ext_of(p) == "json" && is_descriptor(p)).map(|p| (*p).clone()).collect();
-        if descriptors.is_empty() {
-            out.extend(files.into_iter().filter(|p| IMAGE_EXTENSIONS.contains(&ext_of(p).as_str())).cloned());
+        let found: Vec<PathBuf> = if descriptors.is_empty() {
+            files.into_iter().filter(|p| IMAGE_EXTENSIONS.contains(&ext_of(p).as_str())).cloned().collect()
         } else {
-            out.extend(descriptors);
+            descriptors
+        };
+        if found.is_empty() {
+            let reason = if entries.is_empty() {
+                "the folder is empty".to_string()
+            } else {
+                format!(
+                    "no scan.json, no case folders holding one, no scan descriptors (.json) and no images (.{})",
+                    IMAGE_EXTENSIONS.join(", .")
+                )
+            };
+            return Err(nii_atr_core::ScanError::NoScans { path: input.clone(), reason }.into());
         }
+        out.extend(found);
     }
     Ok(out)
 }
@@ -273,6 +329,39 @@ mod tests {
             std::fs::write(images.path().join(f), b"x").unwrap();
         }
         assert_eq!(collect_scans(&[images.path().to_path_buf()]).unwrap().len(), 2);
+        // A descriptor's keys may come after large values; a JSON list or a large COCO object
+        // is not one, and a file over the cap is not read.
+        let sniff = tempfile::tempdir().unwrap();
+        let late = format!(
+            r#"{{"calibration": {{"dark": {{"high": [{}1]}}}}, "schema_version": 1, "planes": {{}}}}"#,
+            "1,".repeat(50_000)
+        );
+        std::fs::write(sniff.path().join("late.json"), late).unwrap();
+        std::fs::write(sniff.path().join("coco.json"), format!(r#"{{"images": [{}{{}}]}}"#, "{},".repeat(100_000)))
+            .unwrap();
+        std::fs::write(sniff.path().join("list.json"), b"[{\"schema_version\": 1, \"planes\": {}}]").unwrap();
+        let big = std::fs::File::create(sniff.path().join("big.json")).unwrap();
+        big.set_len(nii_atr_core::scan::MAX_DESCRIPTOR_BYTES + 1).unwrap();
+        assert_eq!(collect_scans(&[sniff.path().to_path_buf()]).unwrap(), vec![sniff.path().join("late.json")]);
+    }
+
+    #[test]
+    fn folders_without_scans_are_errors_naming_the_folder() {
+        let empty = tempfile::tempdir().unwrap();
+        let e = collect_scans(&[empty.path().to_path_buf()]).unwrap_err().to_string();
+        assert!(e.contains(&empty.path().display().to_string()) && e.contains("the folder is empty"), "{e}");
+        std::fs::write(empty.path().join("notes.txt"), b"x").unwrap();
+        std::fs::write(empty.path().join("labels.json"), b"[]").unwrap();
+        let e = collect_scans(&[empty.path().to_path_buf()]).unwrap_err().to_string();
+        assert!(e.contains("no scans found") && e.contains(".tif"), "{e}");
+        // A FIFO named like an image is not a scan (reading it would block).
+        #[cfg(unix)]
+        {
+            let fifos = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new("mkfifo").arg(fifos.path().join("x.png")).status().unwrap();
+            assert!(status.success());
+            assert!(collect_scans(&[fifos.path().to_path_buf()]).is_err());
+        }
     }
 
     #[test]

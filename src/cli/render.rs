@@ -67,7 +67,11 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Most bytes a palette file may have: real ones are under 1 kB.
+const MAX_PALETTE_BYTES: u64 = 64 << 10;
+
+/// A palette file: a regular file of at most [`MAX_PALETTE_BYTES`], errors naming the field.
 fn load_palette(path: &Path) -> anyhow::Result<Palette> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read palette", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: invalid palette JSON", path.display()))
+    let bytes = nii_atr_core::io::read_capped(path, MAX_PALETTE_BYTES)?;
+    nii_atr_core::io::parse_json(&bytes).map_err(|e| anyhow::anyhow!("{}: invalid palette: {e}", path.display()))
 }

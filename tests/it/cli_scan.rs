@@ -1,6 +1,9 @@
-//! The `nii-atr` binary on real files: info, render, and one-line errors.
+//! The `nii-atr` binary on real files: info, render, and one-line errors; inputs that are not
+//! scans (FIFOs, devices, empty folders) fail at once with a message naming them.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use nii_atr_core::scan::{PlaneFormat, write_scan};
 
@@ -81,4 +84,113 @@ fn a_missing_onnx_runtime_library_is_a_clear_error_not_a_panic() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("/nonexistent/libonnxruntime.so") && err.contains("make setup"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Runs `cmd`, failing the test if it has not ended within 60 s (a reader blocked on a FIFO
+/// would never end).
+fn output_within_a_minute(cmd: &mut Command) -> Output {
+    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("{cmd:?} still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn toy_pipeline(dir: &Path) -> std::path::PathBuf {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures");
+    let cfg = dir.join("pipeline.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "schema_version = 1\n[[models]]\npath = '{}'\nspec = '{}'\n",
+            fixtures.join("yolov8_toy.onnx").display(),
+            fixtures.join("yolov8_toy_scan.toml").display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn inspect_refuses_a_folder_without_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = toy_pipeline(dir.path());
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let others = dir.path().join("others");
+    std::fs::create_dir(&others).unwrap();
+    std::fs::write(others.join("notes.txt"), b"x").unwrap();
+    std::fs::write(others.join("annotations.json"), b"{\"images\": []}").unwrap();
+    for (folder, needle) in [(&empty, "no scans found: the folder is empty"), (&others, "no scans found: no scan.json")]
+    {
+        let out = output_within_a_minute(
+            bin().arg("inspect").arg(folder).arg("--config").arg(&cfg).arg("-o").arg(dir.path().join("out")),
+        );
+        assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.starts_with("error: ") && err.contains(&folder.display().to_string()) && err.contains(needle),
+            "{err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn fifos_and_devices_given_to_the_commands_fail_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.png");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let scan =
+        write_scan(&nii_atr_core::example::container_scan(40.0, 3), &dir.path().join("s"), PlaneFormat::Png).unwrap();
+    let profile_fifo = dir.path().join("profile.json");
+    assert!(Command::new("mkfifo").arg(&profile_fifo).status().unwrap().success());
+    let null_png = dir.path().join("null.png");
+    std::os::unix::fs::symlink("/dev/null", &null_png).unwrap();
+    let runs: Vec<(Command, &str)> = vec![
+        (
+            {
+                let mut c = bin();
+                c.arg("info").arg(&fifo);
+                c
+            },
+            "pipe.png: not a regular file (a FIFO)",
+        ),
+        (
+            {
+                let mut c = bin();
+                c.arg("info").arg(&null_png);
+                c
+            },
+            "null.png: not a regular file (a device)",
+        ),
+        (
+            {
+                let mut c = bin();
+                c.arg("info").arg(&scan).arg("--profile").arg(&profile_fifo);
+                c
+            },
+            "profile.json: not a regular file (a FIFO)",
+        ),
+        (
+            {
+                let mut c = bin();
+                c.arg("render").arg(&fifo).arg("-o").arg(dir.path().join("o.png"));
+                c
+            },
+            "pipe.png: not a regular file",
+        ),
+    ];
+    for (mut cmd, needle) in runs {
+        let out = output_within_a_minute(&mut cmd);
+        assert!(!out.status.success());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(needle) && err.trim_end().lines().count() == 1, "{cmd:?}: {err}");
+    }
 }

@@ -4,7 +4,7 @@
 //! was really loaded, what the shipper declared, and every concealed threat with its contrast.
 //! The evaluation, the declared-cargo scoring and the training-tile export read it back here.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -197,26 +197,42 @@ pub fn difficulty(cnr: f64) -> &'static str {
     }
 }
 
-/// Why a split's truth could not be read.
+/// Most bytes a split's `truth.jsonl` may have: 50,000 cases of 1.3 kB, thirty times the largest
+/// recipe here and more than a split of real scans holds. The records are held in memory: 2.5
+/// times the file's size for real records, up to 8 times for hostile ones (lists of empty
+/// strings), see docs/scans.md.
+pub const MAX_TRUTH_BYTES: u64 = 64 << 20;
+
+/// Most bytes one truth record (one line) may have: real ones are 1-3 kB, and twenty threats
+/// with long descriptions stay far below this.
+pub const MAX_TRUTH_LINE_BYTES: usize = 256 << 10;
+
+/// Why a split's truth could not be read. Each message carries its cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum TruthError {
-    /// The file cannot be read.
-    #[error("{}: {source}", .path.display())]
-    Io {
+    /// The file cannot be read: missing, not a regular file, over [`MAX_TRUTH_BYTES`], or an
+    /// error while reading it.
+    #[error(transparent)]
+    File(crate::io::FileError),
+    /// A line longer than [`MAX_TRUTH_LINE_BYTES`].
+    #[error("{}:{line}: a truth record over {cap} bytes; records are one line each", .path.display())]
+    LineTooLong {
         /// The truth file.
         path: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
+        /// Line number, from 1.
+        line: usize,
+        /// The limit, bytes.
+        cap: usize,
     },
     /// A line is not a truth record.
-    #[error("{}:{line}: not a truth record: {source}", .path.display())]
+    #[error("{}:{line}: not a truth record: {error}", .path.display())]
     Json {
         /// The truth file.
         path: PathBuf,
         /// Line number, from 1.
         line: usize,
-        /// Where and why parsing failed.
-        source: serde_json::Error,
+        /// The field and what it should be, or where the JSON breaks (boxed: errors stay small).
+        error: Box<crate::io::SchemaError>,
     },
     /// A threat's category is not one of [`CATEGORIES`].
     #[error("{}:{line}: unknown threat category `{category}` (known: {})", .path.display(), CATEGORIES.join(", "))]
@@ -230,25 +246,78 @@ pub enum TruthError {
     },
 }
 
-/// Reads `<split>/truth.jsonl`: every record parsed and every threat category checked.
+/// Reads `<split>/truth.jsonl`: every record parsed and every threat category checked. The
+/// file must be a regular file of at most [`MAX_TRUTH_BYTES`], each line at most
+/// [`MAX_TRUTH_LINE_BYTES`]; both are checked before the bytes are held.
 pub fn read_truth(split: &Path) -> Result<Vec<CaseTruth>, TruthError> {
     let path = split.join(TRUTH_FILE);
-    let file = std::fs::File::open(&path).map_err(|source| TruthError::Io { path: path.clone(), source })?;
+    let (file, _) = crate::io::open_capped(&path, MAX_TRUTH_BYTES).map_err(TruthError::File)?;
+    // The cap again while reading, in case the file grows.
+    let mut reader = std::io::BufReader::new(file.take(MAX_TRUTH_BYTES + 1));
+    let io = |error| TruthError::File(crate::io::FileError::Io { path: path.clone(), error });
     let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| TruthError::Io { path: path.clone(), source })?;
-        if line.trim().is_empty() {
+    let mut buf = Vec::new();
+    let mut total = 0u64;
+    for line in 1.. {
+        buf.clear();
+        let n = (&mut reader).take(MAX_TRUTH_LINE_BYTES as u64 + 1).read_until(b'\n', &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > MAX_TRUTH_BYTES {
+            let e = crate::io::FileError::TooLarge { path: path.clone(), size: total, cap: MAX_TRUTH_BYTES };
+            return Err(TruthError::File(e));
+        }
+        let record = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        if record.len() > MAX_TRUTH_LINE_BYTES {
+            return Err(TruthError::LineTooLong { path, line, cap: MAX_TRUTH_LINE_BYTES });
+        }
+        if record.trim_ascii().is_empty() {
             continue;
         }
-        let t: CaseTruth = serde_json::from_str(&line).map_err(|source| TruthError::Json {
+        let t: CaseTruth = crate::io::parse_json(record).map_err(|e| TruthError::Json {
             path: path.clone(),
-            line: i + 1,
-            source,
+            line,
+            error: Box::new(e),
         })?;
         if let Some(bad) = t.threats.iter().find(|th| !CATEGORIES.contains(&th.category.as_str())) {
-            return Err(TruthError::Category { path, line: i + 1, category: bad.category.clone() });
+            return Err(TruthError::Category { path, line, category: bad.category.clone() });
         }
         out.push(t);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truth_files_are_read_line_by_line_within_caps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(TRUTH_FILE);
+        // Blank lines are skipped; a wrong type names the line and the field.
+        std::fs::write(&path, "\n\n{\"schema_version\": \"one\"}\n").unwrap();
+        let e = read_truth(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("truth.jsonl:3: not a truth record: field schema_version: expected a whole number"), "{e}");
+        // A line over the cap is refused without being held whole.
+        let long = format!("{{\"x\": \"{}\"}}\n", "a".repeat(MAX_TRUTH_LINE_BYTES));
+        std::fs::write(&path, format!("\n{long}")).unwrap();
+        let e = read_truth(dir.path()).unwrap_err();
+        assert!(matches!(e, TruthError::LineTooLong { line: 2, .. }), "{e}");
+        assert!(e.to_string().contains("truth.jsonl:2"), "{e}");
+        std::fs::write(&path, "").unwrap();
+        assert!(read_truth(dir.path()).unwrap().is_empty());
+        // Missing: one line naming the file, its cause once.
+        let e = read_truth(&dir.path().join("nope")).unwrap_err().to_string();
+        assert!(e.contains("nope/truth.jsonl") && e.matches("No such file").count() == 1, "{e}");
+        #[cfg(unix)]
+        {
+            std::fs::remove_file(&path).unwrap();
+            assert!(std::process::Command::new("mkfifo").arg(&path).status().unwrap().success());
+            let e = read_truth(dir.path()).unwrap_err().to_string();
+            assert!(e.contains("not a regular file (a FIFO)"), "{e}");
+        }
+    }
 }

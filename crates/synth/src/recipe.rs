@@ -15,6 +15,10 @@ use nii_atr_core::physics::{Scintillator, SourcePair};
 /// Recipe schema this build reads.
 pub const RECIPE_SCHEMA_VERSION: u32 = 1;
 
+/// Most bytes a recipe file may have: real ones are under 1 kB. TOML is parsed into a tree
+/// first, up to 80 bytes of memory per byte of file, so the cap bounds that too.
+pub const MAX_RECIPE_BYTES: u64 = 256 << 10;
+
 /// Most cases one split may ask for (a guard against typos, not a resource limit).
 pub const MAX_CASES_PER_SPLIT: usize = 1_000_000;
 
@@ -196,10 +200,11 @@ pub struct Recipe {
 }
 
 impl Recipe {
-    /// Reads and checks a recipe file (see [`Recipe::parse`]).
+    /// Reads and checks a recipe file (see [`Recipe::parse`]): a regular file of at most
+    /// [`MAX_RECIPE_BYTES`].
     pub fn load(path: &Path) -> Result<Self, SynthError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| SynthError::Io { path: path.to_path_buf(), source })?;
+        let text = nii_atr_core::io::read_text_capped(path, MAX_RECIPE_BYTES)
+            .map_err(|e| SynthError::File { path: path.to_path_buf(), reason: e.reason() })?;
         Self::parse(&text, path)
     }
 
@@ -208,7 +213,7 @@ impl Recipe {
     /// names the recipe in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, SynthError> {
         let err = |reason: String| SynthError::File { path: path.to_path_buf(), reason };
-        let r: Recipe = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let r: Recipe = nii_atr_core::io::parse_toml(text).map_err(|e| err(e.to_string()))?;
         if r.schema_version != RECIPE_SCHEMA_VERSION {
             return Err(err(format!("schema_version {} (this build reads {RECIPE_SCHEMA_VERSION})", r.schema_version)));
         }
@@ -316,5 +321,26 @@ mod tests {
         let e = Recipe::parse(&MINIMAL.replace("schema_version = 1", "schema_version = 2"), Path::new("v.toml"))
             .unwrap_err();
         assert!(e.to_string().contains("schema_version"));
+        // A wrong type names the field in words, not a Rust type.
+        let e = Recipe::parse(&format!("{MINIMAL}[scanner]\npitch_mm = \"fine\"\n"), Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains(r#"field scanner.pitch_mm: expected a number, found the string "fine""#), "{e}");
+    }
+
+    #[test]
+    fn recipes_are_read_only_from_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Recipe::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file (a folder)"), "{e}");
+        let e = Recipe::load(&dir.path().join("none.toml")).unwrap_err().to_string();
+        assert!(e.contains("none.toml") && e.matches("No such file").count() == 1, "{e}");
+        #[cfg(unix)]
+        {
+            let e = Recipe::load(Path::new("/dev/null")).unwrap_err().to_string();
+            assert!(e.contains("not a regular file (a device)"), "{e}");
+            let fifo = dir.path().join("fifo.toml");
+            assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+            let e = Recipe::load(&fifo).unwrap_err().to_string();
+            assert!(e.contains("not a regular file (a FIFO)"), "{e}");
+        }
     }
 }

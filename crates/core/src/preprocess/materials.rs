@@ -151,6 +151,11 @@ pub struct MaterialProfile {
     pub references: Vec<ReferenceCurve>,
 }
 
+/// Most bytes a profile file may have: real ones are a few kB (three boundaries and a few
+/// reference curves of tens of points). Curves are parsed through a buffer of JSON values, about
+/// 40 bytes of memory per 2 bytes of file at worst, so the cap bounds that too.
+pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
 /// Why a material profile could not be loaded, found or built.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -166,22 +171,25 @@ pub enum ProfileError {
         /// What the measurements lack.
         reason: String,
     },
-    /// The profile file cannot be read.
-    #[error("{}: {source}", .path.display())]
-    Io {
-        /// The profile file.
-        path: std::path::PathBuf,
-        /// What the operating system said.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The profile file cannot be read: missing, not a regular file, or over
+    /// [`MAX_PROFILE_BYTES`].
+    #[error(transparent)]
+    File(crate::io::FileError),
     /// The profile is not valid JSON or does not fit the schema.
-    #[error("{}: invalid material profile JSON: {source}", .path.display())]
-    Json {
+    #[error("{}: invalid material profile: {error}", .path.display())]
+    Schema {
         /// The profile file, or the scan holding it inline.
         path: std::path::PathBuf,
+        /// The field and what it should be, or where the JSON breaks (boxed: errors stay small).
+        error: Box<crate::io::SchemaError>,
+    },
+    /// An inline profile a caller parsed with serde_json itself did not fit the schema; the
+    /// message leaves the cause to `source()`. [`MaterialProfile::from_value`] names the field.
+    #[error("{}: invalid material profile JSON", .path.display())]
+    Json {
+        /// The scan holding the profile inline.
+        path: std::path::PathBuf,
         /// Where and why parsing failed.
-        #[source]
         source: serde_json::Error,
     },
 }
@@ -293,17 +301,35 @@ impl MaterialProfile {
 
     /// Parses and validates a profile; `path` names it in errors.
     pub fn from_json(text: &str, path: &std::path::Path) -> Result<Self, ProfileError> {
-        let p: Self =
-            serde_json::from_str(text).map_err(|e| ProfileError::Json { path: path.to_path_buf(), source: e })?;
-        p.validate()?;
-        Ok(p)
+        let p: Self = crate::io::parse_json(text.as_bytes())
+            .map_err(|e| ProfileError::Schema { path: path.to_path_buf(), error: Box::new(e) })?;
+        p.validated(path)
     }
 
-    /// Reads, parses and validates a profile file.
+    /// Converts and validates a profile given inline as JSON (a descriptor's `scanner`);
+    /// `origin` names it in errors.
+    pub fn from_value(value: &serde_json::Value, origin: &std::path::Path) -> Result<Self, ProfileError> {
+        let p: Self = crate::io::parse_json_value(value)
+            .map_err(|e| ProfileError::Schema { path: origin.to_path_buf(), error: Box::new(e) })?;
+        p.validated(origin)
+    }
+
+    /// Reads, parses and validates a profile file: a regular file of at most
+    /// [`MAX_PROFILE_BYTES`].
     pub fn load(path: &std::path::Path) -> Result<Self, ProfileError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ProfileError::Io { path: path.to_path_buf(), source: e })?;
+        let text = crate::io::read_text_capped(path, MAX_PROFILE_BYTES).map_err(ProfileError::File)?;
         Self::from_json(&text, path)
+    }
+
+    /// [`Self::validate`], with the file named in the message.
+    fn validated(self, path: &std::path::Path) -> Result<Self, ProfileError> {
+        match self.validate() {
+            Ok(()) => Ok(self),
+            Err(ProfileError::Invalid { reason }) => {
+                Err(ProfileError::Invalid { reason: format!("{}: {reason}", path.display()) })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Signed distance into Z order: positive when `r` lies on the high-Z side of `r_ref`.

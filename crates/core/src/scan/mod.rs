@@ -2,7 +2,8 @@
 //!
 //! Rows are detector elements (vertical), columns are scan lines along the vehicle. A scan
 //! has one plane (single-energy) or two (dual-energy `high` and `low`) of raw 16-bit counts.
-//! Readers check every size against [`Limits`] before allocating.
+//! Readers open only regular files, keep a descriptor's plane files inside its folder, and
+//! check every size against [`Limits`] before allocating (docs/scans.md).
 
 mod descriptor;
 mod read;
@@ -40,7 +41,25 @@ impl Default for Limits {
     }
 }
 
+/// Most bytes a scan descriptor may have. Real ones are about 50 kB (per-row dark and air
+/// counts of 6,000 rows are ~200 kB); unknown fields are kept as JSON values, about 50 bytes of
+/// memory per 2 bytes of file at worst, so the cap bounds that too (docs/scans.md).
+pub const MAX_DESCRIPTOR_BYTES: u64 = 2 << 20;
+
+/// Bytes per allowed pixel one image file may hold while it is decoded (see
+/// [`Limits::max_decode_bytes`]).
+pub const DECODE_BYTES_PER_PIXEL: u64 = 8;
+
 impl Limits {
+    /// The most bytes one image file may hold while it is read: its decoded pixels, the
+    /// decoder's own buffers and the planes made from them, `max_pixels` x
+    /// [`DECODE_BYTES_PER_PIXEL`] (960 MB at the defaults). A 16-bit plane (2 bytes a pixel),
+    /// a two-page TIFF (4) and an 8-bit RGB picture with its plane (5) fit at the pixel limit;
+    /// costlier kinds (RGBA, progressive JPEG) are refused above a smaller size.
+    pub fn max_decode_bytes(&self) -> u64 {
+        self.max_pixels.saturating_mul(DECODE_BYTES_PER_PIXEL)
+    }
+
     /// Fails unless a `width` x `height` plane fits.
     pub fn check(&self, path: &Path, width: u64, height: u64) -> Result<(), ScanError> {
         let reason = if width == 0 || height == 0 {
@@ -128,26 +147,41 @@ impl Scan {
     }
 }
 
-/// Why a scan could not be read, written or used. Every variant names the file.
+/// Why a scan could not be read, written or used. Every variant names the file, and its
+/// message carries the cause once (no separate `source()`), so chain printers print each
+/// cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     /// A file could not be read or written.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {error}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What the operating system said.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    /// A path that is not a regular file (a FIFO, a device, a folder), or a file over the size
+    /// its kind of input may have.
+    #[error(transparent)]
+    File(crate::io::FileError),
     /// The descriptor is not valid JSON or does not fit the schema.
-    #[error("{}: invalid scan descriptor: {source}", .path.display())]
+    #[error("{}: invalid scan descriptor: {error}", .path.display())]
     Descriptor {
         /// The descriptor file.
         path: PathBuf,
-        /// Where and why parsing failed.
-        #[source]
-        source: serde_json::Error,
+        /// The field and what it should be, or where the JSON breaks (boxed: errors stay small).
+        error: Box<crate::io::SchemaError>,
+    },
+    /// A file the descriptor names is refused: an absolute path, or one that resolves (after
+    /// symbolic links) outside the descriptor's folder.
+    #[error("{}: {field} refused: {reason}", .path.display())]
+    PlanePath {
+        /// The descriptor file.
+        path: PathBuf,
+        /// The descriptor field, e.g. `planes.low`.
+        field: &'static str,
+        /// The path as the descriptor gives it, and why it is refused.
+        reason: String,
     },
     /// The descriptor parses but says something this build cannot use (schema version, pitch,
     /// a missing plane).
@@ -213,10 +247,29 @@ pub enum ScanError {
         /// The encoder's complaint.
         reason: String,
     },
+    /// A folder given as scans holds none.
+    #[error("{}: no scans found: {reason}", .path.display())]
+    NoScans {
+        /// The folder.
+        path: PathBuf,
+        /// What was looked for.
+        reason: String,
+    },
 }
 
 impl ScanError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), source }
+    pub(crate) fn io(path: &Path, error: std::io::Error) -> Self {
+        Self::Io { path: path.to_path_buf(), error }
+    }
+}
+
+impl From<crate::io::FileError> for ScanError {
+    /// Operating-system errors stay [`ScanError::Io`] (a missing file is `Io` whatever its
+    /// kind); a file that is not regular or too large is [`ScanError::File`].
+    fn from(e: crate::io::FileError) -> Self {
+        match e {
+            crate::io::FileError::Io { path, error } => Self::Io { path, error },
+            other => Self::File(other),
+        }
     }
 }

@@ -41,7 +41,8 @@ pub fn write_scan(scan: &Scan, dir: &Path, format: PlaneFormat) -> Result<PathBu
     let mut d = scan.descriptor.clone();
     d.planes = PlaneFiles { high: high_name, low: low_name };
     let path = dir.join("scan.json");
-    let json = serde_json::to_vec_pretty(&d).map_err(|e| ScanError::Descriptor { path: path.clone(), source: e })?;
+    let json =
+        serde_json::to_vec_pretty(&d).map_err(|e| ScanError::Encode { path: path.clone(), reason: e.to_string() })?;
     std::fs::write(&path, json).map_err(|e| ScanError::io(&path, e))?;
     Ok(path)
 }

@@ -12,6 +12,11 @@ use crate::preprocess::materials::MaterialClass;
 /// The reference shipped with nii-atr.
 pub const HS_REFERENCE_TOML: &str = include_str!("../../../../datasets/hs_reference.toml");
 
+/// Most bytes a commodity reference file may have: about 4,500 lines of 230 bytes, more than
+/// there are HS headings. TOML is parsed into a tree first, up to 80 bytes of memory per byte
+/// of file (docs/scans.md), so the cap bounds that too.
+pub const MAX_REFERENCE_BYTES: u64 = 1 << 20;
+
 /// Reference schema this build reads.
 pub const REFERENCE_SCHEMA_VERSION: u32 = 1;
 
@@ -45,14 +50,9 @@ pub struct CommodityReference {
 /// Why a commodity reference could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReferenceError {
-    /// The file cannot be read.
-    #[error("{}: cannot read the commodity reference: {source}", .path.display())]
-    Io {
-        /// The reference file.
-        path: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
-    },
+    /// The file cannot be read: missing, not a regular file, or over [`MAX_REFERENCE_BYTES`].
+    #[error("cannot read the commodity reference {0}")]
+    File(crate::io::FileError),
     /// The file is not valid TOML or breaks a rule of the format.
     #[error("{}: invalid commodity reference: {reason}", .path.display())]
     Invalid {
@@ -74,8 +74,7 @@ impl CommodityReference {
     pub fn with_extra(extra: Option<&Path>) -> Result<Self, ReferenceError> {
         let mut r = Self::embedded()?;
         if let Some(path) = extra {
-            let text =
-                std::fs::read_to_string(path).map_err(|source| ReferenceError::Io { path: path.into(), source })?;
+            let text = crate::io::read_text_capped(path, MAX_REFERENCE_BYTES).map_err(ReferenceError::File)?;
             let more = Self::parse(&text, path)?;
             for line in more.lines {
                 r.lines.retain(|l| l.hs != line.hs);
@@ -88,7 +87,7 @@ impl CommodityReference {
     /// Parses and checks a reference in TOML; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ReferenceError> {
         let bad = |reason: String| ReferenceError::Invalid { path: path.into(), reason };
-        let r: Self = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let r: Self = crate::io::parse_toml(text).map_err(|e| bad(e.to_string()))?;
         if r.schema_version != REFERENCE_SCHEMA_VERSION {
             return Err(bad(format!(
                 "schema_version {} (this build reads {REFERENCE_SCHEMA_VERSION})",
@@ -173,5 +172,21 @@ mod tests {
         assert_eq!(r.lookup("010121").unwrap().description, "horses");
         let missing = CommodityReference::with_extra(Some(&dir.path().join("none.toml"))).unwrap_err();
         assert!(missing.to_string().contains("none.toml"), "{missing}");
+        // A wrong type names the field in words.
+        std::fs::write(&p, "schema_version = 1\n[[line]]\nhs = 101\n").unwrap();
+        let e = CommodityReference::with_extra(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("mine.toml") && e.contains("field line[0].hs: expected a string, found 101"), "{e}");
+        // A folder, a device or a FIFO is refused at once, not read.
+        let e = CommodityReference::with_extra(Some(dir.path())).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        #[cfg(unix)]
+        {
+            let e = CommodityReference::with_extra(Some(Path::new("/dev/null"))).unwrap_err().to_string();
+            assert!(e.contains("not a regular file (a device)"), "{e}");
+            let fifo = dir.path().join("fifo.toml");
+            assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+            let e = CommodityReference::with_extra(Some(&fifo)).unwrap_err().to_string();
+            assert!(e.contains("not a regular file (a FIFO)"), "{e}");
+        }
     }
 }
