@@ -211,7 +211,7 @@ impl From<FileError> for EvalError {
     /// "cannot read `<file>`"), and the other two keep their own one-line messages.
     fn from(e: FileError) -> Self {
         match e {
-            FileError::Io { path, source } => Self::Read { path, source },
+            FileError::Io { path, error } => Self::Read { path, source: error },
             FileError::NotRegular { path, kind } => Self::NotRegular { path, kind },
             FileError::TooLarge { path, size, cap } => Self::TooLarge { path, size, limit: cap },
         }
