@@ -183,15 +183,6 @@ pub enum ProfileError {
         /// The field and what it should be, or where the JSON breaks (boxed: errors stay small).
         error: Box<crate::io::SchemaError>,
     },
-    /// An inline profile a caller parsed with serde_json itself did not fit the schema; the
-    /// message leaves the cause to `source()`. [`MaterialProfile::from_value`] names the field.
-    #[error("{}: invalid material profile JSON", .path.display())]
-    Json {
-        /// The scan holding the profile inline.
-        path: std::path::PathBuf,
-        /// Where and why parsing failed.
-        source: serde_json::Error,
-    },
 }
 
 /// One measurement of a reference block: a known material at a known thickness.

@@ -111,13 +111,7 @@ pub fn resolve_profile(scan: &Scan) -> Result<MaterialProfile, ProfileError> {
     let kind = scan.descriptor.source.kind;
     match &scan.descriptor.scanner {
         None => Ok(materials::fallback_profile(kind)),
-        Some(ScannerRef::Inline(v)) => {
-            let origin = scan.display_name();
-            let p: MaterialProfile =
-                serde_json::from_value(v.clone()).map_err(|e| ProfileError::Json { path: origin, source: e })?;
-            p.validate()?;
-            Ok(p)
-        }
+        Some(ScannerRef::Inline(v)) => MaterialProfile::from_value(v, &scan.display_name()),
         Some(ScannerRef::Named(name)) => {
             for builtin in [materials::SourceKind::Linac, materials::SourceKind::Tube] {
                 let p = materials::fallback_profile(builtin);
