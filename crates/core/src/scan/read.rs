@@ -31,18 +31,29 @@ impl Decoded {
         }
     }
 
-    /// Rendered images: grey level (RGB luminance) stands for transmission; scaled to 16 bits.
-    fn into_rendered_plane(self) -> Array2<u16> {
-        match self {
-            Decoded::Gray16(a) => a,
-            Decoded::Gray8(a) => a.mapv(|v| v as u16 * 257),
-            Decoded::Rgb8 { rows, cols, data } => Array2::from_shape_fn((rows, cols), |(r, c)| {
-                let i = (r * cols + c) * 3;
-                // ITU-R BT.601 luma, as image-rs converts RGB to grey.
-                let y = 0.299 * data[i] as f32 + 0.587 * data[i + 1] as f32 + 0.114 * data[i + 2] as f32;
-                (y.round().clamp(0.0, 255.0) as u16) * 257
-            }),
-        }
+    /// Rendered images: grey level (RGB luminance) stands for transmission, scaled to 16 bits;
+    /// the colour planes are kept as decoded (grey: R = G = B).
+    fn into_rendered(self, path: &Path) -> Result<(Array2<u16>, Option<image::RgbImage>), ScanError> {
+        Ok(match self {
+            Decoded::Gray16(a) => (a, None),
+            Decoded::Gray8(a) => {
+                let rgb = image::RgbImage::from_fn(a.ncols() as u32, a.nrows() as u32, |x, y| {
+                    image::Rgb([a[[y as usize, x as usize]]; 3])
+                });
+                (a.mapv(|v| v as u16 * 257), Some(rgb))
+            }
+            Decoded::Rgb8 { rows, cols, data } => {
+                let plane = Array2::from_shape_fn((rows, cols), |(r, c)| {
+                    let i = (r * cols + c) * 3;
+                    // ITU-R BT.601 luma, as image-rs converts RGB to grey.
+                    let y = 0.299 * data[i] as f32 + 0.587 * data[i + 1] as f32 + 0.114 * data[i + 2] as f32;
+                    (y.round().clamp(0.0, 255.0) as u16) * 257
+                });
+                let rgb = image::RgbImage::from_raw(cols as u32, rows as u32, data)
+                    .ok_or_else(|| decode_err(path, format!("RGB data does not fill {cols} x {rows} pixels")))?;
+                (plane, Some(rgb))
+            }
+        })
     }
 }
 
@@ -129,7 +140,7 @@ fn read_descriptor_scan(path: &Path, limits: &Limits) -> Result<Scan, ScanError>
         None => None,
     };
     validate_calibration(path, &d, high.nrows(), high.ncols(), low.is_some())?;
-    Ok(Scan { descriptor: d, kind: ScanKind::Raw, high, low, origin: None })
+    Ok(Scan { descriptor: d, kind: ScanKind::Raw, high, low, rgb: None, origin: None })
 }
 
 /// Reads one 16-bit grey plane (TIFF page 0 or PNG). Other bit depths are refused.
@@ -182,14 +193,14 @@ fn read_bare_image(path: &Path, limits: &Limits) -> Result<Scan, ScanError> {
             };
             let planes = PlaneFiles { high: file_name.clone(), low: low.as_ref().map(|_| file_name) };
             let d = ScanDescriptor::minimal(stem, source, planes);
-            Ok(Scan { descriptor: d, kind: ScanKind::Raw, high, low, origin: None })
+            Ok(Scan { descriptor: d, kind: ScanKind::Raw, high, low, rgb: None, origin: None })
         }
         rendered => {
             let source =
                 SourceSpec { kind: SourceKind::Unknown, high_energy: 1.0, low_energy: None, extra: Default::default() };
             let d = ScanDescriptor::minimal(stem, source, PlaneFiles { high: file_name, low: None });
-            let high = rendered.into_rendered_plane();
-            Ok(Scan { descriptor: d, kind: ScanKind::Rendered, high, low: None, origin: None })
+            let (high, rgb) = rendered.into_rendered(path)?;
+            Ok(Scan { descriptor: d, kind: ScanKind::Rendered, high, low: None, rgb, origin: None })
         }
     }
 }
