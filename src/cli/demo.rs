@@ -80,6 +80,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         config: args.config.clone(),
         out: inspect_out.clone(),
         no_overlay: false,
+        score_threshold: None,
+        iou_threshold: None,
     })?;
     print!("{}", truth_table(&args.dataset.join("test"), &summary)?);
     println!(

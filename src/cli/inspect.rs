@@ -31,6 +31,16 @@ pub struct InspectArgs {
     /// Skip the overlay PNGs: faster for evaluation runs over many scans.
     #[arg(long)]
     pub no_overlay: bool,
+    /// Score threshold (0..=1) of every spec-less model (one without a spec file), replacing
+    /// the inferred 0.25 and the config's `score_threshold`: lower finds more, with more false
+    /// alarms. Models with a spec keep their spec's thresholds.
+    #[arg(long, value_name = "SCORE")]
+    pub score_threshold: Option<f32>,
+    /// NMS IoU threshold (0..=1) of every spec-less model, replacing the inferred one (0.7 for
+    /// Ultralytics exports, else 0.45) and the config's `iou_threshold`: lower removes more
+    /// overlapping boxes, and with them neighbouring objects.
+    #[arg(long, value_name = "IOU")]
+    pub iou_threshold: Option<f32>,
 }
 
 /// One row of the closing table / `summary.json`.
@@ -178,7 +188,9 @@ fn file_stem(p: &Path, index: usize) -> String {
 /// ONNX Runtime is loaded on first use unless the caller loaded it (`--ort-library`).
 pub fn run(args: &InspectArgs) -> Result<InspectSummary, InspectError> {
     let started = Instant::now();
-    let pipeline = Pipeline::from_path(&args.config)?;
+    let mut cfg = nii_atr_core::inspect::PipelineConfig::load(&args.config)?;
+    cfg.set_spec_less_thresholds(args.score_threshold, args.iou_threshold);
+    let pipeline = Pipeline::load(cfg)?;
     let scans = collect_scans(&args.inputs)?;
     std::fs::create_dir_all(&args.out).map_err(|source| InspectError::Io { path: args.out.clone(), source })?;
 

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod eval;
 pub mod info;
 pub mod inspect;
+pub mod model;
 pub mod progress;
 pub mod render;
 pub mod scan_info;
@@ -47,6 +48,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the pipeline's detectors over scans: findings, decision, report, overlay, COCO results.
     Inspect(inspect::InspectArgs),
+    /// Print the spec nii-atr would use for a model (as TOML to save as its sidecar), where it
+    /// comes from, and the model's inputs, outputs and metadata.
+    Model(model::ModelArgs),
     /// Score detections against labelled scans (COCO metrics, Pd/Pfa, FROC, TIDE) and report.
     Eval(Box<eval::EvalArgs>),
     /// Generate labelled dual-energy cargo scans from a recipe (physics-based simulator).
@@ -191,6 +195,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.scans.len()
             );
             Ok(())
+        }
+        Command::Model(a) => {
+            if let Some(lib) = &cli.ort_library {
+                nii_atr_core::runtime::init(Some(lib))?;
+            }
+            model::run(&a)
         }
         Command::Eval(a) => {
             if let Some(lib) = &cli.ort_library {

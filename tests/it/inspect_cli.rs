@@ -40,6 +40,8 @@ fn cli_writes_reports_overlays_coco_and_a_ranked_summary() {
         config: cfg_path,
         out: out.clone(),
         no_overlay: false,
+        score_threshold: None,
+        iou_threshold: None,
     };
     let summary = run(&args).unwrap();
     assert_eq!(summary.failed, 1);

@@ -7,11 +7,11 @@
 use super::DetectError;
 use super::decode::anomaly::{self, AnomalyOutputs, AnomalyTile};
 use super::decode::classify::{self, ClassScores};
-use super::decode::{BoxParams, DecodeError, DecodeStats, ModelOutputs, OutputTensor, end_to_end, yolo_v5, yolo_v8};
+use super::decode::{DecodeError, DecodeStats, ModelOutputs, OutputTensor, end_to_end, yolo_v5, yolo_v8};
 use super::geometry::Detection;
 use super::session::{SessionConfig, SessionPool};
-use super::spec::{self, BatchDim, DecoderSpec, Layout, ModelSpec};
-use ndarray::{Array4, ArrayView4, ArrayViewD, Axis, CowArray, Ix4};
+use super::spec::{self, BatchDim, DecoderSpec, InferredFrom, Layout, ModelInfo, ModelSpec};
+use ndarray::{Array4, ArrayView4, Axis, CowArray, Ix4};
 use serde::Serialize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -19,12 +19,48 @@ use std::time::{Duration, Instant};
 
 /// Where the spec came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "path")]
+#[serde(rename_all = "snake_case", tag = "kind")]
 pub enum SpecSource {
-    /// A file given explicitly or found beside the model.
-    File(PathBuf),
-    /// Built from the model's metadata and output shapes.
-    Inferred,
+    /// A spec file given explicitly (`--spec`, `[[models]] spec`).
+    Given {
+        /// The spec file.
+        path: PathBuf,
+    },
+    /// `model.toml` or `model.json` found beside the model.
+    Sidecar {
+        /// The spec file.
+        path: PathBuf,
+    },
+    /// Built from the model's metadata and shapes ([`spec::infer_spec`]).
+    Inferred {
+        /// What it was built from.
+        from: InferredFrom,
+    },
+}
+
+impl SpecSource {
+    /// Whether the spec was inferred from the model rather than read from a file.
+    pub fn is_inferred(&self) -> bool {
+        matches!(self, Self::Inferred { .. })
+    }
+
+    /// The spec file, unless inferred.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Given { path } | Self::Sidecar { path } => Some(path),
+            Self::Inferred { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SpecSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Given { path } => write!(f, "given: {}", path.display()),
+            Self::Sidecar { path } => write!(f, "sidecar beside the model: {}", path.display()),
+            Self::Inferred { from } => write!(f, "inferred from {from}"),
+        }
+    }
 }
 
 /// Decoded results of a batch, one entry per tile.
@@ -112,9 +148,13 @@ impl Detector {
     pub fn load(model: &Path, spec: Option<&Path>, session: &SessionConfig) -> Result<Self, DetectError> {
         crate::runtime::init(None)?;
         let pool = SessionPool::load(model, session)?;
-        let (spec, spec_source) = match spec.map(Path::to_path_buf).or_else(|| ModelSpec::sidecar_of(model)) {
-            Some(p) => (ModelSpec::from_path(&p)?, SpecSource::File(p)),
-            None => (spec::infer_spec(model, pool.info())?, SpecSource::Inferred),
+        let (spec, spec_source) = match (spec, ModelSpec::sidecar_of(model)) {
+            (Some(p), _) => (ModelSpec::from_path(p)?, SpecSource::Given { path: p.to_path_buf() }),
+            (None, Some(p)) => (ModelSpec::from_path(&p)?, SpecSource::Sidecar { path: p }),
+            (None, None) => {
+                let from = spec::inferred_from(pool.info());
+                (spec::infer_spec(model, pool.info())?, SpecSource::Inferred { from })
+            }
         };
         let batch_dim = spec::validate(model, &spec, pool.info())?;
         Ok(Self { spec, spec_source, pool, batch_dim, path: model.to_path_buf() })
@@ -128,6 +168,32 @@ impl Detector {
     /// Where the spec came from.
     pub fn spec_source(&self) -> &SpecSource {
         &self.spec_source
+    }
+
+    /// What the model declares: inputs, outputs, metadata, graph name.
+    pub fn info(&self) -> &ModelInfo {
+        self.pool.info()
+    }
+
+    /// Sets the score threshold (every class) and the NMS IoU threshold of a model whose spec
+    /// was inferred, from the pipeline config or the command line (`None`: unchanged). A model
+    /// with a spec file keeps its file's thresholds: setting them here is an error, as is an
+    /// IoU threshold for a decoder without NMS or a value outside 0..=1.
+    pub fn set_inferred_thresholds(&mut self, score: Option<f32>, iou: Option<f32>) -> Result<(), DetectError> {
+        if score.is_none() && iou.is_none() {
+            return Ok(());
+        }
+        let refuse = |reason: String| DetectError::Thresholds { model: self.path.clone(), reason };
+        if let Some(path) = self.spec_source.path() {
+            return Err(refuse(format!(
+                "its spec is {}: set score_threshold and iou_threshold there (these apply to spec-less models)",
+                path.display()
+            )));
+        }
+        let mut spec = self.spec.clone();
+        spec.set_thresholds(score, iou).map_err(|e| refuse(e.to_string()))?;
+        self.spec = spec;
+        Ok(())
     }
 
     /// The model file.
@@ -292,21 +358,27 @@ impl Detector {
         batch: usize,
         stats: &mut DecodeStats,
     ) -> Result<Decoded, DecodeError> {
-        type BoxDecoder = fn(
-            ArrayViewD<'_, f32>,
-            &str,
-            usize,
-            &BoxParams,
-            &mut DecodeStats,
-        ) -> Result<Vec<Vec<Detection>>, DecodeError>;
-        let mut boxes = |decode: BoxDecoder, output: &str| {
-            let params = self.spec.decoder.box_params(self.spec.class_thresholds()).expect("a box decoder");
-            Ok(Decoded::Boxes(decode(outputs.f32(output)?, output, batch, &params, stats)?))
-        };
+        let params = || self.spec.decoder.box_params(self.spec.class_thresholds()).expect("a box decoder");
         match &self.spec.decoder {
-            DecoderSpec::Yolov8(head) => boxes(yolo_v8::decode, &head.output),
-            DecoderSpec::Yolov5(head) => boxes(yolo_v5::decode, &head.output),
-            DecoderSpec::EndToEnd { output, .. } => boxes(end_to_end::decode, output),
+            DecoderSpec::Yolov8(head) => Ok(Decoded::Boxes(yolo_v8::decode_with(
+                outputs.f32(&head.output)?,
+                &head.output,
+                batch,
+                &params(),
+                head.nms,
+                stats,
+            )?)),
+            DecoderSpec::Yolov5(head) => Ok(Decoded::Boxes(yolo_v5::decode_with(
+                outputs.f32(&head.output)?,
+                &head.output,
+                batch,
+                &params(),
+                head.nms,
+                stats,
+            )?)),
+            DecoderSpec::EndToEnd { output, .. } => {
+                Ok(Decoded::Boxes(end_to_end::decode(outputs.f32(output)?, output, batch, &params(), stats)?))
+            }
             DecoderSpec::Anomalib { map_output, score_output, mask_output, .. } => {
                 let names =
                     AnomalyOutputs { map: map_output.clone(), score: score_output.clone(), mask: mask_output.clone() };

@@ -79,6 +79,15 @@ pub enum DetectError {
         /// ONNX Runtime's error.
         source: ort::Error,
     },
+    /// Score or IoU thresholds set for a model they cannot apply to (a model with a spec file,
+    /// a decoder without NMS, a value outside 0..=1).
+    #[error("{}: cannot set thresholds: {reason}", .model.display())]
+    Thresholds {
+        /// The model file.
+        model: PathBuf,
+        /// Why not.
+        reason: String,
+    },
     /// The model's outputs do not fit its decoder.
     #[error("{}: {source}", .model.display())]
     Decode {

@@ -20,12 +20,19 @@
 //!   { channel = "attenuation_low", mean = 0.0, std = 4.0 },
 //!   { channel = "r_value" },        # mean 0, std 1 by default
 //! ]
+//! resize = "tiles"                 # tiles (SAHI grid, default) | letterbox (whole image, Ultralytics)
+//!
+//! [input.rendered]                 # optional: how rendered 8-bit images are fed instead
+//! resize = "letterbox"
+//! pad_value = 114                  # letterbox grey of 8-bit channels
+//! channels = [{ channel = "red" }, { channel = "green" }, { channel = "blue" }]
 //!
 //! [decoder]
 //! kind = "yolov8"                  # yolov8 | yolov5 | end_to_end | anomalib | classification
 //! output = "output0"
 //! iou_threshold = 0.45
 //! max_detections = 300
+//! nms = "standard"                 # standard | ultralytics (its exact candidate filter and NMS)
 //!
 //! [[classes]]
 //! name = "knife"
@@ -34,12 +41,15 @@
 //! ```
 //!
 //! Without a sidecar, [`infer_spec`] builds one from the ONNX metadata (Ultralytics exports
-//! carry `names`, `imgsz`, `task`) and the output shapes. [`validate`] then checks the
-//! spec against the model's real inputs and outputs before any scan runs.
+//! carry `names`, `imgsz`, `stride`, `task`) and the output shapes; an Ultralytics detector is
+//! then fed rendered images exactly as Ultralytics feeds them (letterbox, RGB, its NMS).
+//! [`validate`] then checks the spec against the model's real inputs and outputs before any
+//! scan runs.
 
-use super::decode::BoxParams;
 use super::decode::classify::Activation;
+use super::decode::{BoxParams, NmsRule};
 use crate::preprocess::tiles::{Channel, ChannelRecipe, ChannelSpec};
+use crate::scan::ScanKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,6 +84,56 @@ pub enum Layout {
     Nhwc,
 }
 
+/// How a scan becomes model inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeMode {
+    /// SAHI's grid of input-sized tiles over the scan at its own scale (after any resampling to
+    /// the model's pitch), a scan smaller than a tile padded with air at its right and bottom.
+    #[default]
+    Tiles,
+    /// Ultralytics' letterbox: the whole image scaled (up or down) to fit one input, centred,
+    /// the rest padded with `pad_value` grey; one run per scan, boxes mapped back to the image.
+    Letterbox,
+}
+
+/// Ultralytics' letterbox grey.
+pub const DEFAULT_PAD_VALUE: u8 = 114;
+
+/// How rendered 8-bit images (`ScanKind::Rendered`) are fed when it differs from raw scans:
+/// the `[input.rendered]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderedInput {
+    /// How a rendered image becomes model inputs.
+    #[serde(default)]
+    pub resize: ResizeMode,
+    /// Letterbox grey (0-255) of the 8-bit channels; letterbox only, default 114.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_value: Option<u8>,
+    /// The channel recipe for rendered images, as many channels as `input.channels`.
+    pub channels: Vec<ChannelSpec>,
+}
+
+/// How one scan is fed: the resize mode, the letterbox grey and the channels
+/// ([`InputSpec::feed`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Feed<'a> {
+    /// Tiles or letterbox.
+    pub resize: ResizeMode,
+    /// Letterbox grey of 8-bit channels (114 unless the spec says otherwise).
+    pub pad_value: u8,
+    /// The channels, in model order.
+    pub channels: &'a [ChannelSpec],
+}
+
+impl Feed<'_> {
+    /// The channels as the scan core's recipe.
+    pub fn recipe(&self) -> ChannelRecipe {
+        ChannelRecipe { channels: self.channels.to_vec() }
+    }
+}
+
 /// The model's one input: its name, layout, tile size and channel recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,12 +154,36 @@ pub struct InputSpec {
     /// resampled to it before tiling (`preprocess::resample`); absent: every scan runs at its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pixel_pitch_mm: Option<f32>,
+    /// How a scan becomes model inputs: SAHI tiles (default) or Ultralytics' letterbox.
+    #[serde(default)]
+    pub resize: ResizeMode,
+    /// Letterbox grey (0-255) of the 8-bit channels; letterbox only, default 114.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_value: Option<u8>,
+    /// How rendered 8-bit images are fed instead, if differently (`[input.rendered]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered: Option<RenderedInput>,
 }
 
 impl InputSpec {
-    /// The channels as the scan core's recipe, to fill tiles with.
+    /// The channels raw scans are fed, as the scan core's recipe.
     pub fn recipe(&self) -> ChannelRecipe {
         ChannelRecipe { channels: self.channels.clone() }
+    }
+
+    /// How a scan of `kind` is fed: `[input.rendered]` for a rendered image when the spec has
+    /// one, else `[input]`.
+    pub fn feed(&self, kind: ScanKind) -> Feed<'_> {
+        match (&self.rendered, kind) {
+            (Some(r), ScanKind::Rendered) => {
+                Feed { resize: r.resize, pad_value: r.pad_value.unwrap_or(DEFAULT_PAD_VALUE), channels: &r.channels }
+            }
+            _ => Feed {
+                resize: self.resize,
+                pad_value: self.pad_value.unwrap_or(DEFAULT_PAD_VALUE),
+                channels: &self.channels,
+            },
+        }
     }
 }
 
@@ -132,11 +216,19 @@ pub struct NmsHeadSpec {
     /// Detections kept per tile after NMS, best first.
     #[serde(default = "default_max_det")]
     pub max_detections: usize,
+    /// Which candidates pass and how NMS runs: nii-atr's (default) or Ultralytics' exactly.
+    #[serde(default, skip_serializing_if = "NmsRule::is_standard")]
+    pub nms: NmsRule,
 }
 
 impl Default for NmsHeadSpec {
     fn default() -> Self {
-        Self { output: default_output(), iou_threshold: default_iou(), max_detections: default_max_det() }
+        Self {
+            output: default_output(),
+            iou_threshold: default_iou(),
+            max_detections: default_max_det(),
+            nms: NmsRule::Standard,
+        }
     }
 }
 
@@ -215,6 +307,22 @@ impl DecoderSpec {
                 .chain(score_output.as_deref())
                 .chain(mask_output.as_deref())
                 .collect(),
+        }
+    }
+
+    /// The NMS IoU threshold of an NMS head; `None` for decoders without NMS.
+    pub fn iou_threshold(&self) -> Option<f32> {
+        match self {
+            Self::Yolov8(h) | Self::Yolov5(h) => Some(h.iou_threshold),
+            _ => None,
+        }
+    }
+
+    /// The NMS rule of an NMS head; `None` for decoders without NMS.
+    pub fn nms_rule(&self) -> Option<NmsRule> {
+        match self {
+            Self::Yolov8(h) | Self::Yolov5(h) => Some(h.nms),
+            _ => None,
         }
     }
 
@@ -328,6 +436,28 @@ impl ModelSpec {
         self.classes.get(id as usize).map_or(ThreatCategory::Unknown, |c| c.threat)
     }
 
+    /// Sets the score threshold of every class and the NMS IoU threshold (`None`: unchanged),
+    /// then checks the spec again: how a spec-less model's thresholds are set from the pipeline
+    /// config or the command line. An IoU threshold for a decoder without NMS is an error.
+    pub fn set_thresholds(&mut self, score: Option<f32>, iou: Option<f32>) -> Result<(), SpecCheckError> {
+        if let Some(score) = score {
+            self.score_threshold = score;
+            self.classes.iter_mut().for_each(|c| c.score_threshold = None);
+        }
+        if let Some(iou) = iou {
+            match &mut self.decoder {
+                DecoderSpec::Yolov8(h) | DecoderSpec::Yolov5(h) => h.iou_threshold = iou,
+                d => return Err(SpecCheckError::NoNms { decoder: d.kind() }),
+            }
+        }
+        self.check()
+    }
+
+    /// The spec as a TOML document, as `nii-atr model` prints it and a sidecar holds it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot write the spec as TOML: {e}\n"))
+    }
+
     /// Reads a `.toml` or `.json` spec and checks it is self-consistent.
     pub fn from_path(path: &Path) -> Result<Self, SpecError> {
         let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io { path: path.into(), source })?;
@@ -357,8 +487,30 @@ impl ModelSpec {
         if i.width == 0 || i.height == 0 || i.width > MAX_INPUT_SIDE || i.height > MAX_INPUT_SIDE {
             return Err(E::InputSize { width: i.width, height: i.height });
         }
-        if let Some(c) = i.channels.iter().find(|c| !(c.std.is_finite() && c.std != 0.0 && c.mean.is_finite())) {
+        let rendered = i.rendered.as_ref().map_or(&[][..], |r| &r.channels[..]);
+        if let Some(c) =
+            i.channels.iter().chain(rendered).find(|c| !(c.std.is_finite() && c.std != 0.0 && c.mean.is_finite()))
+        {
             return Err(E::Normalisation { channel: c.channel });
+        }
+        if let Some(r) = &i.rendered
+            && r.channels.len() != i.channels.len()
+        {
+            return Err(E::RenderedChannels { rendered: r.channels.len(), channels: i.channels.len() });
+        }
+        let modes = [(i.resize, i.pad_value, "input")]
+            .into_iter()
+            .chain(i.rendered.as_ref().map(|r| (r.resize, r.pad_value, "input.rendered")));
+        for (resize, pad_value, table) in modes {
+            if resize == ResizeMode::Tiles && pad_value.is_some() {
+                return Err(E::PadValue { table });
+            }
+            if resize == ResizeMode::Letterbox && self.task != Task::Detect {
+                return Err(E::LetterboxTask { table, task: self.task });
+            }
+            if resize == ResizeMode::Letterbox && i.pixel_pitch_mm.is_some() {
+                return Err(E::LetterboxPitch { table });
+            }
         }
         // 0.1-100 mm spans every cargo and vehicle scanner; outside it is a unit mistake.
         if let Some(p) = i.pixel_pitch_mm
@@ -443,6 +595,40 @@ pub enum SpecCheckError {
     /// `decoder.threshold` of an anomaly model is NaN or infinite.
     #[error("decoder.threshold must be finite")]
     AnomalyThreshold,
+    /// `[input.rendered]` lists another number of channels than `[input]` (the model has one).
+    #[error("input.rendered.channels lists {rendered} channels but input.channels {channels}")]
+    RenderedChannels {
+        /// Channels of `[input.rendered]`.
+        rendered: usize,
+        /// Channels of `[input]`.
+        channels: usize,
+    },
+    /// `pad_value` given where nothing is letterboxed.
+    #[error("{table}.pad_value applies to resize = \"letterbox\" only")]
+    PadValue {
+        /// `input` or `input.rendered`.
+        table: &'static str,
+    },
+    /// Letterbox asked for a model that is not a detector.
+    #[error("{table}.resize = \"letterbox\" needs task = \"detect\", not {task:?}")]
+    LetterboxTask {
+        /// `input` or `input.rendered`.
+        table: &'static str,
+        /// The spec's task.
+        task: Task,
+    },
+    /// Letterbox and a training pitch together: the letterbox sets the scale itself.
+    #[error("{table}.resize = \"letterbox\" scales the whole image to the input; input.pixel_pitch_mm cannot apply")]
+    LetterboxPitch {
+        /// `input` or `input.rendered`.
+        table: &'static str,
+    },
+    /// An IoU threshold given for a decoder that runs no NMS.
+    #[error("decoder `{decoder}` runs no NMS: an IoU threshold does not apply")]
+    NoNms {
+        /// The decoder's kind.
+        decoder: &'static str,
+    },
 }
 
 /// Everything that can go wrong reading a spec, inferring one or checking it against a model.
@@ -553,7 +739,64 @@ pub fn parse_imgsz(s: &str) -> Option<(usize, usize)> {
     }
 }
 
+/// What an inferred spec was built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InferredFrom {
+    /// An Ultralytics export's metadata (`names`, `imgsz`, `stride`, `task`) and the output
+    /// shapes: fed and post-processed as Ultralytics does.
+    Ultralytics,
+    /// The input and output shapes, with `names` and `imgsz` metadata where present.
+    Shapes,
+}
+
+impl std::fmt::Display for InferredFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ultralytics => "the Ultralytics export's metadata (names, imgsz, stride, task) and the output shapes",
+            Self::Shapes => "the input and output shapes (and names/imgsz metadata where present)",
+        })
+    }
+}
+
+/// Whether the model is an Ultralytics export: its metadata names Ultralytics as `author` or
+/// in its `description`, or carries the keys every Ultralytics export writes (`imgsz`,
+/// `names`, `stride`).
+pub fn is_ultralytics(info: &ModelInfo) -> bool {
+    let meta = |k: &str| info.metadata.get(k).map(String::as_str);
+    let says = |k: &str| meta(k).is_some_and(|v| v.to_ascii_lowercase().contains("ultralytics"));
+    says("author") || says("description") || ["imgsz", "names", "stride"].iter().all(|k| meta(k).is_some())
+}
+
+/// What [`infer_spec`] builds a spec from for this model.
+pub fn inferred_from(info: &ModelInfo) -> InferredFrom {
+    if is_ultralytics(info) { InferredFrom::Ultralytics } else { InferredFrom::Shapes }
+}
+
+/// Graph names exporters write when the user gave none: torch's (`main_graph`, `torch_jit`)
+/// and tf2onnx's. They name no model.
+const EXPORTER_GRAPH_NAMES: [&str; 4] = ["main_graph", "torch_jit", "torch-jit-export", "tf2onnx"];
+
+/// The name an inferred spec gives the model: the metadata's `name`, else the graph's name
+/// unless it is an exporter's placeholder, else the file stem.
+fn model_name(model: &Path, info: &ModelInfo) -> String {
+    let meaningful = |n: &str| !n.trim().is_empty() && !EXPORTER_GRAPH_NAMES.contains(&n.trim());
+    info.metadata
+        .get("name")
+        .filter(|n| meaningful(n))
+        .or(info.graph_name.as_ref().filter(|n| meaningful(n)))
+        .map(|n| n.trim().to_string())
+        .unwrap_or_else(|| model.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned()))
+}
+
+/// Ultralytics' default IoU threshold of `predict` (`iou=0.7`).
+const ULTRALYTICS_IOU: f32 = 0.7;
+
 /// Builds a spec from the model alone: Ultralytics metadata when present, else output shapes.
+/// An Ultralytics detector gets Ultralytics' post-processing (`nms = "ultralytics"`, IoU 0.7,
+/// 300 detections, score above 0.25) and, for 3-channel inputs, `[input.rendered]` feeding
+/// rendered images as Ultralytics does (letterbox, grey 114, red/green/blue / 255); raw scans
+/// keep the tiled pseudo-colour view.
 pub fn infer_spec(model: &Path, info: &ModelInfo) -> Result<ModelSpec, SpecError> {
     let fail = |reason: String| SpecError::CannotInfer { model: model.into(), reason };
     let [input] = info.inputs.as_slice() else {
@@ -580,13 +823,29 @@ pub fn infer_spec(model: &Path, info: &ModelInfo) -> Result<ModelSpec, SpecError
         3 => ChannelRecipe::pseudo_rgb(),
         c => return Err(fail(format!("input `{}` has {c} channels; only 1 or 3 can be guessed", input.name))),
     };
-    let input_spec = InputSpec {
+    let mut input_spec = InputSpec {
         name: input.name.clone(),
         layout: Layout::Nchw,
         width,
         height,
         channels: recipe.channels,
         pixel_pitch_mm: None,
+        resize: ResizeMode::Tiles,
+        pad_value: None,
+        rendered: None,
+    };
+    let ultralytics = is_ultralytics(info);
+    let nms_head = |output: String| {
+        if ultralytics {
+            NmsHeadSpec {
+                output,
+                iou_threshold: ULTRALYTICS_IOU,
+                max_detections: default_max_det(),
+                nms: NmsRule::Ultralytics,
+            }
+        } else {
+            NmsHeadSpec { output, ..NmsHeadSpec::default() }
+        }
     };
 
     let out_named = |n: &str| info.outputs.iter().find(|o| o.name == n);
@@ -616,13 +875,11 @@ pub fn infer_spec(model: &Path, info: &ModelInfo) -> Result<ModelSpec, SpecError
                 DecoderSpec::EndToEnd { output, max_detections: default_max_det() },
                 known_nc.unwrap_or(0),
             ),
-            ([_, Some(rows), a], _) if known_nc.map_or(a.is_none_or(|a| *rows < a), |nc| *rows == nc + 4) => (
-                Task::Detect,
-                DecoderSpec::Yolov8(NmsHeadSpec { output, ..NmsHeadSpec::default() }),
-                rows.saturating_sub(4),
-            ),
+            ([_, Some(rows), a], _) if known_nc.map_or(a.is_none_or(|a| *rows < a), |nc| *rows == nc + 4) => {
+                (Task::Detect, DecoderSpec::Yolov8(nms_head(output)), rows.saturating_sub(4))
+            }
             ([_, _, Some(cols)], _) if known_nc.is_none_or(|nc| *cols == nc + 5) && *cols > 5 => {
-                (Task::Detect, DecoderSpec::Yolov5(NmsHeadSpec { output, ..NmsHeadSpec::default() }), cols - 5)
+                (Task::Detect, DecoderSpec::Yolov5(nms_head(output)), cols - 5)
             }
             (dims, _) => {
                 return Err(fail(format!("output `{}` of shape {} fits no known decoder", out.name, fmt_dims(dims))));
@@ -645,22 +902,27 @@ pub fn infer_spec(model: &Path, info: &ModelInfo) -> Result<ModelSpec, SpecError
     if task != Task::AnomalyMap && nc > 0 && classes.len() != nc {
         return Err(fail(format!("`names` lists {} classes but the output has {nc}", classes.len())));
     }
-    let spec =
-        ModelSpec {
-            schema_version: SCHEMA_VERSION,
-            name: info.graph_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| {
-                model.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
-            }),
-            version: meta("version").unwrap_or("").to_string(),
-            task,
-            score_threshold: default_score_threshold(),
-            input: input_spec,
-            decoder,
-            classes: classes
-                .into_iter()
-                .map(|name| ClassSpec { name, threat: ThreatCategory::Unknown, score_threshold: None })
-                .collect(),
-        };
+    // Rendered images reach an Ultralytics detector as `YOLO(...).predict` feeds them.
+    if ultralytics && task == Task::Detect && channels == 3 {
+        input_spec.rendered = Some(RenderedInput {
+            resize: ResizeMode::Letterbox,
+            pad_value: Some(DEFAULT_PAD_VALUE),
+            channels: ChannelRecipe::rgb().channels,
+        });
+    }
+    let spec = ModelSpec {
+        schema_version: SCHEMA_VERSION,
+        name: model_name(model, info),
+        version: meta("version").unwrap_or("").to_string(),
+        task,
+        score_threshold: default_score_threshold(),
+        input: input_spec,
+        decoder,
+        classes: classes
+            .into_iter()
+            .map(|name| ClassSpec { name, threat: ThreatCategory::Unknown, score_threshold: None })
+            .collect(),
+    };
     spec.check().map_err(|e| fail(e.to_string()))?;
     Ok(spec)
 }
@@ -802,6 +1064,117 @@ mod tests {
     }
 
     #[test]
+    fn ultralytics_exports_are_fed_and_post_processed_as_ultralytics() {
+        let meta = [("names", "{0: 'knife', 1: 'gun'}"), ("task", "detect"), ("imgsz", "[64, 64]"), ("stride", "32")];
+        let mut info = yolo_info(&meta);
+        info.graph_name = Some("main_graph".into());
+        assert_eq!(inferred_from(&info), InferredFrom::Ultralytics);
+        let spec = infer_spec(Path::new("dir/knife-v3.onnx"), &info).unwrap();
+        assert_eq!(spec.name, "knife-v3", "torch's graph name is no model name");
+        assert_eq!(
+            spec.decoder,
+            DecoderSpec::Yolov8(NmsHeadSpec {
+                output: "output0".into(),
+                iou_threshold: 0.7,
+                max_detections: 300,
+                nms: NmsRule::Ultralytics
+            })
+        );
+        assert_eq!(spec.score_threshold, 0.25);
+        // Raw scans keep the tiled material view; rendered images get Ultralytics' letterbox.
+        let raw = spec.input.feed(ScanKind::Raw);
+        assert_eq!((raw.resize, raw.channels), (ResizeMode::Tiles, &ChannelRecipe::pseudo_rgb().channels[..]));
+        let rendered = spec.input.feed(ScanKind::Rendered);
+        assert_eq!((rendered.resize, rendered.pad_value), (ResizeMode::Letterbox, 114));
+        assert_eq!(rendered.channels, &ChannelRecipe::rgb().channels[..]);
+        // Printed as TOML, it reads back as the same spec.
+        let back: ModelSpec = toml::from_str(&spec.to_toml()).unwrap();
+        assert_eq!(back, spec);
+        // The author alone also marks an export; a name in the metadata wins over the stem.
+        let mut other = yolo_info(&[("author", "Ultralytics"), ("names", "{0: 'a', 1: 'b'}"), ("name", "crate-v2")]);
+        assert_eq!(infer_spec(Path::new("m.onnx"), &other).unwrap().name, "crate-v2");
+        other.metadata.clear();
+        assert_eq!(inferred_from(&other), InferredFrom::Shapes);
+        let plain = infer_spec(Path::new("m.onnx"), &other).unwrap();
+        assert_eq!(plain.name, "toy");
+        assert!(plain.input.rendered.is_none());
+        assert_eq!(plain.decoder.nms_rule(), Some(NmsRule::Standard));
+    }
+
+    #[test]
+    fn input_modes_are_checked() {
+        type Edit = fn(&mut ModelSpec);
+        let rgb = || ChannelRecipe::rgb().channels;
+        let cases: [(Edit, &str); 5] = [
+            (|s| s.input.pad_value = Some(0), "input.pad_value applies to resize = \"letterbox\" only"),
+            (
+                |s| {
+                    s.input.rendered =
+                        Some(RenderedInput { resize: ResizeMode::Tiles, pad_value: None, channels: vec![] })
+                },
+                "input.rendered.channels lists 0 channels but input.channels 3",
+            ),
+            (
+                |s| {
+                    s.input.resize = ResizeMode::Letterbox;
+                    s.input.pixel_pitch_mm = Some(5.0)
+                },
+                "input.resize = \"letterbox\" scales the whole image to the input; input.pixel_pitch_mm cannot apply",
+            ),
+            (
+                |s| {
+                    s.task = Task::Classify;
+                    s.decoder = DecoderSpec::Classification { output: "o".into(), activation: Activation::Softmax };
+                    s.input.resize = ResizeMode::Letterbox
+                },
+                "input.resize = \"letterbox\" needs task = \"detect\", not Classify",
+            ),
+            (
+                |s| {
+                    s.input.rendered = Some(RenderedInput {
+                        resize: ResizeMode::Tiles,
+                        pad_value: Some(3),
+                        channels: ChannelRecipe::rgb().channels,
+                    })
+                },
+                "input.rendered.pad_value applies to resize = \"letterbox\" only",
+            ),
+        ];
+        for (edit, want) in cases {
+            let mut s = toy_spec();
+            edit(&mut s);
+            assert_eq!(s.check().unwrap_err().to_string(), want);
+        }
+        let mut s = toy_spec();
+        s.input.rendered = Some(RenderedInput { resize: ResizeMode::Letterbox, pad_value: None, channels: rgb() });
+        s.check().unwrap();
+        assert_eq!(s.input.feed(ScanKind::Rendered).pad_value, DEFAULT_PAD_VALUE);
+        assert_eq!(s.input.feed(ScanKind::Raw).resize, ResizeMode::Tiles);
+        let parsed: InputSpec = toml::from_str(
+            "name = 'images'\nwidth = 64\nheight = 64\nresize = 'letterbox'\npad_value = 0\nchannels = [{ channel = 'red' }, { channel = 'green' }, { channel = 'blue' }]",
+        )
+        .unwrap();
+        assert_eq!((parsed.resize, parsed.pad_value), (ResizeMode::Letterbox, Some(0)));
+        assert!(
+            toml::from_str::<InputSpec>("name = 'i'\nwidth = 1\nheight = 1\nresize = 'stretch'\nchannels = []")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn thresholds_are_set_where_they_apply() {
+        let mut s = toy_spec();
+        s.set_thresholds(Some(0.6), Some(0.3)).unwrap();
+        assert_eq!(s.class_thresholds(), vec![0.6, 0.6], "every class, its own threshold included");
+        assert_eq!(s.decoder.box_params(vec![]).unwrap().iou_threshold, 0.3);
+        assert_eq!(s.set_thresholds(Some(1.5), None), Err(SpecCheckError::ScoreThreshold));
+        let mut e2e = toy_spec();
+        e2e.decoder = DecoderSpec::EndToEnd { output: "o".into(), max_detections: 10 };
+        assert_eq!(e2e.set_thresholds(None, Some(0.5)), Err(SpecCheckError::NoNms { decoder: "end_to_end" }));
+        e2e.set_thresholds(Some(0.4), None).unwrap();
+    }
+
+    #[test]
     fn infers_other_layouts_from_shapes() {
         let mut info = yolo_info(&[]);
         info.outputs = vec![t("output0", "f32", &[None, Some(16), Some(7)])];
@@ -865,7 +1238,12 @@ mod tests {
         assert_eq!(spec.class_thresholds(), vec![0.5, 0.25]);
         assert_eq!(
             spec.decoder,
-            DecoderSpec::Yolov8(NmsHeadSpec { output: "output0".into(), iou_threshold: 0.45, max_detections: 300 })
+            DecoderSpec::Yolov8(NmsHeadSpec {
+                output: "output0".into(),
+                iou_threshold: 0.45,
+                max_detections: 300,
+                nms: NmsRule::Standard
+            })
         );
         assert_eq!(spec.threat_of(1), ThreatCategory::Weapon);
         assert_eq!(spec.threat_of(9), ThreatCategory::Unknown);
@@ -970,7 +1348,7 @@ mod tests {
         assert!(validate(m, &s, &info).unwrap_err().to_string().contains("output `output0`"));
         let mut s = toy_spec();
         s.decoder =
-            DecoderSpec::Yolov5(NmsHeadSpec { output: "output0".into(), iou_threshold: 0.5, max_detections: 10 });
+            DecoderSpec::Yolov5(NmsHeadSpec { iou_threshold: 0.5, max_detections: 10, ..NmsHeadSpec::default() });
         assert!(validate(m, &s, &info).is_err());
         let mut info1 = yolo_info(&[]);
         info1.inputs[0].dims[0] = Some(1);

@@ -37,6 +37,14 @@ pub struct ModelEntry {
     /// error at load time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<String>>,
+    /// Score threshold (0..=1) of every class of a spec-less model, replacing the inferred
+    /// one (0.25). A model with a spec file sets it in its spec: giving it here is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_threshold: Option<f32>,
+    /// NMS IoU threshold (0..=1) of a spec-less model, replacing the inferred one (0.7 for
+    /// Ultralytics exports, else 0.45). As `score_threshold`, for spec-less models only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iou_threshold: Option<f32>,
 }
 
 fn default_batch() -> usize {
@@ -273,6 +281,16 @@ pub enum ConfigCheckError {
         /// Its `min_score`.
         min_score: Option<f32>,
     },
+    /// A model's `score_threshold` or `iou_threshold` outside 0..=1.
+    #[error("model {}: {key} {value} outside 0..=1", .model.display())]
+    Threshold {
+        /// The model entry's path.
+        model: PathBuf,
+        /// `score_threshold` or `iou_threshold`.
+        key: &'static str,
+        /// The value.
+        value: f32,
+    },
     /// A model's `classes` is empty.
     #[error("model {}: classes = [] keeps nothing; leave it out or set enabled = false", .model.display())]
     NoClasses {
@@ -333,6 +351,24 @@ impl PipelineConfig {
         Ok(cfg)
     }
 
+    /// Sets the score and IoU thresholds (`Some` ones only) of every enabled model that has no
+    /// spec file, neither named by its entry nor beside it: what `nii-atr inspect
+    /// --score-threshold / --iou-threshold` do. Returns how many models it set.
+    pub fn set_spec_less_thresholds(&mut self, score: Option<f32>, iou: Option<f32>) -> usize {
+        let base = self.base_dir.clone();
+        let mut set = 0;
+        for m in self.models.iter_mut().filter(|m| m.enabled && m.spec.is_none()) {
+            let path = if m.path.is_absolute() { m.path.clone() } else { base.join(&m.path) };
+            if crate::detect::ModelSpec::sidecar_of(&path).is_some() {
+                continue;
+            }
+            m.score_threshold = score.or(m.score_threshold);
+            m.iou_threshold = iou.or(m.iou_threshold);
+            set += 1;
+        }
+        set
+    }
+
     /// Path of a model entry's file, resolved against the config's folder.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
@@ -349,6 +385,13 @@ impl PipelineConfig {
         }
         if let Some(m) = self.models.iter().find(|m| m.min_score.is_some_and(|s| !(0.0..=1.0).contains(&s))) {
             return Err(E::MinScore { model: m.path.clone(), min_score: m.min_score });
+        }
+        for m in &self.models {
+            for (key, value) in [("score_threshold", m.score_threshold), ("iou_threshold", m.iou_threshold)] {
+                if let Some(value) = value.filter(|v| !(0.0..=1.0).contains(v)) {
+                    return Err(E::Threshold { model: m.path.clone(), key, value });
+                }
+            }
         }
         if let Some(m) = self.models.iter().find(|m| m.classes.as_ref().is_some_and(|c| c.is_empty())) {
             return Err(E::NoClasses { model: m.path.clone() });

@@ -3,9 +3,11 @@
 
 use super::config::DecisionConfig;
 use crate::detect::decode::DecodeStats;
-use crate::detect::spec::ThreatCategory;
-use crate::detect::{BoxXyxy, RunTimes};
+use crate::detect::spec::{ResizeMode, ThreatCategory};
+use crate::detect::{BoxXyxy, RunTimes, SpecSource};
 use crate::preprocess::materials::{MaterialClass, MaterialMap};
+use crate::preprocess::resample::Letterbox;
+use crate::preprocess::tiles::Channel;
 use ndarray::{Array2, s};
 use serde::{Deserialize, Serialize};
 
@@ -174,7 +176,22 @@ pub struct ModelRun {
     pub path: String,
     /// Execution provider it ran on (`cpu`, `cuda`, `tensorrt`).
     pub provider: &'static str,
-    /// Tiles in the grid.
+    /// Where its spec came from: a file given or beside the model, or inferred from the model
+    /// (`kind = "inferred"`, with what it was inferred from).
+    pub spec_source: SpecSource,
+    /// How this scan was fed: `tiles` (SAHI grid) or `letterbox` (whole scan in one input).
+    pub input_mode: ResizeMode,
+    /// The channels this scan was fed, in model order.
+    pub channels: Vec<Channel>,
+    /// The spec's default score threshold (after any pipeline-config or command-line override).
+    pub score_threshold: f32,
+    /// The NMS IoU threshold; absent for decoders without NMS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iou_threshold: Option<f32>,
+    /// The letterbox of a letterboxed scan: scale, resized size and padding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub letterbox: Option<Letterbox>,
+    /// Tiles in the grid (1 for a letterboxed scan).
     pub tiles_total: usize,
     /// Tiles skipped by the air test (never sent to the model).
     pub tiles_skipped_air: usize,
@@ -332,6 +349,12 @@ mod tests {
             version: String::new(),
             path: String::new(),
             provider: "cpu",
+            spec_source: SpecSource::Inferred { from: crate::detect::spec::InferredFrom::Shapes },
+            input_mode: ResizeMode::Tiles,
+            channels: vec![Channel::Grey],
+            score_threshold: 0.25,
+            iou_threshold: Some(0.45),
+            letterbox: None,
             tiles_total: 1,
             tiles_skipped_air: 0,
             runs: 1,

@@ -4,7 +4,9 @@
 //! (tile = model input size) and drop all-air tiles with a summed-area test, run the
 //! batches (a producer thread fills the next input while the model runs the current one),
 //! optionally run the whole scan shrunk into one input, then merge the results into
-//! findings mapped back to the scan's pixels.
+//! findings mapped back to the scan's pixels. A model whose spec asks for Ultralytics'
+//! letterbox (`resize = "letterbox"`) instead sees the whole scan scaled into one input, once,
+//! and its boxes come back as Ultralytics returns them, with no cross-tile merge.
 
 use super::InspectError;
 use super::anomaly::{AnomalyCanvas, regions};
@@ -15,14 +17,15 @@ use super::findings::{
 };
 use crate::detect::decode::DecodeStats;
 use crate::detect::merge::{join_side_by_side, merge_tiles};
-use crate::detect::spec::{ModelSpec, Task, ThreatCategory};
+use crate::detect::spec::{Feed, ModelSpec, ResizeMode, Task, ThreatCategory};
 use crate::detect::{BoxXyxy, CutEdges, Decoded, Detection, Detector, RunTimes};
 use crate::preprocess::render::{Palette, render_material};
-use crate::preprocess::resample::{resample, target_size};
-use crate::preprocess::tiles::{ChannelRecipe, TileError, TileGrid, TileRect, TileSource, has_content};
+use crate::preprocess::resample::{Letterbox, resample, target_size};
+use crate::preprocess::tiles::{ChannelRecipe, InputSource, TileError, TileGrid, TileRect, TileSource, has_content};
 use crate::preprocess::views::{ScanViews, shrink_parts};
 use crate::scan::{Limits, Scan};
-use ndarray::Array4;
+use image::RgbImage;
+use ndarray::{Array4, Axis};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::mpsc;
@@ -79,7 +82,8 @@ impl Pipeline {
         for entry in cfg.models.iter().filter(|m| m.enabled) {
             let path = cfg.resolve(&entry.path);
             let spec = entry.spec.as_ref().map(|s| cfg.resolve(s));
-            let detector = Detector::load(&path, spec.as_deref(), &cfg.session)?;
+            let mut detector = Detector::load(&path, spec.as_deref(), &cfg.session)?;
+            detector.set_inferred_thresholds(entry.score_threshold, entry.iou_threshold)?;
             // Two input batches live at once (one filling, one running): bound them before
             // any allocation, whatever the spec's tile size or the model's static batch say.
             let shape = detector.input_shape(detector.run_batch(entry.batch_size));
@@ -215,8 +219,18 @@ impl Pipeline {
     ) -> Result<(Vec<Finding>, ModelRun), InspectError> {
         let det = &model.detector;
         let spec = det.spec();
+        let feed = spec.input.feed(scan.kind);
+        let recipe = feed.recipe();
+        let letterbox = feed.resize == ResizeMode::Letterbox;
         let t = Instant::now();
-        let resampled = at_model_pitch(scan, views, spec)?;
+        // The letterbox sets its own scale: a spec cannot give it a pitch (checked at load).
+        let resampled = if letterbox { None } else { at_model_pitch(scan, views, spec)? };
+        let rgb = match (&resampled, scan.rgb.as_ref()) {
+            (Some(v), Some(rgb)) if recipe.needs_rgb() => {
+                Some(resize_rgb(rgb, v.attenuation.rows(), v.attenuation.columns()))
+            }
+            _ => None,
+        };
         timings.preprocess_ms += ms(t.elapsed());
         let pass = ModelPass {
             cfg: &self.cfg,
@@ -224,19 +238,28 @@ impl Pipeline {
             scan,
             scan_views: views,
             views: resampled.as_ref().unwrap_or(views),
+            rgb: rgb.as_ref().or(scan.rgb.as_ref()),
             resampled: resampled.is_some(),
-            recipe: spec.input.recipe(),
+            recipe,
+            feed,
         };
-        let (tiles_total, tiles) = pass.plan_tiles()?;
         let mut raw = RawResults {
             canvas: spec.decoder.anomaly_threshold().map(|_| AnomalyCanvas::new(pass.rows(), pass.cols())),
             ..RawResults::default()
         };
-        timings.preprocess_ms += ms(pass.run_batches(&tiles, &mut raw)?);
-        let full_pass = pass.wants_full_scan_pass();
-        if full_pass {
-            timings.preprocess_ms += ms(pass.full_scan_pass(&mut raw)?);
-        }
+        let (tiles_total, tiles_run, full_pass, letterboxed) = if letterbox {
+            let (prepared, lb) = pass.letterbox_pass(&mut raw)?;
+            timings.preprocess_ms += ms(prepared);
+            (1, 1, false, Some(lb))
+        } else {
+            let (tiles_total, tiles) = pass.plan_tiles()?;
+            timings.preprocess_ms += ms(pass.run_batches(&tiles, &mut raw)?);
+            let full_pass = pass.wants_full_scan_pass();
+            if full_pass {
+                timings.preprocess_ms += ms(pass.full_scan_pass(&mut raw)?);
+            }
+            (tiles_total, tiles.len(), full_pass, None)
+        };
         timings.add_run(&raw.times);
 
         let t = Instant::now();
@@ -248,8 +271,14 @@ impl Pipeline {
             version: spec.version.clone(),
             path: det.path().display().to_string(),
             provider: det.provider(),
+            spec_source: det.spec_source().clone(),
+            input_mode: feed.resize,
+            channels: pass.recipe.channel_list(),
+            score_threshold: spec.score_threshold,
+            iou_threshold: spec.decoder.iou_threshold(),
+            letterbox: letterboxed,
             tiles_total,
-            tiles_skipped_air: tiles_total - tiles.len(),
+            tiles_skipped_air: tiles_total - tiles_run,
             runs,
             full_scan_pass: full_pass,
             resampled_px: resampled.as_ref().map(|_| [pass.rows(), pass.cols()]),
@@ -258,6 +287,12 @@ impl Pipeline {
         };
         Ok((findings, run))
     }
+}
+
+/// A rendered image's colour planes at `rows` x `columns` (triangle filter, as the
+/// pseudo-colour view is resampled).
+fn resize_rgb(rgb: &RgbImage, rows: usize, columns: usize) -> RgbImage {
+    image::imageops::resize(rgb, columns as u32, rows as u32, image::imageops::FilterType::Triangle)
 }
 
 /// The scan's views resampled to the model's pixel pitch; `None` when the spec names no
@@ -297,8 +332,13 @@ struct ModelPass<'a> {
     scan_views: &'a ScanViews,
     /// The views the model sees: the scan at the model's pitch (`scan_views` unless resampled).
     views: &'a ScanViews,
+    /// A rendered image's colour planes at the size of `views`.
+    rgb: Option<&'a RgbImage>,
     resampled: bool,
+    /// The channels this scan is fed.
     recipe: ChannelRecipe,
+    /// How this scan is fed: tiles or letterbox, and the letterbox grey.
+    feed: Feed<'a>,
 }
 
 impl ModelPass<'_> {
@@ -320,14 +360,40 @@ impl ModelPass<'_> {
         InspectError::Tiles { scan: self.scan.display_name(), model: self.spec().name.clone(), source }
     }
 
-    /// Where tiles are cut from: the views the model sees.
-    fn tile_source(&self) -> TileSource<'_> {
-        TileSource {
-            attenuation: &self.views.attenuation,
-            materials: Some(&self.views.materials),
-            pseudo_colour: Some(&self.views.pseudo_colour),
-            r_min_attenuation: 0.05,
+    /// Where tiles are cut from: the views the model sees, and a rendered image's colours.
+    fn tile_source(&self) -> InputSource<'_> {
+        InputSource {
+            planes: TileSource {
+                attenuation: &self.views.attenuation,
+                materials: Some(&self.views.materials),
+                pseudo_colour: Some(&self.views.pseudo_colour),
+                r_min_attenuation: 0.05,
+            },
+            rgb: self.rgb,
         }
+    }
+
+    /// The whole scan letterboxed into one input, run once; its boxes mapped back to the
+    /// scan's pixels as Ultralytics' `scale_boxes` and `clip_boxes` do (kept even when
+    /// clipping leaves them empty, as Ultralytics keeps them). Returns the time spent building
+    /// the input and the letterbox.
+    fn letterbox_pass(&self, raw: &mut RawResults) -> Result<(Duration, Letterbox), InspectError> {
+        let t = Instant::now();
+        let det = &self.model.detector;
+        let mut tensor = Array4::<f32>::zeros(det.tiles_shape(1));
+        let lb = self
+            .tile_source()
+            .fill_letterbox(&self.recipe, self.feed.pad_value, tensor.index_axis_mut(Axis(0), 0))
+            .map_err(|e| self.tile_error(e))?;
+        let prepared = t.elapsed();
+        if let Decoded::Boxes(per_input) = det.run_decode(tensor.view(), &mut raw.stats, &mut raw.times)? {
+            for d in per_input.into_iter().next().unwrap_or_default() {
+                let [x1, y1, x2, y2] = lb.to_image([d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2]);
+                raw.cuts.push(CutEdges::default());
+                raw.boxes.push(Detection { bbox: BoxXyxy::new(x1, y1, x2, y2), ..d });
+            }
+        }
+        Ok((prepared, lb))
     }
 
     /// The tile grid over the scan (tile = model input) and, of it, the tiles to run: all
@@ -475,11 +541,16 @@ impl ModelPass<'_> {
         let (small, small_materials, small_colour) =
             shrink_parts(self.views, self.recipe.needs_material_views(), scale);
         let rect = TileRect { x: 0, y: 0, width: small.columns(), height: small.rows() };
-        let small_source = TileSource {
-            attenuation: &small,
-            materials: small_materials.as_ref(),
-            pseudo_colour: small_colour.as_ref(),
-            r_min_attenuation: 0.05,
+        let small_rgb =
+            self.rgb.filter(|_| self.recipe.needs_rgb()).map(|rgb| resize_rgb(rgb, rect.height, rect.width));
+        let small_source = InputSource {
+            planes: TileSource {
+                attenuation: &small,
+                materials: small_materials.as_ref(),
+                pseudo_colour: small_colour.as_ref(),
+                r_min_attenuation: 0.05,
+            },
+            rgb: small_rgb.as_ref(),
         };
         let det = &self.model.detector;
         let mut tensor = Array4::<f32>::zeros(det.tiles_shape(1));
@@ -519,7 +590,14 @@ impl ModelPass<'_> {
             .filter(|(_, c)| self.cfg.merge.join_side_by_side.contains(&c.name))
             .map(|(i, _)| i as u32)
             .collect();
-        let merged = join_side_by_side(&merge_tiles(&raw.boxes, &raw.cuts, &self.cfg.merge), &join);
+        // One letterboxed input has no tiles to merge: its boxes are the model's, as Ultralytics
+        // returns them.
+        let merged = if self.feed.resize == ResizeMode::Letterbox {
+            raw.boxes
+        } else {
+            merge_tiles(&raw.boxes, &raw.cuts, &self.cfg.merge)
+        };
+        let merged = join_side_by_side(&merged, &join);
         for d in merged.into_iter().filter(|d| shown(d.score)) {
             findings.push(self.finding(FindingKind::Object, d.class_id, d.score, d.bbox, None));
         }

@@ -4,13 +4,18 @@
 //! with the overlap truncated to whole pixels, and the last tile of a row or column is shifted
 //! back inside the image instead of being padded. Only a scan smaller than a tile is padded,
 //! with the value air has in each channel.
+//!
+//! The other input mode is Ultralytics' letterbox ([`InputSource::fill_letterbox`]): the whole
+//! image scaled into one input and centred on grey.
 
-use ndarray::{ArrayViewMut3, ArrayViewMut4, Axis};
+use image::RgbImage;
+use ndarray::{Array2, ArrayViewMut3, ArrayViewMut4, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::calibration::AttenuationImage;
 use super::materials::MaterialMap;
+use super::resample::{Letterbox, letterbox_rgb, resize_linear_f32};
 
 /// Slicing parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -148,6 +153,13 @@ pub enum Channel {
     PseudoGreen,
     /// Blue of the pseudo-colour view, in [0, 1].
     PseudoBlue,
+    /// Red of a rendered 8-bit image as decoded, pixel / 255 (what RGB-trained detectors such
+    /// as Ultralytics' are fed); only rendered images have it.
+    Red,
+    /// Green of a rendered 8-bit image, pixel / 255.
+    Green,
+    /// Blue of a rendered 8-bit image, pixel / 255.
+    Blue,
 }
 
 impl Channel {
@@ -155,9 +167,36 @@ impl Channel {
     fn air_value(self) -> f32 {
         match self {
             Channel::AttenuationHigh | Channel::AttenuationLow | Channel::RValue | Channel::ZEff => 0.0,
-            Channel::Grey | Channel::PseudoRed | Channel::PseudoGreen | Channel::PseudoBlue => 1.0,
+            Channel::Grey
+            | Channel::PseudoRed
+            | Channel::PseudoGreen
+            | Channel::PseudoBlue
+            | Channel::Red
+            | Channel::Green
+            | Channel::Blue => 1.0,
         }
     }
+
+    /// Which 8-bit picture the channel reads and its index in a pixel: the rendered image's
+    /// colour planes or the pseudo-colour view; `None` for physical channels.
+    fn picture(self) -> Option<(Picture, usize)> {
+        match self {
+            Channel::Red => Some((Picture::Rendered, 0)),
+            Channel::Green => Some((Picture::Rendered, 1)),
+            Channel::Blue => Some((Picture::Rendered, 2)),
+            Channel::PseudoRed => Some((Picture::PseudoColour, 0)),
+            Channel::PseudoGreen => Some((Picture::PseudoColour, 1)),
+            Channel::PseudoBlue => Some((Picture::PseudoColour, 2)),
+            _ => None,
+        }
+    }
+}
+
+/// The two 8-bit pictures channels can be read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Picture {
+    Rendered,
+    PseudoColour,
 }
 
 /// A channel with its normalisation `(x - mean) / std`.
@@ -185,6 +224,25 @@ pub struct ChannelRecipe {
 }
 
 impl ChannelRecipe {
+    /// Whether any channel reads the colour planes of a rendered image (`red`, `green`, `blue`).
+    pub fn needs_rgb(&self) -> bool {
+        self.channels.iter().any(|c| matches!(c.channel, Channel::Red | Channel::Green | Channel::Blue))
+    }
+
+    /// `[red, green, blue]` of a rendered image, pixel / 255: how Ultralytics feeds its models.
+    pub fn rgb() -> Self {
+        Self {
+            channels: [Channel::Red, Channel::Green, Channel::Blue]
+                .map(|channel| ChannelSpec { channel, mean: 0.0, std: 1.0 })
+                .to_vec(),
+        }
+    }
+
+    /// The channels, in order, without their normalisation.
+    pub fn channel_list(&self) -> Vec<Channel> {
+        self.channels.iter().map(|c| c.channel).collect()
+    }
+
     /// Whether any channel reads the material map or the pseudo-colour view.
     pub fn needs_material_views(&self) -> bool {
         self.channels.iter().any(|c| {
@@ -248,19 +306,82 @@ impl<'a> TileSource<'a> {
         Self { attenuation, materials: None, pseudo_colour: None, r_min_attenuation: 0.05 }
     }
 
+    /// Checks that every channel of `recipe` can be made from this source (a recipe with
+    /// `red`/`green`/`blue` cannot: those need an [`InputSource`] with a rendered image).
+    pub fn check(&self, recipe: &ChannelRecipe) -> Result<(), TileError> {
+        InputSource::from(*self).check(recipe)
+    }
+
+    /// Fills an NCHW batch, one tile per batch entry, in parallel. `out` has shape
+    /// `(tiles.len(), recipe.len(), tile_height, tile_width)`.
+    pub fn fill_batch(
+        &self,
+        tiles: &[TileRect],
+        recipe: &ChannelRecipe,
+        out: ArrayViewMut4<f32>,
+    ) -> Result<(), TileError> {
+        InputSource::from(*self).fill_batch(tiles, recipe, out)
+    }
+}
+
+/// Everything model inputs are cut from: the scan's planes and views, and the colour planes
+/// of a rendered 8-bit image for the `red`, `green` and `blue` channels.
+#[derive(Clone, Copy)]
+pub struct InputSource<'a> {
+    /// The calibrated planes, the material map and the pseudo-colour view.
+    pub planes: TileSource<'a>,
+    /// The red, green and blue planes of a rendered image (`Scan::rgb`), the planes' size.
+    pub rgb: Option<&'a RgbImage>,
+}
+
+impl<'a> From<TileSource<'a>> for InputSource<'a> {
+    fn from(planes: TileSource<'a>) -> Self {
+        Self { planes, rgb: None }
+    }
+}
+
+impl InputSource<'_> {
+    /// Rows of the source, pixels.
+    fn rows(&self) -> usize {
+        self.planes.attenuation.rows()
+    }
+
+    /// Columns of the source, pixels.
+    fn cols(&self) -> usize {
+        self.planes.attenuation.columns()
+    }
+
     /// Checks that every channel of `recipe` can be made from this source.
     pub fn check(&self, recipe: &ChannelRecipe) -> Result<(), TileError> {
+        let (rows, cols) = (self.rows(), self.cols());
         for spec in &recipe.channels {
-            let missing =
-                |reason: &str| Err(TileError::MissingChannel { channel: spec.channel, reason: reason.into() });
+            let missing = |reason: String| Err(TileError::MissingChannel { channel: spec.channel, reason });
+            let src = &self.planes;
             match spec.channel {
-                Channel::AttenuationLow | Channel::RValue if self.attenuation.low.is_none() => {
-                    return missing("single-energy scan");
+                Channel::AttenuationLow | Channel::RValue if src.attenuation.low.is_none() => {
+                    return missing("single-energy scan".into());
                 }
-                Channel::ZEff if self.materials.is_none() => return missing("no material map"),
-                Channel::PseudoRed | Channel::PseudoGreen | Channel::PseudoBlue if self.pseudo_colour.is_none() => {
-                    return missing("no pseudo-colour view");
+                Channel::ZEff if src.materials.is_none() => return missing("no material map".into()),
+                Channel::PseudoRed | Channel::PseudoGreen | Channel::PseudoBlue if src.pseudo_colour.is_none() => {
+                    return missing("no pseudo-colour view".into());
                 }
+                Channel::Red | Channel::Green | Channel::Blue => match self.rgb {
+                    None => {
+                        return missing(
+                            "the scan is not a rendered 8-bit image; raw scans have no red/green/blue planes \
+                             (feed pseudo_red/pseudo_green/pseudo_blue instead)"
+                                .into(),
+                        );
+                    }
+                    Some(img) if (img.height() as usize, img.width() as usize) != (rows, cols) => {
+                        return missing(format!(
+                            "the colour planes are {} x {} px but the scan's planes {cols} x {rows}",
+                            img.width(),
+                            img.height()
+                        ));
+                    }
+                    Some(_) => {}
+                },
                 _ => {}
             }
             if !(spec.std.is_finite() && spec.std != 0.0 && spec.mean.is_finite()) {
@@ -273,9 +394,18 @@ impl<'a> TileSource<'a> {
         Ok(())
     }
 
+    /// The 8-bit picture a channel reads.
+    fn picture(&self, picture: Picture) -> &RgbImage {
+        match picture {
+            Picture::Rendered => self.rgb.expect("checked"),
+            Picture::PseudoColour => self.planes.pseudo_colour.expect("checked"),
+        }
+    }
+
     /// Fills one tile `(channels, height, width)`; pixels outside the scan get the air value.
     fn fill_tile(&self, rect: TileRect, recipe: &ChannelRecipe, mut out: ArrayViewMut3<f32>) {
-        let att = self.attenuation;
+        let src = &self.planes;
+        let att = src.attenuation;
         let cols = att.columns();
         let (th, tw) = (out.shape()[1], out.shape()[2]);
         for (spec, mut plane) in recipe.channels.iter().zip(out.axis_iter_mut(Axis(0))) {
@@ -297,6 +427,13 @@ impl<'a> TileSource<'a> {
                 fn slice(a: &ndarray::Array2<f32>, row: usize, w: usize) -> &[f32] {
                     &a.as_slice().expect("standard layout")[row..row + w]
                 }
+                if let Some((picture, k)) = spec.channel.picture() {
+                    let img = self.picture(picture).as_raw();
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = norm(img[(row + i) * 3 + k] as f32 / 255.0);
+                    }
+                    continue;
+                }
                 match spec.channel {
                     Channel::AttenuationHigh => {
                         dst.iter_mut().zip(slice(&att.high, row, w)).for_each(|(d, &v)| *d = norm(v))
@@ -307,7 +444,7 @@ impl<'a> TileSource<'a> {
                     }
                     Channel::RValue => {
                         let low = slice(att.low.as_ref().expect("checked"), row, w);
-                        let thr = self.r_min_attenuation;
+                        let thr = src.r_min_attenuation;
                         for ((d, &h), &l) in dst.iter_mut().zip(slice(&att.high, row, w)).zip(low) {
                             *d = norm(if h > thr { l / h } else { 0.0 });
                         }
@@ -316,20 +453,10 @@ impl<'a> TileSource<'a> {
                         dst.iter_mut().zip(slice(&att.high, row, w)).for_each(|(d, &v)| *d = norm((-v).exp().min(1.0)))
                     }
                     Channel::ZEff => {
-                        let z = &self.materials.expect("checked").z_eff;
+                        let z = &src.materials.expect("checked").z_eff;
                         dst.iter_mut().zip(slice(z, row, w)).for_each(|(d, &v)| *d = norm(v))
                     }
-                    Channel::PseudoRed | Channel::PseudoGreen | Channel::PseudoBlue => {
-                        let k = match spec.channel {
-                            Channel::PseudoRed => 0,
-                            Channel::PseudoGreen => 1,
-                            _ => 2,
-                        };
-                        let img = self.pseudo_colour.expect("checked").as_raw();
-                        for (i, d) in dst.iter_mut().enumerate() {
-                            *d = norm(img[(row + i) * 3 + k] as f32 / 255.0);
-                        }
-                    }
+                    _ => unreachable!("picture channels are filled above"),
                 }
             }
         }
@@ -349,7 +476,7 @@ impl<'a> TileSource<'a> {
         if s[0] != tiles.len() || s[1] != recipe.len() || tiles.iter().any(|t| t.height > th || t.width > tw) {
             return Err(TileError::Shape { got: s, tiles: tiles.len(), channels: recipe.len(), height: th, width: tw });
         }
-        let (rows, cols) = (self.attenuation.rows(), self.attenuation.columns());
+        let (rows, cols) = (self.rows(), self.cols());
         if let Some(t) = tiles.iter().find(|t| t.x + t.width > cols || t.y + t.height > rows) {
             return Err(TileError::Grid { reason: format!("tile {t:?} lies outside the {rows}x{cols} scan") });
         }
@@ -357,6 +484,63 @@ impl<'a> TileSource<'a> {
             self.fill_tile(*rect, recipe, tile);
         });
         Ok(())
+    }
+
+    /// The physical channel `channel`'s raw values over the whole source (R cut as in tiles).
+    fn physical_plane(&self, channel: Channel) -> Array2<f32> {
+        let att = self.planes.attenuation;
+        match channel {
+            Channel::AttenuationHigh => att.high.clone(),
+            Channel::AttenuationLow => att.low.clone().expect("checked"),
+            Channel::RValue => {
+                let thr = self.planes.r_min_attenuation;
+                let low = att.low.as_ref().expect("checked");
+                ndarray::Zip::from(&att.high).and(low).map_collect(|&h, &l| if h > thr { l / h } else { 0.0 })
+            }
+            Channel::Grey => att.high.mapv(|v| (-v).exp().min(1.0)),
+            Channel::ZEff => self.planes.materials.expect("checked").z_eff.clone(),
+            _ => unreachable!("picture channels are letterboxed as images"),
+        }
+    }
+
+    /// Fills one model input `(channels, height, width)` with the whole source letterboxed as
+    /// Ultralytics does ([`Letterbox`]): 8-bit picture channels (`red`, `green`, `blue`,
+    /// `pseudo_*`) from the picture resized with OpenCV's fixed-point linear resize and padded
+    /// with `pad_value` grey, then / 255; physical channels resized in floating point and padded
+    /// with air. Returns the letterbox, which maps the model's boxes back to the source.
+    pub fn fill_letterbox(
+        &self,
+        recipe: &ChannelRecipe,
+        pad_value: u8,
+        mut out: ArrayViewMut3<f32>,
+    ) -> Result<Letterbox, TileError> {
+        self.check(recipe)?;
+        let s = out.shape().to_vec();
+        let (height, width) = (s[1], s[2]);
+        if s[0] != recipe.len() || height == 0 || width == 0 {
+            return Err(TileError::Shape { got: s, tiles: 1, channels: recipe.len(), height, width });
+        }
+        let lb = Letterbox::new(self.rows(), self.cols(), height, width);
+        let mut boxed: [Option<RgbImage>; 2] = [None, None];
+        for (spec, mut plane) in recipe.channels.iter().zip(out.axis_iter_mut(Axis(0))) {
+            let inv_std = 1.0 / spec.std;
+            let norm = |v: f32| (v - spec.mean) * inv_std;
+            if let Some((picture, k)) = spec.channel.picture() {
+                let slot = &mut boxed[picture as usize];
+                let img = slot.get_or_insert_with(|| letterbox_rgb(self.picture(picture), height, width, pad_value).0);
+                for (d, px) in plane.iter_mut().zip(img.pixels()) {
+                    *d = norm(px.0[k] as f32 / 255.0);
+                }
+                continue;
+            }
+            let full = self.physical_plane(spec.channel);
+            let inner = if lb.resizes() { resize_linear_f32(&full, lb.new_height, lb.new_width) } else { full };
+            plane.fill(norm(spec.channel.air_value()));
+            plane
+                .slice_mut(ndarray::s![lb.top..lb.top + lb.new_height, lb.left..lb.left + lb.new_width])
+                .zip_mut_with(&inner, |d, &v| *d = norm(v));
+        }
+        Ok(lb)
     }
 }
 
@@ -522,5 +706,50 @@ mod tests {
         assert!(matches!(src.fill_batch(&t, &ChannelRecipe::grey(), out.view_mut()), Err(TileError::Shape { .. })));
         let bad = TileGrid { overlap_width_ratio: 1.0, ..Default::default() };
         assert!(bad.tiles(10, 10).is_err());
+    }
+
+    #[test]
+    fn colour_channels_read_the_rendered_image_over_255() {
+        let a = att(10, 12);
+        let rgb = RgbImage::from_fn(12, 10, |x, y| image::Rgb([x as u8 * 20, y as u8 * 20, 255]));
+        let src = InputSource { planes: TileSource::new(&a), rgb: Some(&rgb) };
+        let mut out = Array4::<f32>::zeros((1, 3, 8, 8));
+        src.fill_batch(&[TileRect { x: 2, y: 1, width: 8, height: 8 }], &ChannelRecipe::rgb(), out.view_mut()).unwrap();
+        // Tile pixel (3, 4) is image pixel x 6, y 4.
+        assert_eq!([out[[0, 0, 3, 4]], out[[0, 1, 3, 4]], out[[0, 2, 3, 4]]], [120.0 / 255.0, 80.0 / 255.0, 1.0]);
+        // Without a rendered image, or with one of another size, the recipe is refused.
+        let plain = InputSource::from(TileSource::new(&a));
+        let err = plain.check(&ChannelRecipe::rgb()).unwrap_err();
+        assert!(matches!(err, TileError::MissingChannel { channel: Channel::Red, .. }), "{err}");
+        assert!(err.to_string().contains("not a rendered 8-bit image"), "{err}");
+        let small = RgbImage::new(4, 4);
+        let wrong = InputSource { planes: TileSource::new(&a), rgb: Some(&small) };
+        assert!(wrong.check(&ChannelRecipe::rgb()).unwrap_err().to_string().contains("4 x 4"));
+    }
+
+    #[test]
+    fn letterboxed_inputs_centre_every_channel_and_pad_by_kind() {
+        // 10 rows x 20 columns into 16 x 16: resized to 16 x 8, rows 4..12, padding 4 above.
+        let a = att(10, 20);
+        let rgb = RgbImage::from_pixel(20, 10, image::Rgb([51, 102, 204]));
+        let src = InputSource { planes: TileSource::new(&a), rgb: Some(&rgb) };
+        let recipe = ChannelRecipe {
+            channels: vec![
+                ChannelSpec { channel: Channel::Red, mean: 0.0, std: 1.0 },
+                ChannelSpec { channel: Channel::AttenuationHigh, mean: 0.0, std: 2.0 },
+            ],
+        };
+        let mut out = ndarray::Array3::<f32>::zeros((2, 16, 16));
+        let lb = src.fill_letterbox(&recipe, 114, out.view_mut()).unwrap();
+        assert_eq!((lb.new_width, lb.new_height, lb.top, lb.left), (16, 8, 4, 0));
+        // 8-bit channels: the grey pad / 255 around the picture / 255.
+        assert_eq!((out[[0, 3, 5]], out[[0, 4, 5]], out[[0, 12, 5]]), (114.0 / 255.0, 0.2, 114.0 / 255.0));
+        // Physical channels: air (0 attenuation) around the resized, normalised plane.
+        assert_eq!((out[[1, 3, 5]], out[[1, 12, 5]]), (0.0, 0.0));
+        let inner = resize_linear_f32(&a.high, 8, 16);
+        assert_eq!(out[[1, 4 + 3, 9]], inner[[3, 9]] / 2.0);
+        // The input's shape must hold the recipe.
+        let mut wrong = ndarray::Array3::<f32>::zeros((3, 16, 16));
+        assert!(matches!(src.fill_letterbox(&recipe, 114, wrong.view_mut()), Err(TileError::Shape { .. })));
     }
 }

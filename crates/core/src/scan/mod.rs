@@ -102,6 +102,10 @@ pub struct Scan {
     pub high: Array2<u16>,
     /// Low-energy plane of a dual-energy scan, same shape as `high`.
     pub low: Option<Array2<u16>>,
+    /// The red, green and blue planes of a rendered 8-bit image as decoded, same size as
+    /// `high` (a grey image gives R = G = B, as OpenCV reads it in colour; alpha is dropped);
+    /// `None` for raw scans. Models fed the `red`/`green`/`blue` channels read them.
+    pub rgb: Option<image::RgbImage>,
     /// The file this scan was read from, for error messages.
     pub origin: Option<PathBuf>,
 }
@@ -123,7 +127,7 @@ impl Scan {
                 reason: "empty image".into(),
             });
         }
-        Ok(Self { descriptor, kind: ScanKind::Raw, high, low, origin: None })
+        Ok(Self { descriptor, kind: ScanKind::Raw, high, low, rgb: None, origin: None })
     }
 
     /// Detector rows (the image height), counts.

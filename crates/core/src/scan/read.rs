@@ -26,18 +26,29 @@ enum Decoded {
 }
 
 impl Decoded {
-    /// Rendered images: grey level (RGB luminance) stands for transmission; scaled to 16 bits.
-    fn into_rendered_plane(self) -> Array2<u16> {
-        match self {
-            Decoded::Gray16(a) => a,
-            Decoded::Gray8(a) => a.mapv(|v| v as u16 * 257),
-            Decoded::Rgb8 { rows, cols, data } => Array2::from_shape_fn((rows, cols), |(r, c)| {
-                let i = (r * cols + c) * 3;
-                // ITU-R BT.601 luma, as image-rs converts RGB to grey.
-                let y = 0.299 * data[i] as f32 + 0.587 * data[i + 1] as f32 + 0.114 * data[i + 2] as f32;
-                (y.round().clamp(0.0, 255.0) as u16) * 257
-            }),
-        }
+    /// Rendered images: grey level (RGB luminance) stands for transmission, scaled to 16 bits;
+    /// the colour planes are kept as decoded (grey: R = G = B).
+    fn into_rendered(self, path: &Path) -> Result<(Array2<u16>, Option<image::RgbImage>), ScanError> {
+        Ok(match self {
+            Decoded::Gray16(a) => (a, None),
+            Decoded::Gray8(a) => {
+                let rgb = image::RgbImage::from_fn(a.ncols() as u32, a.nrows() as u32, |x, y| {
+                    image::Rgb([a[[y as usize, x as usize]]; 3])
+                });
+                (a.mapv(|v| v as u16 * 257), Some(rgb))
+            }
+            Decoded::Rgb8 { rows, cols, data } => {
+                let plane = Array2::from_shape_fn((rows, cols), |(r, c)| {
+                    let i = (r * cols + c) * 3;
+                    // ITU-R BT.601 luma, as image-rs converts RGB to grey.
+                    let y = 0.299 * data[i] as f32 + 0.587 * data[i + 1] as f32 + 0.114 * data[i + 2] as f32;
+                    (y.round().clamp(0.0, 255.0) as u16) * 257
+                });
+                let rgb = image::RgbImage::from_raw(cols as u32, rows as u32, data)
+                    .ok_or_else(|| decode_err(path, format!("RGB data does not fill {cols} x {rows} pixels")))?;
+                (plane, Some(rgb))
+            }
+        })
     }
 }
 
@@ -172,7 +183,7 @@ fn read_descriptor_scan(path: &Path, limits: &Limits) -> Result<Scan, ScanError>
         None => None,
     };
     validate_calibration(path, &d, high.nrows(), high.ncols(), low.is_some())?;
-    Ok(Scan { descriptor: d, kind: ScanKind::Raw, high, low, origin: None })
+    Ok(Scan { descriptor: d, kind: ScanKind::Raw, high, low, rgb: None, origin: None })
 }
 
 /// Reads one 16-bit grey plane (TIFF page 0 or PNG). Other bit depths are refused.
@@ -225,14 +236,14 @@ fn read_bare_image(path: &Path, limits: &Limits) -> Result<Scan, ScanError> {
             };
             let planes = PlaneFiles { high: file_name.clone(), low: low.as_ref().map(|_| file_name) };
             let d = ScanDescriptor::minimal(stem, source, planes);
-            Ok(Scan { descriptor: d, kind: ScanKind::Raw, high, low, origin: None })
+            Ok(Scan { descriptor: d, kind: ScanKind::Raw, high, low, rgb: None, origin: None })
         }
         rendered => {
             let source =
                 SourceSpec { kind: SourceKind::Unknown, high_energy: 1.0, low_energy: None, extra: Default::default() };
             let d = ScanDescriptor::minimal(stem, source, PlaneFiles { high: file_name, low: None });
-            let high = rendered.into_rendered_plane();
-            Ok(Scan { descriptor: d, kind: ScanKind::Rendered, high, low: None, origin: None })
+            let (high, rgb) = rendered.into_rendered(path)?;
+            Ok(Scan { descriptor: d, kind: ScanKind::Rendered, high, low: None, rgb, origin: None })
         }
     }
 }
@@ -366,8 +377,13 @@ fn decode_tiff(
         }
         let pixels = w as u64 * h as u64;
         let decoded = pixels * bytes_per_pixel;
-        // An 8-bit page becomes a 16-bit plane while it is still held.
-        let plane = if color == ColorType::Gray(16) { 0 } else { pixels * 2 };
+        // An 8-bit page becomes a 16-bit plane while it is still held, and a grey one also
+        // gets the colour planes a rendered scan keeps (R = G = B; RGB keeps its own buffer).
+        let plane = match color {
+            ColorType::Gray(16) => 0,
+            ColorType::Gray(8) => pixels * (2 + 3),
+            _ => pixels * 2,
+        };
         // JPEG-compressed chunks are read whole and decoded into a chunk buffer first.
         let jpeg = if tag(&mut dec, Tag::Compression)? == Some(7) {
             let (cw, ch) = dec.chunk_dimensions();
@@ -507,11 +523,12 @@ fn decode_with_image(
     let color = decoder.color_type();
     use image::ColorType as C;
     // Bytes per pixel: decoded, then held at the peak of turning it into a plane (an alpha
-    // channel is dropped into a copy; an 8-bit picture becomes a 16-bit plane).
+    // channel is dropped into a copy; an 8-bit picture becomes a 16-bit plane, and a rendered
+    // scan keeps its colour planes: an RGB buffer is kept as it is, grey gets R = G = B).
     let (what, decoded, peak) = match color {
         C::L16 => ("16-bit grey", 2, 2),
-        C::L8 => ("8-bit grey", 1, 1 + 2),
-        C::La8 => ("8-bit grey and alpha", 2, 2 + 1),
+        C::L8 => ("8-bit grey", 1, 1 + 2 + 3),
+        C::La8 => ("8-bit grey and alpha", 2, 1 + 2 + 3),
         C::Rgb8 => ("8-bit RGB", 3, 3 + 2),
         C::Rgba8 => ("8-bit RGBA", 4, 4 + 3),
         other => {

@@ -4,7 +4,7 @@
 
 use ndarray::{Array4, s};
 use nii_atr_core::detect::decode::DecodeStats;
-use nii_atr_core::detect::spec::{BatchDim, Task};
+use nii_atr_core::detect::spec::{BatchDim, InferredFrom, Task};
 use nii_atr_core::detect::{
     Decoded, DetectError, Detection, Detector, Provider, RunTimes, SessionConfig, SpecError, SpecSource,
 };
@@ -68,7 +68,8 @@ fn infer(det: &Detector, x: &Array4<f32>, batch: usize) -> (Decoded, DecodeStats
 #[test]
 fn yolov8_without_sidecar_reads_ultralytics_metadata() {
     let det = load("yolov8_toy.onnx");
-    assert_eq!(det.spec_source(), &SpecSource::Inferred);
+    // The toy carries Ultralytics' metadata keys (names, imgsz, stride): its spec says so.
+    assert_eq!(det.spec_source(), &SpecSource::Inferred { from: InferredFrom::Ultralytics });
     let spec = det.spec();
     assert_eq!(spec.decoder.kind(), "yolov8");
     assert_eq!(spec.classes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["knife", "gun"]);
@@ -93,7 +94,7 @@ fn yolov8_without_sidecar_reads_ultralytics_metadata() {
 #[test]
 fn yolov5_with_sidecar() {
     let det = load("yolov5_toy.onnx");
-    assert!(matches!(det.spec_source(), SpecSource::File(p) if p.ends_with("yolov5_toy.toml")));
+    assert!(matches!(det.spec_source(), SpecSource::Sidecar { path } if path.ends_with("yolov5_toy.toml")));
     let e = &expected()["models"]["yolov5_toy"];
     let (Decoded::Boxes(got), _) = infer(&det, &paint(e, 2), 2) else { panic!() };
     assert_detections(&got, &e["detections"]);

@@ -32,6 +32,8 @@ fn config(model: &str, spec: &str, batch_size: usize) -> PipelineConfig {
         enabled: true,
         min_score: None,
         classes: None,
+        score_threshold: None,
+        iou_threshold: None,
     }];
     cfg.tiling.overlap_width_ratio = 0.25;
     cfg.tiling.overlap_height_ratio = 0.25;

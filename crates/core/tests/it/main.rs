@@ -8,3 +8,4 @@ mod physics_dual_energy;
 mod physics_xcom;
 mod runtime_load;
 mod scan_readers;
+mod ultralytics_parity;

@@ -88,6 +88,32 @@ fn rendered_8bit_images_are_a_degraded_single_view() {
     }
 }
 
+#[test]
+fn rendered_images_keep_their_colour_planes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rgb = image::RgbImage::from_fn(40, 20, |x, y| image::Rgb([200, (x * 6) as u8, (y * 9) as u8]));
+    rgb.save(dir.path().join("rgb.png")).unwrap();
+    // Alpha is dropped, not blended over anything (OpenCV's IMREAD_COLOR).
+    let rgba = image::RgbaImage::from_fn(40, 20, |x, y| {
+        let p = rgb.get_pixel(x, y).0;
+        image::Rgba([p[0], p[1], p[2], (x * 5) as u8])
+    });
+    rgba.save(dir.path().join("rgba.png")).unwrap();
+    for name in ["rgb.png", "rgba.png"] {
+        let scan = read_scan(&dir.path().join(name), &Limits::default()).unwrap();
+        assert_eq!(scan.rgb.as_ref(), Some(&rgb), "{name}: the planes as decoded");
+    }
+    // A grey image gives R = G = B, as OpenCV reads it in colour.
+    let grey = image::GrayImage::from_fn(40, 20, |x, y| image::Luma([(x * 6 + y) as u8]));
+    grey.save(dir.path().join("grey.png")).unwrap();
+    let scan = read_scan(&dir.path().join("grey.png"), &Limits::default()).unwrap();
+    let planes = scan.rgb.expect("grey images have colour planes too");
+    assert!(grey.enumerate_pixels().all(|(x, y, g)| planes.get_pixel(x, y).0 == [g.0[0]; 3]));
+    // Raw scans have none.
+    let raw = nii_atr_core::example::block_scan(8, 8, &[]);
+    assert!(raw.rgb.is_none());
+}
+
 fn assert_err(path: &Path, limits: &Limits, check: impl Fn(&ScanError) -> bool, needle: &str) {
     let err = read_scan(path, limits).expect_err("must fail");
     let msg = err.to_string();

@@ -140,6 +140,42 @@ impl DecodeStats {
     }
 }
 
+/// How an NMS head (YOLOv8, YOLOv5 layouts) keeps candidates and removes duplicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NmsRule {
+    /// nii-atr's: a candidate is kept at or above its class threshold; NMS drops a box whose
+    /// IoU with a better box of its class exceeds the IoU threshold.
+    #[default]
+    Standard,
+    /// Ultralytics' `non_max_suppression` (8.4), as `YOLO(...).predict` runs it: a candidate is
+    /// kept strictly above the threshold, only the 30000 best enter NMS, and classes are kept
+    /// apart by offsetting each box by `class × 7680` px before one torchvision NMS (IoU
+    /// computed on the offset boxes in f32, compared with the threshold in f64), so results
+    /// match Ultralytics' to the last bit.
+    Ultralytics,
+}
+
+impl NmsRule {
+    /// Whether this is the default rule (specs leave it out).
+    pub fn is_standard(&self) -> bool {
+        *self == Self::Standard
+    }
+
+    /// Whether a best-class `score` passes `threshold` under this rule.
+    pub fn passes(self, score: f32, threshold: f32) -> bool {
+        match self {
+            Self::Standard => score >= threshold,
+            Self::Ultralytics => score > threshold,
+        }
+    }
+}
+
+/// Ultralytics' class offset for class-aware NMS (`max_wh`), pixels.
+const ULTRALYTICS_MAX_WH: f32 = 7680.0;
+/// Most candidates Ultralytics hands to NMS (`max_nms`), best first.
+const ULTRALYTICS_MAX_NMS: usize = 30_000;
+
 /// Thresholds and limits shared by the box decoders.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoxParams {
@@ -251,18 +287,54 @@ pub(crate) fn best_class(scores: impl Iterator<Item = f32>) -> Option<(usize, f3
     best
 }
 
-/// Class-aware NMS with the IoU threshold, then the per-image cap.
-pub(crate) fn nms_per_image(cands: Vec<Detection>, params: &BoxParams) -> Vec<Detection> {
-    let boxes: Vec<BoxXyxy> = cands.iter().map(|d| d.bbox).collect();
+/// Class-aware NMS under `rule` with the IoU threshold, then the per-image cap; best first.
+pub(crate) fn nms_per_image(cands: Vec<Detection>, params: &BoxParams, rule: NmsRule) -> Vec<Detection> {
+    match rule {
+        NmsRule::Standard => {
+            let boxes: Vec<BoxXyxy> = cands.iter().map(|d| d.bbox).collect();
+            let scores: Vec<f32> = cands.iter().map(|d| d.score).collect();
+            let keep = nms_indices(
+                &boxes,
+                &scores,
+                params.iou_threshold,
+                |i, j| cands[i].class_id == cands[j].class_id,
+                |a, b| a.iou(b),
+            );
+            keep.into_iter().take(params.max_detections).map(|i| cands[i]).collect()
+        }
+        NmsRule::Ultralytics => ultralytics_nms(cands, params),
+    }
+}
+
+/// Ultralytics' NMS: the 30000 best candidates, boxes offset by `class × 7680` (f32), one
+/// class-blind NMS over them, the first `max_detections` kept.
+fn ultralytics_nms(mut cands: Vec<Detection>, params: &BoxParams) -> Vec<Detection> {
+    if cands.len() > ULTRALYTICS_MAX_NMS {
+        // Stable: among equal scores the earlier anchor wins, as NMS's own order does.
+        cands.sort_by(|a, b| b.score.total_cmp(&a.score));
+        cands.truncate(ULTRALYTICS_MAX_NMS);
+    }
+    let offset: Vec<BoxXyxy> = cands
+        .iter()
+        .map(|d| {
+            let o = d.class_id as f32 * ULTRALYTICS_MAX_WH;
+            BoxXyxy::new(d.bbox.x1 + o, d.bbox.y1 + o, d.bbox.x2 + o, d.bbox.y2 + o)
+        })
+        .collect();
     let scores: Vec<f32> = cands.iter().map(|d| d.score).collect();
-    let keep = nms_indices(
-        &boxes,
-        &scores,
-        params.iou_threshold,
-        |i, j| cands[i].class_id == cands[j].class_id,
-        |a, b| a.iou(b),
-    );
+    let threshold = torchvision_threshold(params.iou_threshold);
+    let keep = nms_indices(&offset, &scores, threshold, |_, _| true, |a, b| a.iou(b));
     keep.into_iter().take(params.max_detections).map(|i| cands[i]).collect()
+}
+
+/// The f32 threshold equivalent to torchvision's comparison of an f32 IoU with the threshold
+/// as a Python float (f64): the largest f32 not above the decimal the user wrote. `0.6` as f32
+/// is 0.6000000238, above 0.6, so an IoU of exactly that f32 is suppressed by torchvision and
+/// must be here too.
+fn torchvision_threshold(t: f32) -> f32 {
+    // Display gives the shortest decimal that reads back as `t`: the number as written.
+    let written: f64 = t.to_string().parse().unwrap_or(t as f64);
+    if (t as f64) > written { t.next_down() } else { t }
 }
 
 #[cfg(test)]
@@ -339,5 +411,45 @@ mod tests {
         assert_eq!(a.shape(), [1, 2, 3]);
         assert_eq!(t.shape(), [1, 3, 2]);
         assert_eq!((a[[0, 1, 0]], t[[0, 0, 1]], t[[0, 2, 0]]), (4.0, 4.0, 3.0));
+    }
+
+    fn det(x1: f32, y1: f32, x2: f32, y2: f32, score: f32, class_id: u32) -> Detection {
+        Detection { bbox: BoxXyxy::new(x1, y1, x2, y2), score, class_id }
+    }
+
+    #[test]
+    fn ultralytics_rule_keeps_strictly_above_and_compares_iou_as_torchvision() {
+        assert!(NmsRule::Standard.passes(0.25, 0.25) && !NmsRule::Ultralytics.passes(0.25, 0.25));
+        assert!(NmsRule::Ultralytics.passes(0.2500001, 0.25));
+        // 0.6 as f32 lies above 0.6: torchvision's f64 comparison suppresses an IoU of exactly
+        // that f32, so the f32 threshold is one step lower. 0.7 as f32 lies below 0.7: unchanged.
+        assert_eq!(torchvision_threshold(0.6), 0.6f32.next_down());
+        assert_eq!(torchvision_threshold(0.7), 0.7);
+        assert_eq!(torchvision_threshold(0.5), 0.5);
+    }
+
+    #[test]
+    fn ultralytics_nms_separates_classes_by_offset_and_caps_candidates() {
+        let p = BoxParams { class_thresholds: vec![0.25; 2], iou_threshold: 0.7, max_detections: 300 };
+        // Same place, other class: both kept; a near duplicate of its class: dropped; best first.
+        let cands = vec![
+            det(10.0, 10.0, 50.0, 50.0, 0.6, 0),
+            det(10.0, 10.0, 50.0, 50.0, 0.9, 1),
+            det(11.0, 10.0, 50.0, 50.0, 0.8, 1),
+        ];
+        let kept = nms_per_image(cands.clone(), &p, NmsRule::Ultralytics);
+        assert_eq!(kept.iter().map(|d| (d.class_id, d.score)).collect::<Vec<_>>(), [(1, 0.9), (0, 0.6)]);
+        assert_eq!(nms_per_image(cands, &p, NmsRule::Standard), kept, "the two rules agree away from the edges");
+        // Only the 30000 best enter NMS: the 30001st, the weakest, is gone before it.
+        let many: Vec<Detection> = (0..=ULTRALYTICS_MAX_NMS)
+            .map(|i| {
+                let (x, y) = ((i % 200) as f32 * 20.0, (i / 200) as f32 * 20.0);
+                det(x, y, x + 10.0, y + 10.0, 0.9 - i as f32 * 1e-5, 0)
+            })
+            .collect();
+        let p = BoxParams { max_detections: usize::MAX, ..p };
+        let kept = nms_per_image(many, &p, NmsRule::Ultralytics);
+        assert_eq!(kept.len(), ULTRALYTICS_MAX_NMS);
+        assert!(kept.windows(2).all(|w| w[0].score >= w[1].score));
     }
 }

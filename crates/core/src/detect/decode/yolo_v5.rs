@@ -1,7 +1,7 @@
 //! YOLOv5 / YOLOv7 heads: `[N, A, 5 + nc]`, columns `cx, cy, w, h, objectness` then class
 //! scores; a candidate's score is objectness x class score. Needs NMS.
 
-use super::{BoxHead, BoxParams, DecodeError, DecodeStats, MAX_SCORE, best_class, nms_per_image, push_cxcywh};
+use super::{BoxHead, BoxParams, DecodeError, DecodeStats, MAX_SCORE, NmsRule, best_class, nms_per_image, push_cxcywh};
 use crate::detect::geometry::Detection;
 use ndarray::ArrayViewD;
 
@@ -9,12 +9,25 @@ use ndarray::ArrayViewD;
 pub const NAME: &str = "yolov5";
 
 /// Decodes a `[N, anchors, 5 + nc]` head of `batch` images into detections per image (box
-/// in input pixels, score objectness x class score in 0..=1), after NMS.
+/// in input pixels, score objectness x class score in 0..=1), after NMS ([`NmsRule::Standard`]).
 pub fn decode(
     out: ArrayViewD<'_, f32>,
     output: &str,
     batch: usize,
     params: &BoxParams,
+    stats: &mut DecodeStats,
+) -> Result<Vec<Vec<Detection>>, DecodeError> {
+    decode_with(out, output, batch, params, NmsRule::Standard, stats)
+}
+
+/// [`decode`] under `rule`: which candidates pass their threshold (objectness first, then
+/// objectness x class, as ultralytics/yolov5 filters) and how NMS runs.
+pub fn decode_with(
+    out: ArrayViewD<'_, f32>,
+    output: &str,
+    batch: usize,
+    params: &BoxParams,
+    rule: NmsRule,
     stats: &mut DecodeStats,
 ) -> Result<Vec<Vec<Detection>>, DecodeError> {
     let nc = params.num_classes();
@@ -33,7 +46,7 @@ pub fn decode(
                 stats.non_finite += 1;
                 continue;
             }
-            if obj < min_thr {
+            if !rule.passes(obj, min_thr) {
                 continue;
             }
             let Some((c, cls)) = best_class((0..nc).map(|k| row[5 + k])) else {
@@ -41,7 +54,7 @@ pub fn decode(
                 continue;
             };
             let score = obj * cls;
-            if score < params.class_thresholds[c] {
+            if !rule.passes(score, params.class_thresholds[c]) {
                 continue;
             }
             if obj > MAX_SCORE || cls > MAX_SCORE {
@@ -50,7 +63,7 @@ pub fn decode(
             }
             push_cxcywh([row[0], row[1], row[2], row[3]], score, c as u32, stats, &mut cands);
         }
-        images.push(nms_per_image(cands, params));
+        images.push(nms_per_image(cands, params, rule));
     }
     Ok(images)
 }

@@ -1,7 +1,7 @@
 //! YOLOv8 / YOLO11 heads: `[N, 4 + nc, A]`, rows `cx, cy, w, h` then one score per class,
 //! no objectness. Needs NMS.
 
-use super::{BoxHead, BoxParams, DecodeError, DecodeStats, MAX_SCORE, nms_per_image, push_cxcywh};
+use super::{BoxHead, BoxParams, DecodeError, DecodeStats, MAX_SCORE, NmsRule, nms_per_image, push_cxcywh};
 use crate::detect::geometry::Detection;
 use ndarray::{ArrayView2, ArrayViewD, Axis};
 use rayon::prelude::*;
@@ -10,12 +10,24 @@ use rayon::prelude::*;
 pub const NAME: &str = "yolov8";
 
 /// Decodes a `[N, 4 + nc, anchors]` head of `batch` images into detections per image (box
-/// in input pixels, score the best class's in 0..=1), after NMS.
+/// in input pixels, score the best class's in 0..=1), after NMS ([`NmsRule::Standard`]).
 pub fn decode(
     out: ArrayViewD<'_, f32>,
     output: &str,
     batch: usize,
     params: &BoxParams,
+    stats: &mut DecodeStats,
+) -> Result<Vec<Vec<Detection>>, DecodeError> {
+    decode_with(out, output, batch, params, NmsRule::Standard, stats)
+}
+
+/// [`decode`] under `rule`: which candidates pass their threshold and how NMS runs.
+pub fn decode_with(
+    out: ArrayViewD<'_, f32>,
+    output: &str,
+    batch: usize,
+    params: &BoxParams,
+    rule: NmsRule,
     stats: &mut DecodeStats,
 ) -> Result<Vec<Vec<Detection>>, DecodeError> {
     let nc = params.num_classes();
@@ -28,7 +40,7 @@ pub fn decode(
         .into_par_iter()
         .map(|i| {
             let mut image_stats = DecodeStats::default();
-            let dets = decode_image(out.index_axis(Axis(0), i), nc, anchors, params, &mut image_stats);
+            let dets = decode_image(out.index_axis(Axis(0), i), nc, anchors, params, rule, &mut image_stats);
             (dets, image_stats)
         })
         .collect();
@@ -46,6 +58,7 @@ fn decode_image(
     nc: usize,
     anchors: usize,
     params: &BoxParams,
+    rule: NmsRule,
     stats: &mut DecodeStats,
 ) -> Vec<Detection> {
     let img = img.as_standard_layout();
@@ -77,7 +90,7 @@ fn decode_image(
             continue;
         }
         let (c, score) = (best_class[a], best[a]);
-        if score < params.class_thresholds[c as usize] {
+        if !rule.passes(score, params.class_thresholds[c as usize]) {
             continue;
         }
         if score > MAX_SCORE {
@@ -86,7 +99,7 @@ fn decode_image(
         }
         push_cxcywh([cx, cy, w, h], score, c, stats, &mut cands);
     }
-    nms_per_image(cands, params)
+    nms_per_image(cands, params, rule)
 }
 
 #[cfg(test)]
