@@ -140,7 +140,7 @@ pub fn collect_scans(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, InspectError> {
             out.push(input.join("scan.json"));
             continue;
         }
-        let rd = std::fs::read_dir(input).map_err(|source| InspectError::Io { path: input.clone(), source })?;
+        let rd = std::fs::read_dir(input).map_err(|source| InspectError::Io { path: input.clone(), error: source })?;
         let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
         entries.sort();
         let cases: Vec<PathBuf> = entries.iter().map(|p| p.join("scan.json")).filter(|p| is_regular_file(p)).collect();
@@ -188,11 +188,12 @@ fn file_stem(p: &Path, index: usize) -> String {
 /// ONNX Runtime is loaded on first use unless the caller loaded it (`--ort-library`).
 pub fn run(args: &InspectArgs) -> Result<InspectSummary, InspectError> {
     let started = Instant::now();
+    // Inputs first: a mistyped or empty folder fails before seconds of model loading.
+    let scans = collect_scans(&args.inputs)?;
     let mut cfg = nii_atr_core::inspect::PipelineConfig::load(&args.config)?;
     cfg.set_spec_less_thresholds(args.score_threshold, args.iou_threshold);
     let pipeline = Pipeline::load(cfg)?;
-    let scans = collect_scans(&args.inputs)?;
-    std::fs::create_dir_all(&args.out).map_err(|source| InspectError::Io { path: args.out.clone(), source })?;
+    std::fs::create_dir_all(&args.out).map_err(|source| InspectError::Io { path: args.out.clone(), error: source })?;
 
     let bar = ProgressBar::new(scans.len() as u64);
     bar.set_style(
@@ -243,7 +244,7 @@ pub fn run(args: &InspectArgs) -> Result<InspectSummary, InspectError> {
 
     let coco_path = args.out.join("coco_results.json");
     std::fs::write(&coco_path, serde_json::to_string(&coco).expect("serialisable"))
-        .map_err(|source| InspectError::Io { path: coco_path, source })?;
+        .map_err(|source| InspectError::Io { path: coco_path, error: source })?;
     rows.sort_by(|a, b| b.risk_score.total_cmp(&a.risk_score).then(a.image_id.cmp(&b.image_id)));
     let summary = InspectSummary {
         schema_version: 1,
@@ -254,7 +255,7 @@ pub fn run(args: &InspectArgs) -> Result<InspectSummary, InspectError> {
     };
     let summary_path = args.out.join("summary.json");
     std::fs::write(&summary_path, serde_json::to_string_pretty(&summary).expect("serialisable") + "\n")
-        .map_err(|source| InspectError::Io { path: summary_path, source })?;
+        .map_err(|source| InspectError::Io { path: summary_path, error: source })?;
     print!("{}", table(&summary));
     println!("outputs in {}", args.out.display());
     Ok(summary)

@@ -64,12 +64,12 @@ pub enum VerifyCliError {
         reason: VerifyConfigError,
     },
     /// A file could not be read or written.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {error}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What the operating system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The worker thread pool could not be built.
     #[error("thread pool: {0}")]
@@ -103,8 +103,9 @@ pub fn run(args: &VerifyArgs) -> Result<VerificationScores, VerifyCliError> {
     let start = Instant::now();
     let sections = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|source| VerifyCliError::Io { path: p.clone(), source })?;
-            toml::from_str::<Sections>(&text)
+            let text = nii_atr_core::io::read_text_capped(p, nii_atr_core::inspect::config::MAX_CONFIG_BYTES)
+                .map_err(|e| VerifyCliError::Config { path: p.clone(), reason: e.reason() })?;
+            nii_atr_core::io::parse_toml::<Sections>(&text)
                 .map_err(|e| VerifyCliError::Config { path: p.clone(), reason: e.to_string() })?
         }
         None => Sections::default(),
@@ -245,7 +246,7 @@ fn write_report(
 ) -> Result<(), VerifyCliError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| VerifyCliError::Io { path: path.clone(), source }
+        move |source| VerifyCliError::Io { path: path.clone(), error: source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let json =

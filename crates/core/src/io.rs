@@ -14,10 +14,6 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-/// Most bytes a text input of the engine may have (descriptor, config, spec, profile, recipe,
-/// reference): the largest real one is well under 1 MiB.
-pub const MAX_TEXT_BYTES: u64 = 16 << 20;
-
 /// Why a file could not be read. Each message names the file and its cause once (the
 /// operating system's error is part of the message, not a separate `source()`), so a chain
 /// printer does not repeat it.

@@ -96,17 +96,18 @@ impl Catalogue {
         Self::parse(COMMODITIES_TOML, Path::new("datasets/commodities.toml"), table)
     }
 
-    /// Reads and checks a catalogue file (see [`Catalogue::parse`]).
+    /// Reads and checks a catalogue file (see [`Catalogue::parse`]): a regular file of at most
+    /// [`MAX_RECIPE_BYTES`](crate::recipe::MAX_RECIPE_BYTES).
     pub fn load(path: &Path, table: &AttenuationTable) -> Result<Self, SynthError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| SynthError::Io { path: path.to_path_buf(), source })?;
+        let text = nii_atr_core::io::read_text_capped(path, crate::recipe::MAX_RECIPE_BYTES)
+            .map_err(|e| SynthError::File { path: path.to_path_buf(), reason: e.reason() })?;
         Self::parse(&text, path, table)
     }
 
     /// Parses and checks a catalogue: known materials, fractions summing to one, sane sizes.
     pub fn parse(text: &str, path: &Path, table: &AttenuationTable) -> Result<Self, SynthError> {
         let err = |reason: String| SynthError::File { path: path.to_path_buf(), reason };
-        let cat: Catalogue = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let cat: Catalogue = nii_atr_core::io::parse_toml(text).map_err(|e| err(e.to_string()))?;
         if cat.schema_version != CATALOGUE_SCHEMA_VERSION {
             return Err(err(format!(
                 "schema_version {} (this build reads {CATALOGUE_SCHEMA_VERSION})",

@@ -436,7 +436,7 @@ fn coco_annotation(t: &ThreatTruth, id: usize, image_id: usize) -> Value {
 
 /// Maps an I/O error on `path` to a [`SynthError::Io`] naming it.
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SynthError + '_ {
-    move |source| SynthError::Io { path: path.to_path_buf(), source }
+    move |source| SynthError::Io { path: path.to_path_buf(), error: source }
 }
 
 /// The truth record of a rendered case: its threats' boxes `[x, y, w, h]` where the render

@@ -46,12 +46,12 @@ pub enum SynthError {
         reason: String,
     },
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or folder.
         path: std::path::PathBuf,
         /// The operating system's error.
         #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }

@@ -43,12 +43,12 @@ pub const MAX_TILES_PER_CASE: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// Reading or writing a file failed.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {error}", .path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The operating system's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The split's `truth.jsonl` could not be read.
     #[error(transparent)]
@@ -68,12 +68,12 @@ pub enum ExportError {
         reason: String,
     },
     /// A case's scan could not be read, preprocessed or cut into tiles.
-    #[error("case {case}: {source}")]
+    #[error("case {case}: {error}")]
     Case {
         /// The case id.
         case: String,
         /// The scan core's error.
-        source: nii_atr_core::preprocess::PreprocessError,
+        error: nii_atr_core::preprocess::PreprocessError,
     },
     /// A case would exceed a size limit (resampled size, tiles per case).
     #[error("case {case}: {reason}")]
@@ -242,7 +242,7 @@ fn unit_hash(case: &str, index: usize, seed: u64) -> f64 {
 
 /// Writes a float32 array in NumPy's `.npy` format 1.0 (little-endian, C order).
 pub fn write_npy(path: &Path, data: &Array4<f32>) -> Result<u64, ExportError> {
-    let io = |source| ExportError::Io { path: path.into(), source };
+    let io = |source| ExportError::Io { path: path.into(), error: source };
     let s = data.shape();
     let mut header =
         format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}, {}, {}), }}", s[0], s[1], s[2], s[3]);
@@ -351,7 +351,7 @@ fn export_case(
 
 /// The error of a case's preprocessing, tiling or tile filling, naming the case.
 fn case_error(truth: &CaseTruth) -> impl Fn(nii_atr_core::preprocess::PreprocessError) -> ExportError + '_ {
-    |source| ExportError::Case { case: truth.case_id.clone(), source }
+    |source| ExportError::Case { case: truth.case_id.clone(), error: source }
 }
 
 /// The tile source of every view of a scan, as inspection builds it.
@@ -536,7 +536,7 @@ pub fn export(opts: &ExportOptions, progress: &dyn Progress) -> Result<ExportSum
         }
         truth.truncate(n);
     }
-    std::fs::create_dir_all(&opts.out).map_err(|source| ExportError::Io { path: opts.out.clone(), source })?;
+    std::fs::create_dir_all(&opts.out).map_err(|source| ExportError::Io { path: opts.out.clone(), error: source })?;
     progress.set_length(truth.len() as u64);
     let cases: Vec<CaseExport> = truth
         .par_iter()
@@ -580,11 +580,11 @@ pub fn export(opts: &ExportOptions, progress: &dyn Progress) -> Result<ExportSum
     // One pitch for the export, to 0.1 %; mixed pitches leave it unset.
     let same = |a: [f32; 2], b: [f32; 2]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-3 * y.abs());
     s.pixel_pitch_mm = cases.first().map(|c| c.pitch_mm).filter(|p| cases.iter().all(|c| same(c.pitch_mm, *p)));
-    std::fs::write(&index_path, index).map_err(|source| ExportError::Io { path: index_path, source })?;
+    std::fs::write(&index_path, index).map_err(|source| ExportError::Io { path: index_path, error: source })?;
     s.seconds = start.elapsed().as_secs_f64();
     let summary_path = opts.out.join("export.json");
     let text = serde_json::to_string_pretty(&s).expect("plain data serialises");
-    std::fs::write(&summary_path, text).map_err(|source| ExportError::Io { path: summary_path, source })?;
+    std::fs::write(&summary_path, text).map_err(|source| ExportError::Io { path: summary_path, error: source })?;
     Ok(s)
 }
 

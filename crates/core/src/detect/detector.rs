@@ -299,7 +299,7 @@ impl Detector {
         times: &mut RunTimes,
         f: impl FnOnce(&ModelOutputs<'_>) -> Result<R, DetectError>,
     ) -> Result<R, DetectError> {
-        let run_err = |source: ort::Error| DetectError::Run { model: self.path.clone(), source };
+        let run_err = |source: ort::Error| DetectError::Run { model: self.path.clone(), error: source };
         let wanted: Vec<String> = self.spec.decoder.outputs().into_iter().map(str::to_string).collect();
         self.pool.with_session(|session| {
             let tensor = ort::value::TensorRef::from_array_view(input).map_err(run_err)?;
@@ -349,7 +349,7 @@ impl Detector {
         stats: &mut DecodeStats,
     ) -> Result<Decoded, DetectError> {
         self.decode_outputs(outputs, batch, stats)
-            .map_err(|source| DetectError::Decode { model: self.path.clone(), source })
+            .map_err(|source| DetectError::Decode { model: self.path.clone(), error: source })
     }
 
     fn decode_outputs(

@@ -35,12 +35,12 @@ pub enum DetectError {
         path: PathBuf,
     },
     /// ONNX Runtime refused the model file.
-    #[error("{}: cannot load model (corrupt, truncated or not ONNX?): {source}", .path.display())]
+    #[error("{}: cannot load model (corrupt, truncated or not ONNX?): {error}", .path.display())]
     ModelLoad {
         /// The model file.
         path: PathBuf,
         /// ONNX Runtime's error.
-        source: ort::Error,
+        error: ort::Error,
     },
     /// The model has an input or output nii-atr cannot feed or read.
     #[error("{}: unsupported model: {reason}", .path.display())]
@@ -72,12 +72,12 @@ pub enum DetectError {
         found: Vec<usize>,
     },
     /// ONNX Runtime failed during a run.
-    #[error("{}: ONNX Runtime run failed: {source}", .model.display())]
+    #[error("{}: ONNX Runtime run failed: {error}", .model.display())]
     Run {
         /// The model file.
         model: PathBuf,
         /// ONNX Runtime's error.
-        source: ort::Error,
+        error: ort::Error,
     },
     /// Score or IoU thresholds set for a model they cannot apply to (a model with a spec file,
     /// a decoder without NMS, a value outside 0..=1).
@@ -89,11 +89,11 @@ pub enum DetectError {
         reason: String,
     },
     /// The model's outputs do not fit its decoder.
-    #[error("{}: {source}", .model.display())]
+    #[error("{}: {error}", .model.display())]
     Decode {
         /// The model file.
         model: PathBuf,
         /// What does not fit.
-        source: decode::DecodeError,
+        error: decode::DecodeError,
     },
 }

@@ -460,14 +460,13 @@ impl ModelSpec {
 
     /// Reads a `.toml` or `.json` spec and checks it is self-consistent.
     pub fn from_path(path: &Path) -> Result<Self, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io { path: path.into(), source })?;
+        let text = crate::io::read_text_capped(path, MAX_SPEC_BYTES).map_err(SpecError::File)?;
         let spec: Self = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => {
-                serde_json::from_str(&text).map_err(|source| SpecError::Json { path: path.into(), source })?
-            }
-            _ => toml::from_str(&text).map_err(|source| SpecError::Toml { path: path.into(), source })?,
+            Some("json") => crate::io::parse_json(text.as_bytes())
+                .map_err(|reason| SpecError::Json { path: path.into(), reason })?,
+            _ => crate::io::parse_toml(&text).map_err(|reason| SpecError::Toml { path: path.into(), reason })?,
         };
-        spec.check().map_err(|source| SpecError::Invalid { path: path.into(), source })?;
+        spec.check().map_err(|source| SpecError::Invalid { path: path.into(), error: source })?;
         Ok(spec)
     }
 
@@ -631,40 +630,39 @@ pub enum SpecCheckError {
     },
 }
 
+/// Most bytes a model spec file may have: a spec with a thousand classes is under 64 KiB.
+pub const MAX_SPEC_BYTES: u64 = 1 << 20;
+
 /// Everything that can go wrong reading a spec, inferring one or checking it against a model.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    /// The spec file cannot be read.
-    #[error("{}: cannot read model spec: {source}", .path.display())]
-    Io {
-        /// The spec file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The TOML spec does not parse or has unknown keys.
-    #[error("{}: invalid TOML model spec: {source}", .path.display())]
+    /// The spec file cannot be read: missing, not a regular file, over [`MAX_SPEC_BYTES`],
+    /// not UTF-8. The message names the file.
+    #[error("cannot read model spec {0}")]
+    File(crate::io::FileError),
+    /// The TOML spec does not parse, has unknown keys or a value of the wrong type.
+    #[error("{}: invalid TOML model spec: {reason}", .path.display())]
     Toml {
         /// The spec file.
         path: PathBuf,
-        /// The parse error.
-        source: toml::de::Error,
+        /// Where and why, in words.
+        reason: crate::io::SchemaError,
     },
-    /// The JSON spec does not parse or has unknown keys.
-    #[error("{}: invalid JSON model spec: {source}", .path.display())]
+    /// The JSON spec does not parse, has unknown keys or a value of the wrong type.
+    #[error("{}: invalid JSON model spec: {reason}", .path.display())]
     Json {
         /// The spec file.
         path: PathBuf,
-        /// The parse error.
-        source: serde_json::Error,
+        /// Where and why, in words.
+        reason: crate::io::SchemaError,
     },
     /// The spec parses but is not self-consistent.
-    #[error("{}: invalid model spec: {source}", .path.display())]
+    #[error("{}: invalid model spec: {error}", .path.display())]
     Invalid {
         /// The spec file.
         path: PathBuf,
         /// What is inconsistent.
-        source: SpecCheckError,
+        error: SpecCheckError,
     },
     /// No sidecar, and the model says too little to build a spec from.
     #[error("{}: cannot infer a spec without a sidecar: {reason}; write `{}` (see docs/inspection.md, model specs)", .model.display(), .model.with_extension("toml").display())]

@@ -199,42 +199,42 @@ pub struct PipelineConfig {
     pub base_dir: PathBuf,
 }
 
+/// Most bytes a pipeline config file may have: the shipped one is about 5 KiB, and TOML
+/// costs many times its size in memory while it parses.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Why a pipeline config cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The config file cannot be read.
-    #[error("{}: cannot read pipeline config: {source}", .path.display())]
-    Io {
-        /// The config file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The TOML does not parse or has unknown keys.
-    #[error("{}: invalid pipeline config: {source}", .path.display())]
+    /// The config file cannot be read: missing, not a regular file, over
+    /// [`MAX_CONFIG_BYTES`], not UTF-8. The message names the file.
+    #[error("cannot read pipeline config {0}")]
+    File(crate::io::FileError),
+    /// The TOML does not parse, has unknown keys or a value of the wrong type.
+    #[error("{}: invalid pipeline config: {reason}", .path.display())]
     Toml {
         /// The config file.
         path: PathBuf,
-        /// The parse error.
-        source: toml::de::Error,
+        /// Where and why, in words (`field merge.threshold: expected a number, ...`).
+        reason: crate::io::SchemaError,
     },
     /// The config parses but a value is out of range ([`PipelineConfig::check`]).
-    #[error("{}: invalid pipeline config: {source}", .path.display())]
+    #[error("{}: invalid pipeline config: {error}", .path.display())]
     Invalid {
         /// The config file (`<pipeline config>` in its folder for a config built in code).
         path: PathBuf,
         /// The value at fault.
-        source: ConfigCheckError,
+        error: ConfigCheckError,
     },
     /// A model's `classes` names a class its spec lacks.
-    #[error("{}: invalid pipeline config: model {}: {source}", .path.display(), .model.display())]
+    #[error("{}: invalid pipeline config: model {}: {error}", .path.display(), .model.display())]
     UnknownClass {
         /// The config file (`<pipeline config>` in its folder).
         path: PathBuf,
         /// The model file.
         model: PathBuf,
         /// The class and the names the spec has.
-        source: UnknownClass,
+        error: UnknownClass,
     },
     /// Two input batches of a model would take more memory than allowed.
     #[error(
@@ -252,12 +252,12 @@ pub enum ConfigError {
         limit_mib: u64,
     },
     /// The commodity reference of the manifest checks cannot be read.
-    #[error("{}: invalid pipeline config: {source}", .path.display())]
+    #[error("{}: invalid pipeline config: {error}", .path.display())]
     Reference {
         /// The config's folder.
         path: PathBuf,
         /// Why the reference failed.
-        source: crate::verify::ReferenceError,
+        error: crate::verify::ReferenceError,
     },
 }
 
@@ -344,10 +344,11 @@ pub struct UnknownClass {
 impl PipelineConfig {
     /// Reads a TOML config and checks it; model paths resolve against its folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
-        let mut cfg: Self = toml::from_str(&text).map_err(|source| ConfigError::Toml { path: path.into(), source })?;
+        let text = crate::io::read_text_capped(path, MAX_CONFIG_BYTES).map_err(ConfigError::File)?;
+        let mut cfg: Self =
+            crate::io::parse_toml(&text).map_err(|reason| ConfigError::Toml { path: path.into(), reason })?;
         cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        cfg.check().map_err(|source| ConfigError::Invalid { path: path.into(), source })?;
+        cfg.check().map_err(|source| ConfigError::Invalid { path: path.into(), error: source })?;
         Ok(cfg)
     }
 
@@ -489,10 +490,10 @@ mod tests {
         let mut cfg: PipelineConfig = toml::from_str(base).unwrap();
         cfg.schema_version = 7;
         assert_eq!(cfg.check().unwrap_err().to_string(), "schema_version 7 (this build reads 1)");
-        let err = ConfigError::Invalid { path: "p.toml".into(), source: ConfigCheckError::Tiling };
+        let err = ConfigError::Invalid { path: "p.toml".into(), error: ConfigCheckError::Tiling };
         assert!(err.to_string().starts_with("p.toml: invalid pipeline config: tiling: "), "{err}");
         let unknown = UnknownClass { name: "knif".into(), have: vec!["knife".into(), "gun".into()] };
-        let err = ConfigError::UnknownClass { path: "p.toml".into(), model: "m.onnx".into(), source: unknown };
+        let err = ConfigError::UnknownClass { path: "p.toml".into(), model: "m.onnx".into(), error: unknown };
         assert_eq!(
             err.to_string(),
             "p.toml: invalid pipeline config: model m.onnx: classes names `knif`, which its spec lacks (it has: knife, gun)"

@@ -28,14 +28,14 @@ pub enum InspectError {
     #[error(transparent)]
     Scan(#[from] crate::scan::ScanError),
     /// Tiles cannot be cut from the scan for a model.
-    #[error("{}: model {model}: {source}", .scan.display())]
+    #[error("{}: model {model}: {error}", .scan.display())]
     Tiles {
         /// The scan (its file, else its id).
         scan: PathBuf,
         /// The model's name.
         model: String,
         /// Why the tiles failed.
-        source: crate::preprocess::tiles::TileError,
+        error: crate::preprocess::tiles::TileError,
     },
     /// The scan cannot be resampled to a model's pixel pitch.
     #[error("{}: model {model}: cannot resample to the model's pixel pitch: {reason}", .scan.display())]
@@ -51,19 +51,19 @@ pub enum InspectError {
     #[error(transparent)]
     Preprocess(#[from] crate::preprocess::PreprocessError),
     /// A report or output file cannot be written (or an input folder read).
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {error}", .path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// An image cannot be encoded or written.
-    #[error("{}: cannot write image: {source}", .path.display())]
+    #[error("{}: cannot write image: {error}", .path.display())]
     Image {
         /// The image file.
         path: PathBuf,
         /// The encoder's error.
-        source: image::ImageError,
+        error: image::ImageError,
     },
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 /// Writes the versioned report (`schema_version` inside).
 pub fn write_report(inspection: &Inspection, path: &Path) -> Result<(), InspectError> {
     let json = serde_json::to_string_pretty(inspection).expect("report types serialise");
-    std::fs::write(path, json + "\n").map_err(|source| InspectError::Io { path: path.into(), source })
+    std::fs::write(path, json + "\n").map_err(|source| InspectError::Io { path: path.into(), error: source })
 }
 
 /// One entry of a COCO detection results file (what `pycocotools` `loadRes` reads).
@@ -181,13 +181,13 @@ pub fn write_overlay(pseudo_colour: &RgbImage, inspection: &Inspection, path: &P
     use image::ImageEncoder;
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     let img = overlay(pseudo_colour, inspection);
-    let file = std::fs::File::create(path).map_err(|source| InspectError::Io { path: path.into(), source })?;
+    let file = std::fs::File::create(path).map_err(|source| InspectError::Io { path: path.into(), error: source })?;
     // Fast deflate: an overlay is written per scan and read once; the default level costs
     // several times the encoding time for files ~20% smaller. Paeth alone compresses these
     // views within 1% of adaptive filtering (which tries five filters per row) in 85% of the time.
     PngEncoder::new_with_quality(std::io::BufWriter::new(file), CompressionType::Fast, FilterType::Paeth)
         .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
-        .map_err(|source| InspectError::Image { path: path.into(), source })
+        .map_err(|source| InspectError::Image { path: path.into(), error: source })
 }
 
 #[cfg(test)]

@@ -72,7 +72,8 @@ impl Pipeline {
     /// Loads every enabled model; any bad model or spec fails here, before a scan is read.
     pub fn load(cfg: PipelineConfig) -> Result<Self, InspectError> {
         // A config built in code gets the same checks as one read from a file.
-        cfg.check().map_err(|source| ConfigError::Invalid { path: cfg.base_dir.join("<pipeline config>"), source })?;
+        cfg.check()
+            .map_err(|source| ConfigError::Invalid { path: cfg.base_dir.join("<pipeline config>"), error: source })?;
         if crate::runtime::loaded().is_none()
             && let Some(lib) = &cfg.ort_library
         {
@@ -102,7 +103,7 @@ impl Pipeline {
                 Some(names) => Some(class_ids(detector.spec(), names).map_err(|source| ConfigError::UnknownClass {
                     path: cfg.base_dir.join("<pipeline config>"),
                     model: path.clone(),
-                    source,
+                    error: source,
                 })?),
             };
             models.push(LoadedModel { detector, batch_size: entry.batch_size, min_score: entry.min_score, keep });
@@ -116,7 +117,7 @@ impl Pipeline {
         }
         let extra = cfg.verify.reference.as_ref().map(|p| cfg.resolve(p));
         let reference = crate::verify::CommodityReference::with_extra(extra.as_deref())
-            .map_err(|source| ConfigError::Reference { path: cfg.base_dir.clone(), source })?;
+            .map_err(|source| ConfigError::Reference { path: cfg.base_dir.clone(), error: source })?;
         Ok(Self { cfg, models, reference })
     }
 
@@ -357,7 +358,7 @@ impl ModelPass<'_> {
     }
 
     fn tile_error(&self, source: TileError) -> InspectError {
-        InspectError::Tiles { scan: self.scan.display_name(), model: self.spec().name.clone(), source }
+        InspectError::Tiles { scan: self.scan.display_name(), model: self.spec().name.clone(), error: source }
     }
 
     /// Where tiles are cut from: the views the model sees, and a rendered image's colours.

@@ -233,7 +233,7 @@ fn missing_corrupt_and_mismatched_models_are_typed_errors() {
     assert!(matches!(err, DetectError::Spec(SpecError::Mismatch { .. })), "{err}");
 
     let err = Detector::load(&yolo, Some(&fixtures().join("missing.toml")), &cfg).unwrap_err();
-    assert!(matches!(err, DetectError::Spec(SpecError::Io { .. })), "{err}");
+    assert!(matches!(err, DetectError::Spec(SpecError::File(_))), "{err}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! One test executable per crate (`autotests = false`): each file is a module here.
 
 mod detect_models;
+mod error_messages;
 mod inspect_pipeline;
 mod physics_dual_energy;
 mod physics_xcom;

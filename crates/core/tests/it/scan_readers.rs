@@ -618,6 +618,9 @@ fn read_child() {
             nii_atr_core::verify::CommodityReference::with_extra(Some(path)).map(|r| r.lines.len()).unwrap_or(0)
         }
         "truth" => nii_atr_core::truth::read_truth(path).map(|t| t.len()).unwrap_or(0),
+        // Both fail their schema after parsing; the peak is the parse.
+        "config" => nii_atr_core::PipelineConfig::load(path).map(|_| 1).unwrap_or(0),
+        "spec" => nii_atr_core::detect::spec::ModelSpec::from_path(path).map(|_| 1).unwrap_or(0),
         other => panic!("{other}"),
     };
     println!("VMHWM_KB {} {items}", vm_hwm_kb());
@@ -708,6 +711,12 @@ fn peak_memory_per_input_kind() {
         "]\n",
     );
     kinds.push(("reference", "commodity reference (TOML) at its cap, one long list", reference));
+    let config = dir.path().join("pipeline.toml");
+    write_filled(&config, "schema_version = 1\nfiller = [", nii_atr_core::inspect::config::MAX_CONFIG_BYTES, "]\n");
+    kinds.push(("config", "pipeline config (TOML) at its cap, one long list", config));
+    let spec = dir.path().join("spec.toml");
+    write_filled(&spec, "schema_version = 1\nfiller = [", nii_atr_core::detect::spec::MAX_SPEC_BYTES, "]\n");
+    kinds.push(("spec", "model spec (TOML) at its cap, one long list", spec));
     let truth = dir.path().join("truth");
     std::fs::create_dir(&truth).unwrap();
     let mut out = std::io::BufWriter::new(std::fs::File::create(truth.join("truth.jsonl")).unwrap());

@@ -109,7 +109,7 @@ impl std::fmt::Debug for SessionPool {
 }
 
 fn ort_err(model: &Path) -> impl Fn(ort::Error) -> DetectError + '_ {
-    move |source| DetectError::ModelLoad { path: model.to_path_buf(), source }
+    move |source| DetectError::ModelLoad { path: model.to_path_buf(), error: source }
 }
 
 /// Builds one session of `model` with the configured provider.
