@@ -36,3 +36,20 @@ fn cargo_bench_v2_is_the_v1_scenes_rendered_with_four_rays_per_column() {
     assert_eq!(v2_at_one_ray, v1.noise);
     assert_ne!(v2.name, v1.name);
 }
+
+#[test]
+fn the_demo_scans_come_from_the_scanner_the_shipped_models_were_trained_for() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join("datasets/recipes");
+    let demo = Recipe::load(&root.join("demo.toml")).unwrap();
+    let v2 = Recipe::load(&root.join("cargo-bench-v2.toml")).unwrap();
+    // Same scanner, scene mix and rendering as the training bench: the demo shows the models on
+    // scans they are meant for (docs/synthetic-data.md, the model cards).
+    assert_eq!(demo.scanner, v2.scanner);
+    assert_eq!(demo.mix, v2.mix);
+    assert_eq!(demo.noise, v2.noise);
+    assert_eq!(demo.scanner.pitch_mm, 5.0);
+    // Other scenes than the benchmark's, and only test scans.
+    assert_ne!(demo.seed, v2.seed);
+    assert_eq!((demo.splits.train, demo.splits.val), (0, 0));
+    assert!((1..=10).contains(&demo.splits.test));
+}
